@@ -1,0 +1,76 @@
+"""Set up `.venv` and run riffstudio or its test suite: the README's two commands.
+
+    python bootstrap.py              # install the app into .venv and open it
+    python bootstrap.py test [ARGS]  # install with the dev + export extras, run ruff and pytest ARGS
+
+Standard library only, so it runs on a fresh Windows, macOS or Linux machine with just Python 3.11+.
+An install is skipped when nothing it depends on changed since the last one (a stamp inside .venv).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+CONSTRAINTS = ROOT / "constraints.txt"
+MIN_PYTHON = (3, 11)
+
+
+def venv_python() -> Path:
+    if os.name == "nt":
+        return VENV / "Scripts" / "python.exe"
+    return VENV / "bin" / "python"
+
+
+def ensure_venv() -> Path:
+    python = venv_python()
+    if not python.exists():
+        print(f"bootstrap: creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=VENV.exists()).create(VENV)
+    return python
+
+
+def install(python: Path, extras: str) -> None:
+    """Install the project (editable) with `extras`, unless the same install is already there."""
+    digest = hashlib.sha256()
+    for path in (ROOT / "pyproject.toml", CONSTRAINTS):
+        digest.update(path.read_bytes())
+    digest.update(extras.encode())
+    stamp = VENV / f".riffstudio-installed-{extras.replace(',', '-') or 'app'}"
+    if stamp.exists() and stamp.read_text() == digest.hexdigest():
+        return
+    target = f".[{extras}]" if extras else "."
+    print(f"bootstrap: installing riffstudio{'[' + extras + ']' if extras else ''} into {VENV}", flush=True)
+    run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-c", str(CONSTRAINTS),
+         "-e", target])
+    stamp.write_text(digest.hexdigest())
+
+
+def run(command: list[str]) -> None:
+    result = subprocess.run(command, cwd=ROOT)
+    if result.returncode != 0:
+        sys.exit(result.returncode)
+
+
+def main(argv: list[str]) -> None:
+    if sys.version_info < MIN_PYTHON:
+        sys.exit(f"bootstrap: riffstudio needs Python {'.'.join(map(str, MIN_PYTHON))} or newer, "
+                 f"this is {sys.version.split()[0]}")
+    python = ensure_venv()
+    if argv[:1] == ["test"]:
+        install(python, "dev,export")
+        run([str(python), "-m", "ruff", "check", "."])
+        run([str(python), "-m", "pytest", *argv[1:]])
+    else:
+        install(python, "")
+        run([str(python), "-m", "ui.cli.main", *argv])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

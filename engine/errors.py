@@ -1,0 +1,45 @@
+"""Our exception types. Every message is one line a producer can act on: what is wrong, and what to do.
+
+The command line prints `riffstudio: <message>` and exits with `exit_code`; the desktop app shows the
+message in its status area. Anything else that escapes is a bug, and is reported as one.
+"""
+
+from __future__ import annotations
+
+
+class RiffstudioError(Exception):
+    """Base of every error we raise on purpose."""
+
+    exit_code = 1
+
+
+class InvalidInputError(RiffstudioError, ValueError):
+    """The user gave us something we cannot use: a wrong file, an empty prompt, an absurd number."""
+
+    exit_code = 2
+
+
+class AudioFileError(InvalidInputError):
+    """An audio file that cannot be read, or holds no usable audio."""
+
+
+class ImageFileError(InvalidInputError):
+    """An image file that cannot be read, or is not a spectrogram we can decode."""
+
+
+class ModelBundleError(RiffstudioError):
+    """A model bundle (or conversion source) that is missing, incomplete, altered or of the wrong kind."""
+
+    exit_code = 3
+
+
+class ProviderError(RiffstudioError):
+    """An ONNX Runtime execution provider (CPU, QNN) that cannot be used here."""
+
+    exit_code = 4
+
+
+class CancelledError(RiffstudioError):
+    """The user cancelled a long job; not a failure, but the job produced nothing."""
+
+    exit_code = 130

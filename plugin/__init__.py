@@ -1,0 +1,1 @@
+"""DAW-facing: loop rendering, WAV metadata, drag-and-drop export, batch presets."""

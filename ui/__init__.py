@@ -1,0 +1,1 @@
+"""The desktop app and the command line: views and thin front ends over the engine."""

@@ -1,0 +1,50 @@
+"""Entry point of the `riffstudio` command.
+
+Each sub-command lives in its own module beside this one and exposes `register(subparsers)`; the
+parser sets `run` to the function that does the work. Heavy imports (ONNX Runtime, Qt) happen inside
+those functions, so `riffstudio --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from engine.errors import RiffstudioError
+from engine.version import __version__
+from ui.cli import app
+
+COMMANDS = (app,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="riffstudio",
+        description="Local AI loop generator: a text prompt becomes a loop for your DAW. "
+        "With no command, opens the desktop app.",
+    )
+    parser.add_argument("--version", action="version", version=f"riffstudio {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for command in COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["app"])
+    try:
+        return int(args.run(args) or 0)
+    except RiffstudioError as error:
+        print(f"riffstudio: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("riffstudio: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
