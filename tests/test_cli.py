@@ -1,0 +1,41 @@
+"""The `riffstudio` command: version, help, and the one-line error contract."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from engine.version import __version__
+from ui.cli.main import COMMANDS, build_parser
+
+
+def test_version_prints_the_package_version(run_cli):
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"riffstudio {__version__}"
+
+
+def test_help_lists_exactly_the_registered_commands(run_cli):
+    result = run_cli("--help")
+    assert result.returncode == 0
+    listed = set(re.findall(r"^    (\w+)\s", result.stdout, flags=re.MULTILINE))
+    registered = set(build_parser()._subparsers._group_actions[0].choices)
+    assert listed == registered
+    assert len(registered) == len(COMMANDS)
+
+
+def test_unknown_command_exits_non_zero_with_usage(run_cli):
+    result = run_cli("no-such-command")
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr
+
+
+def test_help_imports_no_torch_diffusers_or_transformers():
+    code = ("import sys, contextlib, io\n"
+            "from ui.cli.main import main\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+            "    main(['--help'])\n"
+            "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'PySide6') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
