@@ -1,0 +1,308 @@
+"""Quantized variants of the fp32 ONNX components: `int8` for ONNX Runtime's CPU provider, `qnn` for
+the Hexagon NPU (static QDQ, w8a16), and the SNR that says how much each one lost.
+
+Export time only: imports onnx and onnxruntime.quantization lazily.
+
+`qnn` uses onnxruntime's own QNN helpers (`qnn_preprocess_model`, `get_qnn_qdq_config`,
+`quantize_static`) rather than AIMET-ONNX: they come with the onnxruntime we already ship, they
+know the QNN execution provider's operator constraints (16-bit MatMul/LayerNorm/Sigmoid overrides),
+and the result runs on the same provider they are tested against. AIMET's extra tools (AdaRound,
+sequential MSE) cost hours and a CUDA machine; w8a16 MinMax measured above 30 dB here already.
+Calibration is ours (`engine/export/ranges.py`): streaming min/max, so the full UNet fits in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import InvalidInputError, ModelBundleError
+from engine.export.ranges import collect_ranges, write_calibration_cache
+
+COMPONENTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
+# Models above this size keep their weights in an external file (protobuf's limit is 2 GB).
+EXTERNAL_DATA_THRESHOLD = 1 << 30
+
+# int8 schemes for ONNX Runtime's CPU provider, by name:
+#   fp32: no quantization (the model is copied). For the text encoder: one call per prompt, cheap.
+#   dynamic_u8_per_channel: MatMul/Conv weights QUInt8 per channel, activations quantized at run
+#       time. u8 weights avoid the u8 x s8 saturation (and slow path) of CPUs without VNNI.
+#   static_qdq_u8s8: QDQ with calibrated QUInt8 activations and QInt8 per-channel weights.
+INT8_SCHEMES = ("fp32", "dynamic_u8_per_channel", "static_qdq_u8s8")
+# Chosen from measurements on full SD 1.5 sizes (x86_64 AVX2, no VNNI; docs/qnn-notes.md): the UNet
+# gains 12% with dynamic u8 (27 dB), the VAE 36% with static QDQ; the text encoder is not worth it.
+DEFAULT_INT8_SCHEMES = {
+    "text_encoder": "fp32",
+    "unet": "dynamic_u8_per_channel",
+    "vae_decoder": "static_qdq_u8s8",
+    "vae_encoder": "static_qdq_u8s8",
+}
+
+
+@dataclass(frozen=True)
+class QuantizationRecord:
+    """What was done to one component, for the bundle manifest."""
+
+    component: str
+    target: str  # "int8" or "qnn"
+    scheme: str
+    weight_type: str
+    activation_type: str
+    per_channel: bool
+    calibration_samples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+Feeds = Mapping[str, np.ndarray]
+
+
+def quantize_qnn(fp32_static_path: str | Path, out_path: str | Path, component: str,
+                 calibration: Iterable[Feeds], *, activation_type: str = "uint16",
+                 weight_type: str = "uint8", progress: Callable[[int], None] | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> QuantizationRecord:
+    """Static QDQ model of `fp32_static_path` (fixed shapes) for QNN's HTP back end, at `out_path`.
+
+    Weights 8-bit symmetric (per channel for Conv, as HTP requires signed symmetric per-channel
+    weights), activations 16-bit, calibrated by min/max over `calibration` (feeds by input name,
+    streamed: any number of samples in constant memory).
+    """
+    from onnxruntime.quantization import QuantType, quantize_static
+    from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config, qnn_preprocess_model
+
+    _check_component(component)
+    fp32_static_path, out_path = Path(fp32_static_path), Path(out_path)
+    _check_static(fp32_static_path)
+    qtypes = {"uint8": QuantType.QUInt8, "uint16": QuantType.QUInt16, "int8": QuantType.QInt8,
+              "int16": QuantType.QInt16}
+    if activation_type not in qtypes or weight_type not in qtypes:
+        raise InvalidInputError(f"quantization types must be among {', '.join(qtypes)}, "
+                                f"not {activation_type}/{weight_type}")
+    with _workdir(out_path) as work:
+        preprocessed = work / "preprocessed.onnx"
+        large = _is_large(fp32_static_path)
+        if not qnn_preprocess_model(fp32_static_path, preprocessed, save_as_external_data=large,
+                                    all_tensors_to_one_file=True,
+                                    external_data_location="preprocessed.onnx.data"):
+            preprocessed = fp32_static_path
+        # 16-bit Q/DQ needs opset 21; quantize_static would convert the whole model (weights and
+        # all, through protobuf: impossible above 2 GB, and the converted graph's tensor names
+        # need not match our ranges). Convert the weightless graph once, here, instead.
+        prepared = _to_opset21(preprocessed, _sibling(preprocessed, work.name + ".opset21"))
+        try:
+            count = _Counter(calibration)
+            ranges = collect_ranges(prepared, count, progress=progress, cancelled=cancelled)
+            cache = work / "ranges.json"
+            write_calibration_cache(ranges, cache)
+            config = get_qnn_qdq_config(prepared, None, activation_type=qtypes[activation_type],
+                                        weight_type=qtypes[weight_type], per_channel=True)
+            staged = work / "out" / out_path.name
+            staged.parent.mkdir()
+            with _quiet_quantization_logs():
+                quantize_static(prepared, staged, None, calibration_cache_path=cache,
+                                quant_format=config.quant_format, activation_type=config.activation_type,
+                                weight_type=config.weight_type,
+                                op_types_to_quantize=config.op_types_to_quantize,
+                                nodes_to_exclude=config.nodes_to_exclude, per_channel=config.per_channel,
+                                reduce_range=config.reduce_range, use_external_data_format=large,
+                                extra_options=config.extra_options)
+            _publish(staged, out_path)
+        finally:
+            if prepared != preprocessed:
+                prepared.unlink(missing_ok=True)
+    return QuantizationRecord(component, "qnn", f"qdq_w{_bits(weight_type)}a{_bits(activation_type)}",
+                              weight_type, activation_type, True, count.count)
+
+
+def quantize_int8(fp32_path: str | Path, out_path: str | Path, component: str, *,
+                  scheme: str | None = None, calibration: Iterable[Feeds] | None = None,
+                  progress: Callable[[int], None] | None = None,
+                  cancelled: Callable[[], bool] | None = None) -> QuantizationRecord:
+    """An int8 variant of `fp32_path` for ONNX Runtime's CPU provider (dynamic shapes kept).
+
+    `scheme` defaults to `DEFAULT_INT8_SCHEMES[component]`; `static_qdq_u8s8` needs `calibration`.
+    """
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    _check_component(component)
+    scheme = scheme or DEFAULT_INT8_SCHEMES[component]
+    if scheme not in INT8_SCHEMES:
+        raise InvalidInputError(f"unknown int8 scheme {scheme!r}; use one of {', '.join(INT8_SCHEMES)}")
+    fp32_path, out_path = Path(fp32_path), Path(out_path)
+    if not fp32_path.is_file():
+        raise ModelBundleError(f"fp32 model {fp32_path} is missing; export it first")
+    large = _is_large(fp32_path)
+    samples = 0
+    with _workdir(out_path) as work:
+        staged = work / "out" / out_path.name
+        staged.parent.mkdir()
+        if scheme == "fp32":
+            import onnx
+
+            onnx.save(onnx.load(str(fp32_path)), str(staged), save_as_external_data=large,
+                      location=f"{out_path.name}.data")
+            record = ("float32", "float32", False)
+        elif scheme == "dynamic_u8_per_channel":
+            with _quiet_quantization_logs():
+                quantize_dynamic(fp32_path, staged, weight_type=QuantType.QUInt8, per_channel=True,
+                                 op_types_to_quantize=["MatMul", "Conv"], use_external_data_format=large)
+            record = ("uint8", "uint8 (dynamic)", True)
+        else:
+            if calibration is None:
+                raise InvalidInputError(f"int8 scheme {scheme} for {component} needs calibration samples")
+            count = _Counter(calibration)
+            ranges = collect_ranges(fp32_path, count, progress=progress, cancelled=cancelled)
+            samples = count.count
+            cache = work / "ranges.json"
+            write_calibration_cache(ranges, cache)
+            with _quiet_quantization_logs():
+                quantize_static(fp32_path, staged, None, calibration_cache_path=cache,
+                                quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                                weight_type=QuantType.QInt8, per_channel=True,
+                                use_external_data_format=large)
+            record = ("int8", "uint8", True)
+        _publish(staged, out_path)
+    return QuantizationRecord(component, "int8", scheme, record[0], record[1], record[2], samples)
+
+
+def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
+    """Signal-to-noise ratio of `test` against `reference` in dB (inf when they are identical)."""
+    reference = np.asarray(reference, dtype=np.float64)
+    test = np.asarray(test, dtype=np.float64)
+    if reference.shape != test.shape:
+        raise InvalidInputError(f"cannot compare shapes {reference.shape} and {test.shape}")
+    noise = float(np.sum((reference - test) ** 2))
+    signal = float(np.sum(reference**2))
+    if noise == 0.0:
+        return float("inf")
+    if signal == 0.0:
+        return float("-inf")
+    return 10.0 * float(np.log10(signal / noise))
+
+
+def component_snr_db(fp32_path: str | Path, quantized_path: str | Path, samples: Sequence[Feeds], *,
+                     quantized_settings: Any = None, cache_dir: str | Path | None = None) -> float:
+    """SNR (dB) of the quantized component's first output against fp32, over all `samples` at once.
+
+    The fp32 model runs on the CPU; the quantized one on `quantized_settings` (an
+    `engine.sessions.SessionSettings`, CPU by default: ONNX Runtime's CPU kernels emulate QDQ
+    faithfully enough to judge the calibration; pass provider="qnn" to measure the NPU itself).
+    """
+    from engine.sessions import SessionSettings, create_session
+
+    if not samples:
+        raise InvalidInputError("component_snr_db needs at least one sample")
+    reference = create_session(fp32_path, SessionSettings())
+    quantized = create_session(quantized_path, quantized_settings or SessionSettings(), cache_dir)
+    expected = np.concatenate([reference.run(None, dict(feeds))[0] for feeds in samples])
+    actual = np.concatenate([quantized.run(None, dict(feeds))[0] for feeds in samples])
+    return snr_db(expected, actual)
+
+
+class _Counter:
+    """Passes samples through, counting them (the manifest records how many calibrated a model)."""
+
+    def __init__(self, samples: Iterable[Feeds]) -> None:
+        self.samples = samples
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Feeds]:
+        for sample in self.samples:
+            self.count += 1
+            yield sample
+
+
+def _to_opset21(model_path: Path, out_path: Path) -> Path:
+    """`model_path` converted to opset 21 without loading its weights.
+
+    The converted graph is written beside `model_path` (it references the same external data file;
+    onnx refuses hard links to it), under `out_path`'s name; the caller removes it.
+    """
+    import onnx
+    from onnx import version_converter
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    opset = next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
+    if opset >= 21:
+        return model_path
+    converted = version_converter.convert_version(model, 21)
+    onnx.save(converted, str(out_path))
+    return out_path
+
+
+def _check_static(model_path: Path) -> None:
+    """QNN compiles fixed shapes only: refuse a model with symbolic input or output dimensions."""
+    import onnx
+
+    if not model_path.is_file():
+        raise ModelBundleError(f"fp32 model {model_path} is missing; export it first")
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    for value in (*graph.input, *graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if any(not dim.HasField("dim_value") for dim in dims):
+            raise ModelBundleError(f"{model_path.name} has a dynamic shape at {value.name}; "
+                                   f"export it with fixed shapes (batch 1, width 512) for qnn")
+
+
+def _sibling(model_path: Path, tag: str) -> Path:
+    """A hidden file name beside `model_path` (for graphs that must share its external data)."""
+    return model_path.with_name(f".{model_path.stem}.{tag.strip('.')}.onnx")
+
+
+def _check_component(component: str) -> None:
+    if component not in COMPONENTS:
+        raise InvalidInputError(f"unknown component {component!r}; use one of {', '.join(COMPONENTS)}")
+
+
+def _is_large(model_path: Path) -> bool:
+    total = model_path.stat().st_size
+    data = model_path.with_name(model_path.name + ".data")
+    if data.exists():
+        total += data.stat().st_size
+    return total >= EXTERNAL_DATA_THRESHOLD
+
+
+def _bits(qtype: str) -> int:
+    return int("".join(ch for ch in qtype if ch.isdigit()))
+
+
+@contextlib.contextmanager
+def _workdir(out_path: Path) -> Iterator[Path]:
+    """A scratch folder beside the output (same file system: links work, the final move is a rename)."""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", suffix=".work", dir=out_path.parent))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _publish(staged: Path, out_path: Path) -> None:
+    """Move the staged model (and its external data) into place; the .onnx file moves last, so a
+    model under its final name always has its weights beside it."""
+    for file in sorted(staged.parent.iterdir(), key=lambda path: path == staged):
+        os.replace(file, out_path.parent / (out_path.name if file == staged else file.name))
+
+
+@contextlib.contextmanager
+def _quiet_quantization_logs() -> Iterator[None]:
+    """onnxruntime.quantization warns on the root logger about harmless things (per-channel axes of
+    rank-1 norm weights, pre-processing hints): keep them out of the user's console."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)

@@ -1,0 +1,105 @@
+"""Streaming activation ranges (min/max per tensor) for static quantization, in constant memory.
+
+onnxruntime's `quantize_static` calibrates through its own calibrator, which holds several copies of
+the model in memory (shape-inferred, opset-updated, augmented) next to its session; with SD 1.5's
+3.4 GB UNet that does not fit in 24 GB. Here the graph is loaded without its weights, every float
+activation gets a ReduceMin/ReduceMax output, and each sample's scalars are merged into running
+ranges at once: memory is one ONNX Runtime session plus a few numbers per tensor, however many
+samples. The result is written as onnxruntime's calibration cache (`calibration_cache_path`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import CancelledError, ModelBundleError
+
+FLOAT_TYPES = (1, 10)  # onnx.TensorProto.FLOAT, FLOAT16
+
+
+def collect_ranges(model_path: str | Path, samples: Iterable[Mapping[str, np.ndarray]], *,
+                   progress: Callable[[int], None] | None = None,
+                   cancelled: Callable[[], bool] | None = None) -> dict[str, tuple[float, float]]:
+    """Min and max of every float activation of `model_path` over `samples` (feeds by input name)."""
+    import onnx
+    import onnxruntime as ort
+
+    model_path = Path(model_path)
+    model = onnx.load(str(model_path), load_external_data=False)
+    model = onnx.shape_inference.infer_shapes(model)
+    tensors = _float_activations(model)
+    _add_reduce_outputs(model, tensors)
+    # The augmented graph must sit beside the weights it references (onnx refuses hard-linked
+    # external data as a "hardlink attack", and copying gigabytes is slow): a hidden temporary file
+    # in the model's own folder.
+    fd, name = tempfile.mkstemp(prefix=f".{model_path.stem}.calib.", suffix=".onnx", dir=model_path.parent)
+    os.close(fd)
+    augmented = Path(name)
+    try:
+        onnx.save(model, str(augmented))
+        del model
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.enable_cpu_mem_arena = False
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(augmented), options, providers=["CPUExecutionProvider"])
+        names = [f"{tensor}__{op}" for tensor in tensors for op in ("min", "max")]
+        lows = np.full(len(tensors), np.inf)
+        highs = np.full(len(tensors), -np.inf)
+        count = 0
+        for feeds in samples:
+            if cancelled is not None and cancelled():
+                raise CancelledError("calibration cancelled; nothing was written")
+            values = np.asarray(session.run(names, dict(feeds)), dtype=np.float64).reshape(-1, 2)
+            lows = np.fmin(lows, values[:, 0])
+            highs = np.fmax(highs, values[:, 1])
+            count += 1
+            if progress is not None:
+                progress(count)
+        del session
+    finally:
+        augmented.unlink(missing_ok=True)
+    if count == 0:
+        raise ModelBundleError(f"no calibration samples for {model_path.name}; give at least one")
+    return {tensor: (float(low), float(high)) for tensor, low, high in zip(tensors, lows, highs, strict=True)
+            if np.isfinite(low) and np.isfinite(high)}
+
+
+def write_calibration_cache(ranges: Mapping[str, tuple[float, float]], path: str | Path) -> None:
+    """Save `ranges` in onnxruntime's calibration-cache format (for `quantize_static`)."""
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData, save_tensors_data
+
+    data = {name: (np.array(low, np.float32), np.array(high, np.float32)) for name, (low, high) in ranges.items()}
+    save_tensors_data(TensorsData(CalibrationMethod.MinMax, data), path)
+
+
+def _float_activations(model) -> list[str]:
+    """Float tensors flowing between nodes (graph inputs and outputs included), not weights."""
+    types = {info.name: info.type.tensor_type.elem_type
+             for info in [*model.graph.value_info, *model.graph.input, *model.graph.output]}
+    initializers = {init.name for init in model.graph.initializer}
+    constants = {out for node in model.graph.node if node.op_type == "Constant" for out in node.output}
+    seen: dict[str, None] = {}
+    for node in model.graph.node:
+        for name in (*node.input, *node.output):
+            if name and name not in initializers and name not in constants and types.get(name) in FLOAT_TYPES:
+                seen[name] = None
+    return list(seen)
+
+
+def _add_reduce_outputs(model, tensors: list[str]) -> None:
+    """Append ReduceMin/ReduceMax (to scalars) of each tensor as extra graph outputs."""
+    from onnx import TensorProto, helper
+
+    for tensor in tensors:
+        for op, suffix in (("ReduceMin", "min"), ("ReduceMax", "max")):
+            output = f"{tensor}__{suffix}"
+            # keepdims=0 without axes reduces over every axis: one number per sample.
+            model.graph.node.append(helper.make_node(op, [tensor], [output], keepdims=0,
+                                                     name=f"calib_{suffix}_{tensor}"))
+            model.graph.output.append(helper.make_tensor_value_info(output, TensorProto.FLOAT, []))
