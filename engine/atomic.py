@@ -26,6 +26,8 @@ def atomic_path(final: str | os.PathLike[str], *, directory: bool = False) -> It
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=".partial" + final.suffix, dir=final.parent)
         os.close(fd)
         temp = Path(name)
+    # mkstemp/mkdtemp make private (0600/0700) entries; give the result the permissions a plain write would.
+    os.chmod(temp, (0o777 if directory else 0o666) & ~_umask())
     try:
         yield temp
         if directory and final.exists():
@@ -43,6 +45,12 @@ def atomic_path(final: str | os.PathLike[str], *, directory: bool = False) -> It
         else:
             temp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes_atomic(final: str | os.PathLike[str], data: bytes) -> None:

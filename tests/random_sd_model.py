@@ -169,6 +169,10 @@ def cached_model(preset: str = "tiny", seed: int = 0) -> Path:
     key.update(f"{preset}-{seed}-{torch.__version__}-{diffusers.__version__}-{transformers.__version__}".encode())
     out = CACHE / f"{preset}-{key.hexdigest()[:12]}"
     if not (out / "model_index.json").exists():
+        import shutil
+
+        for stale in CACHE.glob(f"{preset}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         write_model(out, preset, seed)
     return out
 

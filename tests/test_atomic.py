@@ -38,3 +38,16 @@ def test_folder_replaces_the_old_one_whole(tmp_path):
         raise KeyboardInterrupt
     assert sorted(p.name for p in target.iterdir()) == ["b"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_results_get_ordinary_permissions(tmp_path):
+    import os
+
+    write_bytes_atomic(tmp_path / "loop.wav", b"x")
+    with atomic_path(tmp_path / "bundle", directory=True) as temp:
+        (temp / "a").write_text("1")
+    if os.name == "posix":
+        umask = os.umask(0o022)
+        os.umask(umask)
+        assert (tmp_path / "loop.wav").stat().st_mode & 0o777 == 0o666 & ~umask
+        assert (tmp_path / "bundle").stat().st_mode & 0o777 == 0o777 & ~umask

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from engine.errors import RiffstudioError
 from engine.version import __version__
-from ui.cli import app
+from ui.cli import app, model
 
-COMMANDS = (app,)
+COMMANDS = (app, model)
 
 
 def build_parser() -> argparse.ArgumentParser:

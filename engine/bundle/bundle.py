@@ -1,0 +1,81 @@
+"""Opening a bundle: the manifest read, the files checked, the paths the engine needs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.bundle.files import sha256_file
+from engine.bundle.manifest import MANIFEST_NAME, TOKENIZER_NAME, Manifest
+from engine.errors import ModelBundleError
+
+CACHE_FOLDER = "cache"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    manifest: Manifest
+
+    @property
+    def precision(self) -> str:
+        return self.manifest.precision
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.path / TOKENIZER_NAME
+
+    def component_path(self, component: str) -> Path:
+        return self.path / self.manifest.components[component].file
+
+    @property
+    def identity(self) -> str:
+        """A short hash that names this exact bundle (its manifest), for sidecars and caches."""
+        return hashlib.sha256((self.path / MANIFEST_NAME).read_bytes()).hexdigest()[:16]
+
+    def cache_dir(self) -> Path:
+        """Where compiled NPU contexts go: inside the bundle, or the user cache if the bundle is read-only."""
+        inside = self.path / CACHE_FOLDER
+        try:
+            inside.mkdir(exist_ok=True)
+            if os.access(inside, os.W_OK):
+                return inside
+        except OSError:
+            pass
+        from platformdirs import user_cache_dir
+
+        outside = Path(user_cache_dir("riffstudio")) / "bundles" / self.identity
+        outside.mkdir(parents=True, exist_ok=True)
+        return outside
+
+    def verify(self, *, hashes: bool = True, progress: Callable[[str, float], None] | None = None) -> None:
+        """Check every file the manifest lists: present, the right size and (if `hashes`) content."""
+        total = sum(entry.size for entry in self.manifest.files) or 1
+        done = 0
+        for entry in self.manifest.files:
+            path = self.path / entry.path
+            if not path.is_file():
+                raise ModelBundleError(f"bundle file {entry.path} is missing from {self.path}: "
+                                       "re-convert the model or copy the whole bundle folder again")
+            if path.stat().st_size != entry.size:
+                raise ModelBundleError(f"bundle file {entry.path} has {path.stat().st_size} bytes, the manifest "
+                                       f"says {entry.size}: the copy is damaged, re-convert or copy it again")
+            if hashes and sha256_file(path) != entry.sha256:
+                raise ModelBundleError(f"bundle file {entry.path} was altered (sha256 differs from the "
+                                       "manifest): re-convert the model or copy the bundle again")
+            done += entry.size
+            if progress:
+                progress(f"checking {entry.path}", done / total)
+
+
+def open_bundle(path: str | os.PathLike[str], *, precision: str | None = None, hashes: bool = False) -> Bundle:
+    """Open and check a bundle. Sizes are always checked; full hashes when `hashes` (slow on big UNets)."""
+    bundle = Bundle(Path(path), Manifest.read(Path(path)))
+    if precision is not None and bundle.precision != precision:
+        raise ModelBundleError(f"{path} is a {bundle.precision} bundle, but {precision} was asked for: use a "
+                               f"bundle made with `riffstudio model convert --precision {precision}`")
+    bundle.verify(hashes=hashes)
+    return bundle

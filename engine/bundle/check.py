@@ -1,0 +1,134 @@
+"""`riffstudio model check`: prove a bundle is whole and runs here, on the provider the user will use.
+
+Every hash and size against the manifest, every session opened on the chosen provider, every model's
+inputs and outputs against the manifest, one small forward pass each (the smallest width the bundle
+allows, so a full-size check stays quick), outputs finite.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.bundle.bundle import Bundle, open_bundle
+from engine.bundle.manifest import COMPONENTS, TensorSpec
+from engine.errors import ModelBundleError
+from engine.tokenizer import PromptTokenizer
+
+CHECK_PROMPT = "a jazz saxophone solo"
+
+
+@dataclass(frozen=True)
+class ComponentCheck:
+    component: str
+    file: str
+    megabytes: float
+    quantization: str
+    session_seconds: float
+    run_seconds: float
+    output_shape: tuple[int, ...]
+    output_range: tuple[float, float]
+    validation: dict[str, float]
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    path: Path
+    precision: str
+    provider: str
+    source: str
+    source_revision: str
+    onnxruntime_version: str
+    components: tuple[ComponentCheck, ...]
+
+    def render(self) -> str:
+        lines = [f"bundle     {self.path}", f"precision  {self.precision}    provider {self.provider}",
+                 f"source     {self.source} ({self.source_revision})",
+                 f"made with  onnxruntime {self.onnxruntime_version}", "",
+                 f"{'model':<13}{'MB':>8}  {'quantisation':<26}{'open s':>7}{'run s':>7}  output      check"]
+        for c in self.components:
+            check = ", ".join(f"{k.replace('_vs_', ' vs ')} {v:.3g}" for k, v in c.validation.items())
+            lines.append(f"{c.component:<13}{c.megabytes:8.1f}  {c.quantization:<26}{c.session_seconds:7.2f}"
+                         f"{c.run_seconds:7.2f}  {'x'.join(map(str, c.output_shape)):<12}{check}")
+        lines += ["", "OK: every file matches the manifest and every model runs."]
+        return "\n".join(lines)
+
+
+def check_bundle(path: str | Path, *, precision: str | None = None, provider: str = "cpu",
+                 progress: Callable[[str, float], None] | None = None) -> CheckReport:
+    from engine.sessions import SessionSettings, create_session
+
+    bundle = open_bundle(path, precision=precision)
+    bundle.verify(hashes=True, progress=(lambda stage, f: progress(stage, 0.5 * f)) if progress else None)
+    tokens = PromptTokenizer(bundle.tokenizer_path).encode([CHECK_PROMPT])
+    settings = SessionSettings(provider=provider)
+    results: list[ComponentCheck] = []
+    context: np.ndarray | None = None
+    for index, component in enumerate(COMPONENTS):
+        if progress:
+            progress(f"running {component}", 0.5 + 0.5 * index / len(COMPONENTS))
+        spec = bundle.manifest.components[component]
+        start = time.perf_counter()
+        session = create_session(bundle.component_path(component), settings, cache_dir=bundle.cache_dir())
+        opened = time.perf_counter() - start
+        _check_signature(bundle, component, session)
+        feeds = _feeds(spec.inputs, tokens, context)
+        start = time.perf_counter()
+        output = session.run(None, feeds)[0]
+        ran = time.perf_counter() - start
+        if not np.all(np.isfinite(output)):
+            raise ModelBundleError(f"{spec.file} gives non-finite outputs on {provider}: the model is damaged "
+                                   "or this provider mis-runs it; re-convert, or try --provider cpu")
+        if component == "text_encoder":
+            context = output
+        size = sum(e.size for e in bundle.manifest.files if e.path.startswith(spec.file))
+        results.append(ComponentCheck(component, spec.file, size / 1e6, spec.quantization, opened, ran,
+                                      tuple(output.shape), (float(output.min()), float(output.max())),
+                                      spec.validation))
+    if progress:
+        progress("done", 1.0)
+    m = bundle.manifest
+    return CheckReport(bundle.path, m.precision, provider, m.source, m.source_revision, m.onnxruntime_version,
+                       tuple(results))
+
+
+def _check_signature(bundle: Bundle, component: str, session: object) -> None:
+    spec = bundle.manifest.components[component]
+    actual = [(i.name, tuple(d if isinstance(d, int) else None for d in i.shape)) for i in session.get_inputs()]
+    expected = [(t.name, tuple(d if isinstance(d, int) else None for d in t.shape)) for t in spec.inputs]
+    if actual != expected:
+        raise ModelBundleError(f"{spec.file} takes {actual}, the manifest says {expected}: the bundle is "
+                               "inconsistent, re-convert the model")
+
+
+def concrete_shape(spec: TensorSpec) -> tuple[int, ...]:
+    """The smallest concrete shape for a spec: dynamic batch 1, dynamic width one step ("8*steps" -> 8)."""
+    shape = []
+    for dim in spec.shape:
+        if isinstance(dim, int):
+            shape.append(dim)
+        else:
+            factors = [int(n) for n in re.findall(r"\d+", dim)]
+            shape.append(int(np.prod(factors)) if factors else 1)
+    return tuple(shape)
+
+
+def _feeds(inputs: tuple[TensorSpec, ...], tokens: np.ndarray, context: np.ndarray | None) -> dict:
+    rng = np.random.default_rng(0)
+    feeds: dict[str, np.ndarray] = {}
+    for spec in inputs:
+        shape = concrete_shape(spec)
+        if spec.name == "input_ids":
+            feeds[spec.name] = np.repeat(tokens, shape[0], axis=0).astype(np.int32)
+        elif spec.name == "timestep":
+            feeds[spec.name] = np.full(shape, 500.0, dtype=np.float32)
+        elif spec.name == "encoder_hidden_states" and context is not None and context.shape[1:] == shape[1:]:
+            feeds[spec.name] = np.repeat(context[:1], shape[0], axis=0)
+        else:
+            feeds[spec.name] = rng.standard_normal(shape).astype(np.float32)
+    return feeds

@@ -1,0 +1,129 @@
+"""The bundle manifest: what a bundle holds, how it was made, and how to check it.
+
+`manifest.json` is the contract between conversion (torch side) and the engine (ONNX Runtime side):
+file hashes and sizes, every model's inputs and outputs, the scheduler config and the image geometry.
+A schema version guards against bundles from another riffstudio.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ModelBundleError
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+TOKENIZER_NAME = "tokenizer.json"
+PRECISIONS = ("fp32", "int8", "qnn")
+COMPONENTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output; a str dimension is dynamic (e.g. "batch")."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | str, ...]
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    file: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    quantization: str = "none"
+    # How the export checked itself: max_abs_error_vs_torch (fp32), snr_db_vs_fp32 (quantised).
+    validation: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    precision: str
+    source: str
+    source_revision: str
+    opset: int
+    onnxruntime_version: str
+    riffstudio_version: str
+    created: str
+    scheduler: dict[str, Any]
+    components: dict[str, ComponentSpec]
+    files: tuple[FileEntry, ...]
+    latent_scale_factor: float = 0.18215
+    image_height: int = 512
+    image_width: int = 512
+    # True where every model has fixed shapes (QNN): then only image_width is possible.
+    fixed_shapes: bool = False
+    max_image_width: int = 1024
+    # Width granularity in pixels: the UNet halves the latent three times (8 px per latent column).
+    width_step: int = 64
+    text_hidden_size: int = 768
+    # Session options per platform ("x86_64", "arm64", ...), e.g. the CPU int8 scheme in use there.
+    runtime: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            newer = isinstance(version, int) and version > SCHEMA_VERSION
+            hint = "update riffstudio" if newer else "re-convert it with `riffstudio model convert`"
+            raise ModelBundleError(f"bundle manifest has schema version {version!r}, this riffstudio "
+                                   f"reads {SCHEMA_VERSION}: {hint}")
+        try:
+            components = {
+                name: ComponentSpec(
+                    file=spec["file"],
+                    inputs=tuple(_tensor(t) for t in spec["inputs"]),
+                    outputs=tuple(_tensor(t) for t in spec["outputs"]),
+                    quantization=spec.get("quantization", "none"),
+                    validation=dict(spec.get("validation", {})),
+                )
+                for name, spec in data["components"].items()
+            }
+            files = tuple(FileEntry(**entry) for entry in data["files"])
+            fields = {k: v for k, v in data.items() if k not in ("components", "files")}
+            manifest = cls(components=components, files=files, **fields)
+        except (KeyError, TypeError) as error:
+            raise ModelBundleError(f"bundle manifest is incomplete ({error}): re-convert the model") from None
+        if manifest.precision not in PRECISIONS:
+            raise ModelBundleError(f"bundle manifest names an unknown precision {manifest.precision!r}: "
+                                   "re-convert the model")
+        missing = [name for name in COMPONENTS if name not in components]
+        if missing:
+            raise ModelBundleError(f"bundle manifest lacks {', '.join(missing)}: re-convert the model")
+        return manifest
+
+    @classmethod
+    def read(cls, bundle_dir: Path) -> Manifest:
+        path = bundle_dir / MANIFEST_NAME
+        if not bundle_dir.is_dir():
+            raise ModelBundleError(f"no model bundle at {bundle_dir}: convert one with "
+                                   "`riffstudio model convert SRC --out BUNDLE`")
+        if not path.is_file():
+            raise ModelBundleError(f"{bundle_dir} is not a model bundle (no {MANIFEST_NAME}): convert one "
+                                   "with `riffstudio model convert SRC --out BUNDLE`")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ModelBundleError(f"{path} is unreadable ({error}): re-convert the model") from None
+        if not isinstance(data, dict):
+            raise ModelBundleError(f"{path} is not a bundle manifest: re-convert the model")
+        return cls.from_dict(data)
+
+
+def _tensor(data: dict[str, Any]) -> TensorSpec:
+    return TensorSpec(name=data["name"], dtype=data["dtype"], shape=tuple(data["shape"]))

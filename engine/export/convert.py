@@ -1,0 +1,160 @@
+"""`riffstudio model convert`: a diffusers checkpoint becomes a model bundle the engine loads with no torch.
+
+Stages, each reported to `progress(stage, fraction)`: load the checkpoint, write the tokenizer, export
+and check each model, quantise where asked, hash everything into the manifest. The bundle folder is
+written under a temporary name and renamed at the end, so it appears complete or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.atomic import atomic_path
+from engine.bundle.files import file_entries
+from engine.bundle.manifest import (
+    COMPONENTS,
+    MANIFEST_NAME,
+    PRECISIONS,
+    TOKENIZER_NAME,
+    ComponentSpec,
+    Manifest,
+)
+from engine.errors import InvalidInputError, ModelBundleError
+from engine.export.onnx_export import MAX_LATENT_WIDTH_STEPS, OPSET, export_component
+from engine.version import __version__
+
+Progress = Callable[[str, float], None]
+
+# Rough share of the whole conversion each stage takes (the UNet dominates), for one honest progress bar.
+STAGE_WEIGHTS = {"load": 0.05, "tokenizer": 0.01, "text_encoder": 0.06, "unet": 0.48, "vae_decoder": 0.15,
+                 "vae_encoder": 0.15, "manifest": 0.10}
+
+STAGE_LABELS = {"load": "loading the checkpoint", "tokenizer": "writing the tokenizer",
+                "manifest": "hashing files"}
+
+
+@dataclass(frozen=True)
+class ConvertSettings:
+    source: str
+    out: Path
+    precision: str = "fp32"
+    calibration_prompts: Path | None = None
+    # QNN bundles have fixed shapes: the one image width they generate (pixels).
+    qnn_width: int = 512
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise InvalidInputError(f"unknown precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
+        if self.qnn_width % 64 or not 64 <= self.qnn_width <= 64 * MAX_LATENT_WIDTH_STEPS:
+            raise InvalidInputError(f"width {self.qnn_width} px is not possible: use a multiple of 64 "
+                                    f"from 64 to {64 * MAX_LATENT_WIDTH_STEPS}")
+        out = Path(self.out)
+        if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_NAME).exists())):
+            raise InvalidInputError(f"{out} exists and is not a model bundle: choose another --out "
+                                    "(an existing bundle there is replaced)")
+        if self.calibration_prompts is not None and self.precision != "qnn":
+            raise InvalidInputError("--calibration-prompts only applies to --precision qnn")
+
+
+class _Stages:
+    """Turns per-stage fractions into one overall fraction."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self._progress = progress
+        self._done = 0.0
+
+    def report(self, stage: str, fraction: float) -> None:
+        if self._progress:
+            label = STAGE_LABELS.get(stage, f"exporting {stage}")
+            self._progress(label, min(1.0, self._done + STAGE_WEIGHTS[stage] * fraction))
+
+    def finish(self, stage: str) -> None:
+        self._done += STAGE_WEIGHTS[stage]
+        self.report(stage, 0.0)
+
+
+def convert(settings: ConvertSettings, progress: Progress | None = None) -> Manifest:
+    """Build the bundle described by `settings`; returns its manifest."""
+    from engine.export.source import load_checkpoint
+
+    settings.validate()
+    stages = _Stages(progress)
+    stages.report("load", 0.0)
+    checkpoint = load_checkpoint(settings.source)
+    stages.finish("load")
+    out = Path(settings.out)
+    with atomic_path(out, directory=True) as bundle, tempfile.TemporaryDirectory(
+            prefix=".riffstudio-convert-", dir=out.parent) as work:
+        write_tokenizer(checkpoint.tokenizer, bundle / TOKENIZER_NAME)
+        stages.finish("tokenizer")
+        components: dict[str, ComponentSpec] = {}
+        for component in COMPONENTS:
+            stages.report(component, 0.0)
+            components[component] = _build_component(checkpoint, component, settings, bundle, Path(work))
+            stages.finish(component)
+        manifest = Manifest(
+            precision=settings.precision,
+            source=checkpoint.source,
+            source_revision=checkpoint.revision,
+            opset=OPSET,
+            onnxruntime_version=_onnxruntime_version(),
+            riffstudio_version=__version__,
+            created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            scheduler=_clean_scheduler_config(checkpoint.scheduler_config),
+            components=components,
+            files=file_entries(bundle),
+            latent_scale_factor=float(checkpoint.vae.config.scaling_factor),
+            image_height=int(checkpoint.vae.config.sample_size),
+            image_width=settings.qnn_width if settings.precision == "qnn" else 512,
+            fixed_shapes=settings.precision == "qnn",
+            max_image_width=settings.qnn_width if settings.precision == "qnn" else 64 * MAX_LATENT_WIDTH_STEPS,
+            text_hidden_size=int(checkpoint.text_encoder.config.hidden_size),
+            runtime={"converted_on": platform.machine()},
+        )
+        (bundle / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
+        stages.finish("manifest")
+    return manifest
+
+
+def _build_component(checkpoint: Any, component: str, settings: ConvertSettings, bundle: Path,
+                     work: Path) -> ComponentSpec:
+    name = f"{component}.onnx"
+    if settings.precision == "fp32":
+        exported = export_component(checkpoint, component, bundle / name, fixed_width=None)
+        return ComponentSpec(file=name, inputs=exported.inputs, outputs=exported.outputs,
+                             validation={"max_abs_error_vs_torch": exported.max_abs_error_vs_torch})
+    raise ModelBundleError(f"precision {settings.precision} is not available in this build: use fp32")
+
+
+def write_tokenizer(tokenizer: Any, path: Path) -> None:
+    """The checkpoint's CLIP tokenizer as one `tokenizers` file, with CLIP's 77-token padding built in."""
+    from engine.tokenizer import CONTEXT_LENGTH
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ModelBundleError("the checkpoint's tokenizer has no fast (tokenizers) form: update transformers")
+    backend = type(backend).from_str(backend.to_str())  # a copy: leave the caller's tokenizer as it was
+    pad_id = backend.token_to_id(tokenizer.pad_token)
+    backend.enable_truncation(CONTEXT_LENGTH)
+    backend.enable_padding(length=CONTEXT_LENGTH, pad_id=pad_id, pad_token=tokenizer.pad_token)
+    backend.save(str(path))
+
+
+def _clean_scheduler_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The scheduler config as plain JSON (diffusers' FrozenDict and private keys dropped)."""
+    return {k: v for k, v in json.loads(json.dumps(dict(config), default=list)).items()
+            if not k.startswith("_") or k == "_class_name"}
+
+
+def _onnxruntime_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__

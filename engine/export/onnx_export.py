@@ -1,0 +1,175 @@
+"""torch -> ONNX for the four models a bundle holds, each checked against torch on the same inputs.
+
+The ONNX contract (what the engine feeds and reads), float32 unless said:
+- text_encoder: input_ids int32 [batch, 77] -> last_hidden_state [batch, 77, hidden]
+- unet: sample [batch, 4, 64, w/8], timestep [batch], encoder_hidden_states [batch, 77, hidden]
+  -> noise_pred [batch, 4, 64, w/8]
+- vae_decoder: latent [batch, 4, 64, w/8] (already divided by the latent scale factor)
+  -> image [batch, 3, 512, w] in about [-1, 1]
+- vae_encoder: image [batch, 3, 512, w] -> moments [batch, 8, 64, w/8] (latent mean and log-variance)
+
+Batch and width are dynamic for CPU bundles; QNN needs fixed shapes (batch 1, one width). Widths are
+multiples of 64 px: the UNet halves the latent three times, and its skip connections must line up.
+int32 token ids (not int64) because the NPU has no 64-bit integers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.bundle.manifest import TensorSpec
+from engine.errors import ModelBundleError
+
+OPSET = 18  # GroupNorm exports as InstanceNormalization, which the QNN HTP back end quantises cleanly.
+LATENT_HEIGHT = 64
+MAX_LATENT_WIDTH_STEPS = 32  # 8 latent columns each: up to 2048 px wide images
+# fp32 ONNX vs torch: tolerance relative to the output's largest magnitude.
+MAX_RELATIVE_ERROR = 1e-3
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    path: Path
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    max_abs_error_vs_torch: float
+
+
+INPUT_NAMES = {
+    "text_encoder": ("input_ids",),
+    "unet": ("sample", "timestep", "encoder_hidden_states"),
+    "vae_decoder": ("latent",),
+    "vae_encoder": ("image",),
+}
+OUTPUT_NAMES = {"text_encoder": ("last_hidden_state",), "unet": ("noise_pred",), "vae_decoder": ("image",),
+                "vae_encoder": ("moments",)}
+
+
+def export_component(checkpoint: Any, component: str, path: Path, *, fixed_width: int | None,
+                     check: bool = True) -> ExportedModel:
+    """Export one model to `path` (+ `path.data` when over 2 GB) and check it against torch.
+
+    `fixed_width` (pixels) gives static shapes with batch 1, for QNN; None gives dynamic batch and width.
+    """
+    import torch
+
+    module = wrap_component(checkpoint, component)
+    example = example_inputs(module, component, batch=1 if fixed_width else 2, width=fixed_width or 512)
+    with torch.no_grad():
+        program = torch.onnx.export(
+            module, example, dynamo=True, optimize=True, opset_version=OPSET,
+            input_names=list(INPUT_NAMES[component]), output_names=list(OUTPUT_NAMES[component]),
+            dynamic_shapes=None if fixed_width else (_dynamic_shapes(component),), verbose=False)
+    program.save(str(path), external_data=_needs_external_data(module))
+    inputs, outputs = describe_onnx(path)
+    error = check_against_torch(module, path, component, fixed_width) if check else float("nan")
+    return ExportedModel(path=path, inputs=inputs, outputs=outputs, max_abs_error_vs_torch=error)
+
+
+def wrap_component(checkpoint: Any, component: str) -> Any:
+    """A torch module whose forward is exactly the ONNX contract of `component`."""
+    import torch
+
+    forwards = {
+        "text_encoder": lambda model, input_ids: model(input_ids.long(), return_dict=False)[0],
+        "unet": lambda model, sample, timestep, context: model(sample, timestep, context, return_dict=False)[0],
+        "vae_decoder": lambda model, latent: model.decode(latent, return_dict=False)[0],
+        "vae_encoder": _vae_moments,
+    }
+    models = {"text_encoder": checkpoint.text_encoder, "unet": checkpoint.unet, "vae_decoder": checkpoint.vae,
+              "vae_encoder": checkpoint.vae}
+
+    class Contract(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = models[component]
+
+        def forward(self, *inputs: Any) -> Any:
+            return forwards[component](self.model, *inputs)
+
+    return Contract().eval()
+
+
+def _vae_moments(vae: Any, image: Any) -> Any:
+    moments = vae.encoder(image)
+    return vae.quant_conv(moments) if vae.quant_conv is not None else moments
+
+
+def example_inputs(module: Any, component: str, *, batch: int, width: int, seed: int = 0) -> tuple[Any, ...]:
+    """Random inputs in the contract's shapes (width in image pixels)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    model = module.model
+    latent = (batch, 4, LATENT_HEIGHT, width // 8)
+    if component == "text_encoder":
+        ids = torch.randint(0, model.config.vocab_size, (batch, 77), generator=generator)
+        return (ids.to(torch.int32),)
+    if component == "unet":
+        timestep = torch.randint(0, 1000, (batch,), generator=generator).to(torch.float32)
+        context = torch.randn(batch, 77, model.config.cross_attention_dim, generator=generator)
+        return torch.randn(*latent, generator=generator), timestep, context
+    if component == "vae_decoder":
+        return (torch.randn(*latent, generator=generator),)
+    if component == "vae_encoder":
+        return (torch.rand(batch, 3, LATENT_HEIGHT * 8, width, generator=generator) * 2 - 1,)
+    raise ValueError(f"unknown component {component!r}")
+
+
+def _dynamic_shapes(component: str) -> tuple[Any, ...]:
+    from torch.export import Dim
+
+    batch = Dim("batch", min=1, max=16)
+    columns = Dim("latent_width_steps", min=1, max=MAX_LATENT_WIDTH_STEPS)
+    latent = {0: batch, 3: 8 * columns}
+    return {
+        "text_encoder": ({0: batch},),
+        "unet": (latent, {0: batch}, {0: batch}),
+        "vae_decoder": (latent,),
+        "vae_encoder": ({0: batch, 3: 64 * columns},),
+    }[component]
+
+
+def _needs_external_data(module: Any) -> bool:
+    size = sum(p.numel() * p.element_size() for p in module.parameters())
+    return size > 1_800_000_000  # protobuf's 2 GB limit, with room for the graph
+
+
+def describe_onnx(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """Input and output specs as ONNX Runtime sees them (str dims are dynamic)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def spec(arg: Any) -> TensorSpec:
+        dtype = arg.type.removeprefix("tensor(").removesuffix(")")
+        dtype = {"float": "float32", "double": "float64"}.get(dtype, dtype)
+        return TensorSpec(arg.name, dtype, tuple(d if isinstance(d, int) else str(d) for d in arg.shape))
+
+    return tuple(map(spec, session.get_inputs())), tuple(map(spec, session.get_outputs()))
+
+
+def check_against_torch(module: Any, path: Path, component: str, fixed_width: int | None) -> float:
+    """Max abs difference between ONNX Runtime and torch on fresh inputs (batch 1, another width if dynamic)."""
+    import onnxruntime as ort
+    import torch
+
+    example = example_inputs(module, component, batch=1, width=fixed_width or 576, seed=1)
+    with torch.no_grad():
+        reference = module(*example).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {name: tensor.numpy() for name, tensor in zip(INPUT_NAMES[component], example, strict=True)}
+    result = session.run(None, feeds)[0]
+    if result.shape != reference.shape:
+        raise ModelBundleError(f"exported {component} gives shape {result.shape}, torch {reference.shape}: "
+                               "the export is wrong, please report it with the model's source")
+    error = float(np.max(np.abs(result - reference)))
+    scale = float(np.max(np.abs(reference))) or 1.0
+    if not np.isfinite(error) or error > MAX_RELATIVE_ERROR * scale:
+        raise ModelBundleError(f"exported {component} differs from torch by {error:.3g} (outputs up to "
+                               f"{scale:.3g}): the export is wrong, please report it with the model's source")
+    return error

@@ -1,0 +1,176 @@
+"""Model bundles: conversion of the tiny riffusion-layout checkpoint, the manifest, `model check`, bad sources."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from engine.bundle import COMPONENTS, SCHEMA_VERSION, open_bundle
+from engine.errors import ModelBundleError
+from engine.tokenizer import PromptTokenizer
+
+pytestmark = pytest.mark.slow
+
+PROMPTS = ["a jazz saxophone solo", "Funky SLAP bass, 100bpm!!", "café del mar ✨ chill", "",
+           "word " * 120, "church bells on sunday, reverb, 80 bpm"]
+
+
+def test_manifest_is_complete_and_every_hash_matches(fp32_bundle):
+    manifest = json.loads((fp32_bundle / "manifest.json").read_text())
+    assert manifest["schema_version"] == SCHEMA_VERSION
+    assert manifest["precision"] == "fp32"
+    assert manifest["latent_scale_factor"] == pytest.approx(0.18215)
+    assert manifest["scheduler"]["_class_name"] == "PNDMScheduler"
+    assert manifest["scheduler"]["steps_offset"] == 1
+    assert manifest["onnxruntime_version"] and manifest["source_revision"].startswith("local-")
+    on_disk = {p.relative_to(fp32_bundle).as_posix() for p in fp32_bundle.rglob("*")
+               if p.is_file() and p.parent.name != "cache" and p.name != "manifest.json"}
+    assert {entry["path"] for entry in manifest["files"]} == on_disk
+    for entry in manifest["files"]:
+        data = (fp32_bundle / entry["path"]).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (entry["size"], entry["sha256"])
+    unet = manifest["components"]["unet"]
+    assert [t["name"] for t in unet["inputs"]] == ["sample", "timestep", "encoder_hidden_states"]
+    assert unet["inputs"][0]["shape"][:3] == ["batch", 4, 64]
+    assert manifest["components"]["text_encoder"]["inputs"][0]["dtype"] == "int32"
+    for component in COMPONENTS:
+        assert manifest["components"][component]["validation"]["max_abs_error_vs_torch"] < 1e-4
+
+
+def test_model_check_passes_and_reports_every_model(run_cli, fp32_bundle):
+    result = run_cli("model", "check", fp32_bundle, "--precision", "fp32")
+    assert result.returncode == 0, result.stderr
+    assert "OK: every file matches" in result.stdout
+    for component in COMPONENTS:
+        assert component in result.stdout
+
+
+def test_onnx_matches_torch_on_fresh_inputs(fp32_bundle, tiny_sd_dir):
+    import onnxruntime as ort
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    def run(component, **feeds):
+        session = ort.InferenceSession(str(fp32_bundle / f"{component}.onnx"), providers=["CPUExecutionProvider"])
+        return session.run(None, {k: v.numpy() if hasattr(v, "numpy") else v for k, v in feeds.items()})[0]
+
+    generator = torch.Generator().manual_seed(7)
+    ids = PromptTokenizer(fp32_bundle / "tokenizer.json").encode(PROMPTS[:2])
+    text = CLIPTextModel.from_pretrained(tiny_sd_dir / "text_encoder").eval()
+    unet = UNet2DConditionModel.from_pretrained(tiny_sd_dir / "unet").eval()
+    vae = AutoencoderKL.from_pretrained(tiny_sd_dir / "vae").eval()
+    with torch.no_grad():
+        context = text(torch.from_numpy(ids).long()).last_hidden_state
+        assert np.abs(run("text_encoder", input_ids=ids) - context.numpy()).max() < 1e-4
+        sample = torch.randn(2, 4, 64, 80, generator=generator)
+        timestep = torch.tensor([981.0, 1.0])
+        expected = unet(sample, timestep, context).sample.numpy()
+        got = run("unet", sample=sample, timestep=timestep, encoder_hidden_states=context)
+        assert np.abs(got - expected).max() < 1e-4
+        latent = torch.randn(1, 4, 64, 64, generator=generator)
+        assert np.abs(run("vae_decoder", latent=latent) - vae.decode(latent).sample.numpy()).max() < 1e-4
+        image = torch.rand(1, 3, 512, 640, generator=generator) * 2 - 1
+        moments = vae.quant_conv(vae.encoder(image)).numpy()
+        assert np.abs(run("vae_encoder", image=image) - moments).max() < 1e-4
+
+
+def test_tokenizer_file_matches_clip_tokenizer(fp32_bundle, tiny_sd_dir):
+    from transformers import CLIPTokenizer
+
+    reference = CLIPTokenizer.from_pretrained(tiny_sd_dir / "tokenizer")
+    ours = PromptTokenizer(fp32_bundle / "tokenizer.json")
+    expected = reference(PROMPTS, padding="max_length", truncation=True, max_length=77).input_ids
+    assert ours.encode(PROMPTS).tolist() == expected
+    assert ours.encode(["a jazz saxophone solo"])[0, :6].tolist() == [49406, 320, 4528, 32296, 5797, 49407]
+    assert ours.is_truncated(PROMPTS[4]) and not ours.is_truncated(PROMPTS[0])
+
+
+@pytest.fixture
+def bad_sources(tmp_path, tiny_sd_dir):
+    """Broken checkpoints of each kind a producer meets: (source, words the error must contain)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    no_unet = tmp_path / "no-unet"
+    shutil.copytree(tiny_sd_dir, no_unet)
+    shutil.rmtree(no_unet / "unet")
+    truncated = tmp_path / "truncated"
+    shutil.copytree(tiny_sd_dir, truncated)
+    weights = truncated / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    not_a_model = tmp_path / "loop.wav"
+    not_a_model.write_bytes(b"RIFF\x00\x00\x00\x00WAVE")
+    return {"empty folder": (empty, "empty"), "missing unet": (no_unet, "missing unet/"),
+            "truncated weights": (truncated, "cannot load unet/"), "not a model": (not_a_model, "not a model")}
+
+
+@pytest.mark.parametrize("case", ["empty folder", "missing unet", "truncated weights", "not a model"])
+def test_bad_source_gives_one_line_error_and_no_bundle(run_cli, tmp_path, bad_sources, case):
+    source, words = bad_sources[case]
+    out = tmp_path / "out" / "bundle"
+    result = run_cli("model", "convert", source, "--out", out)
+    assert result.returncode == ModelBundleError.exit_code
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("riffstudio:")]
+    assert len(error_lines) == 1 and words in error_lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+    assert not (out.parent.exists() and any(out.parent.iterdir()))
+
+
+def test_hub_id_offline_says_so(run_cli, tmp_path):
+    result = run_cli("model", "convert", "riffusion/riffusion-model-v1", "--out", tmp_path / "b",
+                     env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+    assert result.returncode == ModelBundleError.exit_code
+    assert "no connection to Hugging Face" in result.stderr
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.fixture
+def bundle_copy(tmp_path, fp32_bundle):
+    copy = tmp_path / "bundle"
+    shutil.copytree(fp32_bundle, copy, ignore=shutil.ignore_patterns("cache"))
+    return copy
+
+
+def test_altered_file_is_named(run_cli, bundle_copy):
+    path = bundle_copy / "vae_decoder.onnx"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    result = run_cli("model", "check", bundle_copy)
+    assert result.returncode == ModelBundleError.exit_code
+    assert "vae_decoder.onnx was altered" in result.stderr
+
+
+def test_missing_file_is_named(bundle_copy):
+    (bundle_copy / "unet.onnx").unlink()
+    with pytest.raises(ModelBundleError, match=r"unet\.onnx is missing"):
+        open_bundle(bundle_copy)
+
+
+def test_wrong_schema_version_says_what_to_do(bundle_copy):
+    manifest = json.loads((bundle_copy / "manifest.json").read_text())
+    manifest["schema_version"] = SCHEMA_VERSION + 1
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelBundleError, match="update riffstudio"):
+        open_bundle(bundle_copy)
+
+
+def test_bundle_of_another_precision_is_refused(run_cli, bundle_copy):
+    result = run_cli("model", "check", bundle_copy, "--precision", "qnn")
+    assert result.returncode == ModelBundleError.exit_code
+    assert "is a fp32 bundle, but qnn was asked for" in result.stderr
+
+
+def test_convert_refuses_to_overwrite_a_folder_that_is_not_a_bundle(run_cli, tmp_path, tiny_sd_dir):
+    out = tmp_path / "my-music"
+    out.mkdir()
+    (out / "song.wav").write_bytes(b"keep me")
+    result = run_cli("model", "convert", tiny_sd_dir, "--out", out)
+    assert result.returncode == 2
+    assert "is not a model bundle" in result.stderr
+    assert (out / "song.wav").read_bytes() == b"keep me"

@@ -1,0 +1,69 @@
+"""`riffstudio model convert|check`: make a model bundle from a checkpoint, and prove it runs here."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+PRECISION_HELP = ("fp32: reference; int8: quantised for the CPU; qnn: static w8a16 QDQ for the "
+                  "Snapdragon NPU (QNN execution provider)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("model", help="convert a checkpoint to a model bundle, check a bundle",
+                                   description="Model bundles: what the engine runs.")
+    commands = parser.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+
+    convert = commands.add_parser(
+        "convert", help="convert a Stable Diffusion checkpoint to a model bundle (needs the export extra)",
+        description="Convert SRC (a diffusers folder, a .ckpt/.safetensors file, or a Hugging Face id such "
+        "as riffusion/riffusion-model-v1) into a model bundle folder.")
+    convert.add_argument("source", metavar="SRC")
+    convert.add_argument("--out", required=True, type=Path, metavar="BUNDLE", help="bundle folder to write")
+    convert.add_argument("--precision", choices=("fp32", "int8", "qnn"), default="fp32", help=PRECISION_HELP)
+    convert.add_argument("--calibration-prompts", type=Path, metavar="FILE",
+                         help="qnn only: a text file with one prompt per line to calibrate on "
+                         "(default: a built-in list of varied music prompts)")
+    convert.set_defaults(run=run_convert)
+
+    check = commands.add_parser("check", help="verify a bundle's files and run each model once",
+                                description="Verify every hash and shape, open every session on the "
+                                "provider, run one small forward pass each, print a report.")
+    check.add_argument("bundle", type=Path, metavar="BUNDLE")
+    check.add_argument("--precision", choices=("fp32", "int8", "qnn"),
+                       help="fail unless the bundle was made for this precision")
+    check.add_argument("--provider", choices=("cpu", "qnn"), default=None,
+                       help="execution provider to check on (default: qnn for qnn bundles, else cpu)")
+    check.set_defaults(run=run_check)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from engine.export.convert import ConvertSettings, convert
+    from ui.cli.progress import TerminalProgress
+
+    settings = ConvertSettings(source=args.source, out=args.out, precision=args.precision,
+                               calibration_prompts=args.calibration_prompts)
+    settings.validate()
+    progress = TerminalProgress()
+    try:
+        manifest = convert(settings, progress=progress)
+    finally:
+        progress.close()
+    print(f"wrote {args.out} ({manifest.precision}, {len(manifest.files)} files); "
+          f"check it with: riffstudio model check {args.out}")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from engine.bundle import open_bundle
+    from engine.bundle.check import check_bundle
+    from ui.cli.progress import TerminalProgress
+
+    provider = args.provider or ("qnn" if open_bundle(args.bundle).precision == "qnn" else "cpu")
+    progress = TerminalProgress()
+    try:
+        report = check_bundle(args.bundle, precision=args.precision, provider=provider, progress=progress)
+    finally:
+        progress.close()
+    print(report.render())
+    return 0
