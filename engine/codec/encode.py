@@ -65,10 +65,9 @@ def encode_audio(samples: np.ndarray, sample_rate: int, params: SpectrogramParam
         raise InvalidInputError(f"audio at {sample_rate} Hz must be resampled to {params.sample_rate} Hz "
                                 "before encoding")
     samples = _as_frames_by_channels(samples)
+    chosen = samples[:, :1]
     if stereo:
-        chosen = samples[:, :2] if samples.shape[1] >= 2 else np.repeat(samples, 2, axis=1)
-    else:
-        chosen = samples[:, :1]
+        chosen = samples[:, :2] if samples.shape[1] >= 2 else np.repeat(chosen, 2, axis=1)
     scaled = chosen.astype(np.float32) * np.float32(INT16_SCALE)
     mel = mel_amplitudes(scaled, params)
     max_value = float(np.max(mel))

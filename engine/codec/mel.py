@@ -8,7 +8,8 @@ reconstructs phase on. Matrices depend only on the parameters, so they are compu
 
 from __future__ import annotations
 
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 import numpy as np
 import scipy.sparse
@@ -64,3 +65,75 @@ def analysis_filterbank(params: SpectrogramParams) -> scipy.sparse.csr_matrix:
 def used_bins(params: SpectrogramParams) -> int:
     """How many leading FFT bins the encoder's filterbank reads (4001 by default: 0..10 kHz)."""
     return analysis_filterbank(params).shape[1]
+
+
+@lru_cache(maxsize=32)
+def grid_filterbank(params: SpectrogramParams, sample_rate: float, n_fft: int) -> GridFilterbank:
+    """The encoder's filterbank seen from a synthesis grid of `n_fft` bins at `sample_rate`.
+
+    The decoder reconstructs phase on a coarser grid than the encoder's 4x zero-padded FFT (and at
+    a lower sample rate). To ask "what would the encoder's mel bins read?" from grid magnitudes, we
+    interpolate them linearly onto the encoder's bin frequencies and apply its filterbank: the product
+    of two sparse matrices, so still sparse.
+    """
+    analysis = analysis_filterbank(params)  # (num_bins, used analysis bins)
+    fine = analysis_freqs(params)[: analysis.shape[1]]
+    step = sample_rate / n_fft
+    size = min(n_fft // 2 + 1, int(np.ceil(fine[-1] / step)) + 2)
+    position = fine / step  # fractional grid index of each analysis bin
+    left = np.minimum(np.floor(position).astype(np.int64), size - 2)
+    frac = position - left
+    rows = np.repeat(np.arange(fine.size), 2)
+    cols = np.stack([left, left + 1], axis=1).ravel()
+    vals = np.stack([1.0 - frac, frac], axis=1).ravel()
+    interp = scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(fine.size, size))
+    matrix = (analysis.astype(np.float64) @ interp).tocsr()
+    matrix.eliminate_zeros()
+    used = int(np.flatnonzero(np.asarray(matrix.sum(axis=0)).ravel() > 0)[-1]) + 1
+    matrix = matrix[:, :used].astype(np.float32).tocsr()
+    sums = np.asarray(matrix.sum(axis=0), dtype=np.float32).ravel()
+    sums[sums <= 0] = np.inf  # a bin no filter reads stays silent
+    return GridFilterbank(matrix=matrix, transposed=matrix.T.tocsr(), column_sums=sums, n_fft=n_fft,
+                          sample_rate=sample_rate)
+
+
+@dataclass(frozen=True, eq=False)
+class GridFilterbank:
+    """The encoder's mel filterbank on a synthesis grid (see `grid_filterbank`).
+
+    matrix: (num_bins, bins) float32 sparse, bins = the grid bins up to max_hz (the rest are silent).
+    """
+
+    matrix: scipy.sparse.csr_matrix
+    transposed: scipy.sparse.csr_matrix
+    column_sums: np.ndarray  # (bins,) float32, > 0 (inf where no filter reads the bin)
+    n_fft: int
+    sample_rate: float
+
+    @property
+    def bins(self) -> int:
+        return self.matrix.shape[1]
+
+    def apply(self, magnitudes: np.ndarray) -> np.ndarray:
+        """Mel amplitudes (num_bins, columns) float32 of grid magnitudes (columns, bins)."""
+        return self.matrix @ np.ascontiguousarray(magnitudes.T)
+
+    def match(self, magnitudes: np.ndarray, mel: np.ndarray, floor: float) -> np.ndarray:
+        """Rescale grid magnitudes so their mel amplitudes move to `mel`, keeping their fine structure.
+
+        One multiplicative (Richardson-Lucy) step: each bin is scaled by the filter-weighted mean of
+        target / current over the mel bins it feeds. Non-negative by construction, and it leaves detail
+        the image cannot see (harmonics inside one wide mel band) where phase reconstruction put it.
+        magnitudes: (columns, bins) float32; mel: (num_bins, columns) float32 (the image's layout);
+        floor > 0 avoids 0/0. Returns (columns, bins) float32.
+        """
+        current = self.apply(magnitudes)
+        np.maximum(current, floor, out=current)
+        np.divide(mel, current, out=current)
+        spread = self.transposed @ current  # (bins, columns)
+        spread *= self._inverse_column_sums
+        return magnitudes * spread.T
+
+    @cached_property
+    def _inverse_column_sums(self) -> np.ndarray:
+        return (1.0 / self.column_sums)[:, None].astype(np.float32)

@@ -37,10 +37,8 @@ def windowed_frames(samples: np.ndarray, params: SpectrogramParams) -> np.ndarra
     """
     half = params.n_fft // 2
     start = (params.n_fft - params.win_length) // 2  # where torch puts the window inside the frame
-    if samples.shape[0] > 1:
-        padded = np.pad(samples, half, mode="reflect")
-    else:  # reflect is undefined for one sample; torch refuses it, a constant is the only sensible pad
-        padded = np.pad(samples, half, mode="edge")
+    # Reflect is undefined for one sample (torch refuses it); a constant is the only sensible pad.
+    padded = np.pad(samples, half, mode="reflect" if samples.shape[0] > 1 else "edge")
     columns = params.num_frames(samples.shape[0])
     view = np.lib.stride_tricks.sliding_window_view(padded[start:], params.win_length)
     return view[: columns * params.hop_length : params.hop_length]
