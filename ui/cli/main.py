@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from engine.errors import RiffstudioError
 from engine.version import __version__
-from ui.cli import app, model
+from ui.cli import app, codec, model
 
-COMMANDS = (app, model)
+COMMANDS = (app, model, codec)
 
 
 def build_parser() -> argparse.ArgumentParser:
