@@ -33,11 +33,13 @@ from engine.version import __version__
 Progress = Callable[[str, float], None]
 
 # Rough share of the whole conversion each stage takes (the UNet dominates), for one honest progress bar.
-STAGE_WEIGHTS = {"load": 0.05, "tokenizer": 0.01, "text_encoder": 0.06, "unet": 0.48, "vae_decoder": 0.15,
-                 "vae_encoder": 0.15, "manifest": 0.10}
+STAGE_WEIGHTS = {"load": 0.04, "calibration": 0.20, "tokenizer": 0.01, "text_encoder": 0.05, "unet": 0.40,
+                 "vae_decoder": 0.12, "vae_encoder": 0.12, "manifest": 0.06}
+# How many calibration samples each quantised model is scored on (SNR against fp32).
+SNR_SAMPLES = 8
 
-STAGE_LABELS = {"load": "loading the checkpoint", "tokenizer": "writing the tokenizer",
-                "manifest": "hashing files"}
+STAGE_LABELS = {"load": "loading the checkpoint", "calibration": "calibrating on music prompts",
+                "tokenizer": "writing the tokenizer", "manifest": "hashing files"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,20 @@ class ConvertSettings:
                                     "(an existing bundle there is replaced)")
         if self.calibration_prompts is not None and self.precision != "qnn":
             raise InvalidInputError("--calibration-prompts only applies to --precision qnn")
+        if self.calibration_prompts is not None:
+            read_prompts(self.calibration_prompts)
+
+
+def read_prompts(path: Path) -> tuple[str, ...]:
+    """One prompt per non-empty line of a UTF-8 text file."""
+    try:
+        prompts = tuple(line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip())
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInputError(f"cannot read calibration prompts from {path} ({error}): give a UTF-8 text "
+                                "file with one prompt per line") from None
+    if not prompts:
+        raise InvalidInputError(f"{path} has no prompts: write one music prompt per line")
+    return prompts
 
 
 class _Stages:
@@ -90,6 +106,8 @@ def convert(settings: ConvertSettings, progress: Progress | None = None) -> Mani
     stages.report("load", 0.0)
     checkpoint = load_checkpoint(settings.source)
     stages.finish("load")
+    calibration = _calibrate(checkpoint, settings, stages) if settings.precision != "fp32" else None
+    stages.finish("calibration")
     out = Path(settings.out)
     with atomic_path(out, directory=True) as bundle, tempfile.TemporaryDirectory(
             prefix=".riffstudio-convert-", dir=out.parent) as work:
@@ -98,7 +116,8 @@ def convert(settings: ConvertSettings, progress: Progress | None = None) -> Mani
         components: dict[str, ComponentSpec] = {}
         for component in COMPONENTS:
             stages.report(component, 0.0)
-            components[component] = _build_component(checkpoint, component, settings, bundle, Path(work))
+            components[component] = _build_component(checkpoint, component, settings, bundle, Path(work),
+                                                     calibration)
             stages.finish(component)
         manifest = Manifest(
             precision=settings.precision,
@@ -124,14 +143,47 @@ def convert(settings: ConvertSettings, progress: Progress | None = None) -> Mani
     return manifest
 
 
+def _calibrate(checkpoint: Any, settings: ConvertSettings, stages: _Stages) -> Any:
+    """Inputs of every model along real guided denoising runs of the checkpoint (torch side)."""
+    from engine.export.calibration import MUSIC_PROMPTS, CalibrationSettings, capture_calibration_set
+
+    if settings.precision == "qnn":
+        prompts = read_prompts(settings.calibration_prompts) if settings.calibration_prompts else MUSIC_PROMPTS
+        options = CalibrationSettings(prompts=prompts, width=settings.qnn_width)
+    else:
+        # int8: only the VAE is calibrated (the UNet's activations are quantised at run time).
+        options = CalibrationSettings(prompts=MUSIC_PROMPTS[:SNR_SAMPLES], captures=1, vae_samples=SNR_SAMPLES)
+    return capture_calibration_set(
+        checkpoint, options,
+        progress=lambda done, total: stages.report("calibration", done / total))
+
+
 def _build_component(checkpoint: Any, component: str, settings: ConvertSettings, bundle: Path,
-                     work: Path) -> ComponentSpec:
+                     work: Path, calibration: Any) -> ComponentSpec:
+    from engine.export.onnx_export import describe_onnx
+
     name = f"{component}.onnx"
     if settings.precision == "fp32":
         exported = export_component(checkpoint, component, bundle / name, fixed_width=None)
         return ComponentSpec(file=name, inputs=exported.inputs, outputs=exported.outputs,
                              validation={"max_abs_error_vs_torch": exported.max_abs_error_vs_torch})
-    raise ModelBundleError(f"precision {settings.precision} is not available in this build: use fp32")
+    from engine.export.quantize import component_snr_db, quantize_int8, quantize_qnn
+
+    samples = calibration.for_component(component)
+    fixed_width = settings.qnn_width if settings.precision == "qnn" else None
+    exported = export_component(checkpoint, component, work / name, fixed_width=fixed_width)
+    if settings.precision == "qnn":
+        from engine.export.qnn_export_fixes import clamp_mask_constants_in_file
+
+        clamp_mask_constants_in_file(exported.path)
+        record = quantize_qnn(exported.path, bundle / name, component, samples)
+    else:
+        record = quantize_int8(exported.path, bundle / name, component, calibration=samples)
+    inputs, outputs = describe_onnx(bundle / name)
+    snr = component_snr_db(exported.path, bundle / name, samples[:SNR_SAMPLES])
+    return ComponentSpec(file=name, inputs=inputs, outputs=outputs, quantization=record.scheme,
+                         validation={"max_abs_error_vs_torch": exported.max_abs_error_vs_torch,
+                                     "snr_db_vs_fp32": round(snr, 2)})
 
 
 def write_tokenizer(tokenizer: Any, path: Path) -> None:
