@@ -80,13 +80,12 @@ def wrap_component(checkpoint: Any, component: str) -> Any:
         "vae_decoder": lambda model, latent: model.decode(latent, return_dict=False)[0],
         "vae_encoder": _vae_moments,
     }
-    models = {"text_encoder": checkpoint.text_encoder, "unet": checkpoint.unet, "vae_decoder": checkpoint.vae,
-              "vae_encoder": checkpoint.vae}
+    owner = {"text_encoder": "text_encoder", "unet": "unet", "vae_decoder": "vae", "vae_encoder": "vae"}
 
     class Contract(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.model = models[component]
+            self.model = getattr(checkpoint, owner[component])
 
         def forward(self, *inputs: Any) -> Any:
             return forwards[component](self.model, *inputs)
