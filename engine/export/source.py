@@ -7,9 +7,11 @@ that names what is missing, not minutes later with a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,34 +154,34 @@ def _load_single_file(path: Path) -> Checkpoint:
 def download_from_hub(repo_id: str) -> tuple[Path, str]:
     """Fetch the parts of a hub repository we convert (safetensors preferred); (folder, commit)."""
     try:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+        from huggingface_hub import HfApi, snapshot_download
     except ImportError:
         raise ModelBundleError("downloading from Hugging Face needs the export extra: "
                                "pip install 'riffstudio[export]'") from None
-    try:
-        from huggingface_hub import HfApi
-
+    with _hub_errors(repo_id):
         remote = HfApi().list_repo_files(repo_id)
-    except (OfflineModeIsEnabled, LocalEntryNotFoundError, OSError):
-        raise ModelBundleError(f"cannot download {repo_id}: no connection to Hugging Face; download the model "
-                               "folder on a connected machine and convert that folder") from None
-    except HfHubHTTPError as error:
-        raise ModelBundleError(f"cannot download {repo_id} ({str(error).splitlines()[0][:120]}): check the "
-                               "model id and your access to it") from None
     patterns = ["model_index.json", "*/config.json", "*/scheduler_config.json", "tokenizer/*"]
     for name in ("text_encoder", "unet", "vae"):
         # Full-precision weights only; safetensors where the repository has them, else the .bin files.
         kind = "safetensors" if any(f.startswith(f"{name}/") and f.endswith(".safetensors") for f in remote) else "bin"
         patterns += [f for f in remote if f.startswith(f"{name}/") and f.endswith(f".{kind}")
                      and ".fp16." not in f and "non_ema" not in f]
-    try:
+    with _hub_errors(repo_id):
         folder = Path(snapshot_download(repo_id, allow_patterns=patterns))
+    check_diffusers_folder(folder)
+    return folder, folder.name
+
+
+@contextlib.contextmanager
+def _hub_errors(repo_id: str) -> Iterator[None]:
+    """Hub failures as one line: offline, unknown id or no access."""
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    try:
+        yield
+    except HfHubHTTPError as error:  # before OSError, which it may subclass
+        raise ModelBundleError(f"cannot download {repo_id} ({str(error).splitlines()[0][:120]}): check the "
+                               "model id and your access to it") from None
     except (OfflineModeIsEnabled, LocalEntryNotFoundError, OSError):
         raise ModelBundleError(f"cannot download {repo_id}: no connection to Hugging Face; download the model "
                                "folder on a connected machine and convert that folder") from None
-    except HfHubHTTPError as error:
-        raise ModelBundleError(f"cannot download {repo_id} ({str(error).splitlines()[0][:120]}): check the "
-                               "model id and your access to it") from None
-    check_diffusers_folder(folder)
-    return folder, folder.name
