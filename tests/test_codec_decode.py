@@ -166,7 +166,7 @@ def test_nearly_silent_image_gives_finite_audio():
 def test_progress_is_reported_and_cancellation_stops_the_decode(golden):
     calls = []
     decode_image(golden["piano"], quality="standard", progress=lambda done, total: calls.append((done, total)))
-    iterations = Quality.STANDARD.settings.iterations
+    iterations = Quality.STANDARD.settings.total_iterations
     assert calls == [(i, iterations) for i in range(1, iterations + 1)]
 
     polls = []

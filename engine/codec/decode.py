@@ -21,7 +21,7 @@ import numpy as np
 import scipy.fft
 
 from engine.codec import pghi
-from engine.codec.griffin_lim import Progress, ShouldCancel, SynthesisFrames, griffin_lim
+from engine.codec.griffin_lim import Progress, ShouldCancel, SynthesisFrames, griffin_lim, polar
 from engine.codec.mel import GridFilterbank, grid_filterbank
 from engine.codec.params import DEFAULT_PARAMS, SpectrogramParams
 from engine.codec.pixels import channel_levels, looks_stereo, mel_from_levels
@@ -34,6 +34,7 @@ MAX_STRETCH = 2.0
 PEAK = 10.0 ** (-1.0 / 20.0)  # output peak: -1 dBFS of headroom
 _NYQUIST_GUARD = 1.25  # internal Nyquist >= 1.25 x max_hz: room for the resampler's transition band
 _MAX_RATIO_TERM = 1000  # largest up/down of the internal -> output resampler
+_RESAMPLER_CONTEXT = 64  # internal samples of context given to the resampler past each end
 _INITIAL_FITS = 4  # multiplicative mel fits that turn a flat spectrum into the first magnitudes
 
 
@@ -143,30 +144,51 @@ def decode_mel(mel: np.ndarray, params: SpectrogramParams = DEFAULT_PARAMS, *,
         return np.zeros((num_samples, channels), dtype=np.float32)
 
     plan = plan_synthesis(params, columns, num_samples)
-    bank = grid_filterbank(params, plan.sample_rate, plan.n_fft)
-    frames = SynthesisFrames(columns=columns, hop=plan.hop, window=plan.window, n_fft=plan.n_fft,
-                             bins=bank.bins)
+    coarse = _Grid.build(params, plan, columns, plan.n_fft)
+    fine = (_Grid.build(params, plan, columns, scipy.fft.next_fast_len(2 * plan.window, real=True))
+            if settings.fine_iterations else None)
     targets = [np.ascontiguousarray(mel[channel], dtype=np.float32) for channel in range(channels)]
-    magnitudes = [initial_magnitudes(target, bank) for target in targets]
+    magnitudes = [initial_magnitudes(target, coarse.bank) for target in targets]
     # One shared first phase keeps a stereo pair coherent (no phasiness on centred sources).
     phase = first_phase(sum(magnitudes) / channels, plan, settings.phase_init)
-    total = channels * settings.iterations
+    total = channels * settings.total_iterations
+    done = 0
+
+    def report(_: int) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
 
     outputs = []
     for channel in range(channels):
-        def report(done: int, _: int, offset: int = channel * settings.iterations) -> None:
-            if progress is not None:
-                progress(offset + done, total)
-
-        z = griffin_lim(magnitudes[channel], phase, targets[channel], bank, frames,
+        z = griffin_lim(polar(magnitudes[channel], phase), targets[channel], coarse.bank, coarse.frames,
                         iterations=settings.iterations, momentum=settings.momentum, progress=report,
                         should_cancel=should_cancel)
+        if fine is not None:
+            z = griffin_lim(fine.frames.analyze(z), targets[channel], fine.bank, fine.frames,
+                            iterations=settings.fine_iterations, momentum=settings.momentum, progress=report,
+                            should_cancel=should_cancel)
         outputs.append(_to_output_rate(z, plan, num_samples))
     audio = np.stack(outputs, axis=1)
     peak = float(np.max(np.abs(audio)))
     if peak > 0 and math.isfinite(peak):
         audio *= np.float32(PEAK / peak)
     return audio
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """A synthesis grid: its framing and its view of the encoder's filterbank."""
+
+    frames: SynthesisFrames
+    bank: GridFilterbank
+
+    @classmethod
+    def build(cls, params: SpectrogramParams, plan: SynthesisPlan, columns: int, n_fft: int) -> _Grid:
+        bank = grid_filterbank(params, plan.sample_rate, n_fft)
+        return cls(SynthesisFrames(columns=columns, hop=plan.hop, window=plan.window, n_fft=n_fft,
+                                   bins=bank.bins), bank)
 
 
 def initial_magnitudes(mel: np.ndarray, bank: GridFilterbank) -> np.ndarray:
@@ -189,11 +211,16 @@ def first_phase(magnitudes: np.ndarray, plan: SynthesisPlan, method: PhaseInit) 
 
 
 def _to_output_rate(z: np.ndarray, plan: SynthesisPlan, num_samples: int) -> np.ndarray:
-    """Cut the output span out of the padded domain and resample it to exactly `num_samples`."""
-    start = plan.window // 2  # centre of the first frame
-    needed = math.ceil(num_samples * plan.down / plan.up) + 64  # + context for the resampler's filter
-    internal = z[start : start + needed]
-    out = resample_by(internal, plan.up, plan.down)[:num_samples]
+    """Cut the output span out of the padded domain and resample it to exactly `num_samples`.
+
+    The resampler's filter reaches ~10 samples past each end; it gets z's (mirrored) context there
+    rather than zeros, as many samples as keep the output grid aligned (a multiple of `down`).
+    """
+    start = plan.window // 2  # centre of the first frame: output sample 0
+    lead = min(start, _RESAMPLER_CONTEXT) // plan.down * plan.down
+    needed = math.ceil(num_samples * plan.down / plan.up) + _RESAMPLER_CONTEXT
+    internal = z[start - lead : start + needed]
+    out = resample_by(internal, plan.up, plan.down)[lead * plan.up // plan.down :][:num_samples]
     if out.shape[0] < num_samples:  # only if the padded domain ran out: never by more than a sample
         out = np.pad(out, (0, num_samples - out.shape[0]))
     return out

@@ -22,18 +22,31 @@ class PhaseInit(enum.StrEnum):
 
 @dataclass(frozen=True)
 class DecodeSettings:
-    """iterations: Griffin-Lim iterations after the first phase; momentum: fast Griffin-Lim's alpha."""
+    """How a decode spends its time.
+
+    iterations: Griffin-Lim iterations on frames as short as the window (frequency bins ~10 Hz apart).
+    fine_iterations: iterations after those on twice as many bins (~5 Hz apart): each costs about two
+      coarse ones, but resolves the narrow low mel bands (3.7 Hz apart at 0 Hz) much better.
+    phase_init: how the first phase is made. momentum: fast Griffin-Lim's alpha.
+    """
 
     iterations: int
     phase_init: PhaseInit
+    fine_iterations: int = 0
     momentum: float = 0.99
 
     def __post_init__(self) -> None:
-        if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 0:
-            raise InvalidInputError(f"decode iterations={self.iterations!r} must be a whole number >= 0")
+        for name in ("iterations", "fine_iterations"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidInputError(f"decode {name}={value!r} must be a whole number >= 0")
         if not 0.0 <= self.momentum < 1.5:
             raise InvalidInputError(f"decode momentum={self.momentum!r} must be in [0, 1.5)")
         object.__setattr__(self, "phase_init", PhaseInit(self.phase_init))
+
+    @property
+    def total_iterations(self) -> int:
+        return self.iterations + self.fine_iterations
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "phase_init": str(self.phase_init)}
@@ -64,8 +77,10 @@ class Quality(enum.StrEnum):
                                     f"{', '.join(level.value for level in cls)}") from None
 
 
+# Chosen with tests/benchmarks/bench_codec.py (see results/codec.md): each level is the best mean
+# sc_mel we measured inside its time budget, with room for a busy machine.
 _SETTINGS = {
     Quality.DRAFT: DecodeSettings(iterations=2, phase_init=PhaseInit.FRAME),
-    Quality.STANDARD: DecodeSettings(iterations=12, phase_init=PhaseInit.FRAME),
-    Quality.HIGH: DecodeSettings(iterations=48, phase_init=PhaseInit.TREE),
+    Quality.STANDARD: DecodeSettings(iterations=12, fine_iterations=2, phase_init=PhaseInit.FRAME),
+    Quality.HIGH: DecodeSettings(iterations=16, fine_iterations=32, phase_init=PhaseInit.TREE),
 }
