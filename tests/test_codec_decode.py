@@ -52,16 +52,19 @@ def dominant_frequency(audio: np.ndarray) -> float:
 
 
 def test_standard_beats_riffusion_on_the_shared_clips(scores):
-    assert np.mean(list(scores["standard"].values())) <= RIFFUSION_TODAY_DB - 1.0
-    assert max(scores["standard"].values()) <= RIFFUSION_TODAY_DB + 1.0  # no clip much worse
+    """The issue's bar is riffusion's -19.7 dB; we measure ~-26 dB, so regressions show long before."""
+    standard = scores["standard"]
+    assert np.mean(list(standard.values())) <= min(RIFFUSION_TODAY_DB, -24.0)
+    assert max(standard.values()) <= -21.0, standard  # no clip left behind
 
 
 def test_high_is_at_least_2_db_better_than_standard(scores):
     assert np.mean(list(scores["high"].values())) <= np.mean(list(scores["standard"].values())) - 2.0
+    assert np.mean(list(scores["high"].values())) <= -30.0
 
 
-def test_draft_is_still_usable(scores):
-    assert np.mean(list(scores["draft"].values())) <= RIFFUSION_TODAY_DB + 1.0
+def test_draft_is_still_better_than_riffusion(scores):
+    assert np.mean(list(scores["draft"].values())) <= RIFFUSION_TODAY_DB
 
 
 def test_round_trip_of_the_shared_clips_sounds_like_the_original(golden):

@@ -16,9 +16,10 @@ slow in Python. Two vectorised substitutes live here:
 
 - `frame_recursive_phase` (fast): frame by frame, each spectral peak continues its phase through
   time and the bins around it (down to the troughs on either side) integrate across frequency from
-  it. A few milliseconds for a 5 s clip.
-- `spanning_tree_phase` (better, ~0.3 s): integrates along the maximum spanning tree of the
+  it. About 20 ms for a 5 s clip.
+- `spanning_tree_phase` (better, ~0.1 s): integrates along the maximum spanning tree of the
   magnitude grid, the paths through the loudest bins, which is what the heap order approximates.
+  After 8 iterations it is ~3 dB better than the frame-recursive start (drums: ~8 dB).
 
 Shapes: magnitudes (columns, bins) float32 on the grid of an `n_fft`-point FFT; the returned phase
 (columns, bins) float32 is in the convention of `rfft` of a frame whose window starts at sample 0.
@@ -78,40 +79,72 @@ def frame_recursive_phase(magnitudes: np.ndarray, hop: int, window: int, n_fft: 
     return _centre_to_start(phase, window, n_fft)
 
 
-def spanning_tree_phase(magnitudes: np.ndarray, hop: int, window: int, n_fft: int) -> np.ndarray:
+def spanning_tree_phase(magnitudes: np.ndarray, hop: int, window: int, n_fft: int,
+                        floor_db: float = -60.0) -> np.ndarray:
     """Better PGHI substitute: integrate the gradients along the maximum spanning tree of the grid.
 
-    Every bin hangs off its neighbour on the loudest path to the loudest bin, so phase flows along
-    tonal ridges and across onsets the way the heap-ordered original does, in C (scipy.csgraph).
+    Every bin hangs off its neighbour on the loudest path to a local peak, so phase flows along tonal
+    ridges and across onsets the way the heap-ordered original does, in C (scipy.csgraph). Bins more
+    than `floor_db` below the loudest take part in no path (their phase is arbitrary: 0), as in PGHI;
+    that also halves the work. Each island of louder bins starts from its loudest bin.
     """
     columns, bins = magnitudes.shape
     along_time, along_freq = phase_gradients(magnitudes, hop, window, n_fft)
     count = columns * bins
-    ids = np.arange(count, dtype=np.int32).reshape(columns, bins)
-    level = magnitudes.astype(np.float64) + max(float(magnitudes.max()), 1e-30) * 1e-9
-    # An edge is as good as the geometric mean of its two bins (only the order matters to an MST).
-    # The quieter bin alone (a widest-path tree) ties every edge around a quiet bin and measured
-    # 0.4 dB worse; the louder bin alone, 0.6 dB worse.
-    time_cost = 1.0 / np.sqrt(level[1:] * level[:-1])
-    freq_cost = 1.0 / np.sqrt(level[:, 1:] * level[:, :-1])
-    graph = scipy.sparse.csr_matrix(
-        (np.concatenate([time_cost.ravel(), freq_cost.ravel()]),
-         (np.concatenate([ids[:-1].ravel(), ids[:, :-1].ravel()]),
-          np.concatenate([ids[1:].ravel(), ids[:, 1:].ravel()]))),
-        shape=(count, count))
-    tree = csgraph.minimum_spanning_tree(graph)
-    root = int(np.argmax(level))
-    _, parent = csgraph.breadth_first_order(tree, root, directed=False, return_predecessors=True)
-    parent = np.where(parent < 0, np.arange(count), parent).astype(np.int64)
-    # Phase step from each bin's parent to it: along time or along frequency (trapezoid rule).
-    node = np.arange(count)
-    d_column = node // bins - parent // bins
-    d_bin = node % bins - parent % bins
+    level = magnitudes.astype(np.float64)
+    peak = float(level.max())
+    if peak <= 0:
+        return _centre_to_start(np.zeros((columns, bins)), window, n_fft)
+    loud = level >= peak * 10.0 ** (floor_db / 20.0)
+    flat_level = level.ravel()
+    # Upper-triangle CSR rows: node i links to i + 1 (next bin) and i + bins (next column) when both
+    # ends are loud. An edge is as good as the geometric mean of its two bins (only the order matters
+    # to an MST): the quieter bin alone (a widest-path tree) ties every edge around a quiet bin and
+    # measured 0.4 dB worse; the louder bin alone, 0.6 dB worse.
+    flat_loud = loud.ravel()
+    to_next_bin = np.zeros(count, dtype=bool)
+    to_next_bin.reshape(columns, bins)[:, :-1] = loud[:, 1:] & loud[:, :-1]
+    to_next_column = np.zeros(count, dtype=bool)
+    to_next_column[: count - bins] = flat_loud[bins:] & flat_loud[:-bins]
+    # A virtual root (node `count`) joins every local peak at a cost above any real edge, so each
+    # island of loud bins is entered once, at its loudest bin (the cheapest of its root edges).
+    padded = np.pad(np.where(loud, level, -1.0), 1, constant_values=-1.0)
+    centre = padded[1:-1, 1:-1]
+    is_peak = (loud & (centre >= padded[:-2, 1:-1]) & (centre >= padded[2:, 1:-1])
+               & (centre >= padded[1:-1, :-2]) & (centre >= padded[1:-1, 2:])).ravel()
+    peaks = np.flatnonzero(is_peak).astype(np.int32)
+    per_row = to_next_bin.astype(np.int32) + to_next_column
+    indptr = np.zeros(count + 2, dtype=np.int32)
+    np.cumsum(per_row, out=indptr[1 : count + 1])
+    indptr[count + 1] = indptr[count] + peaks.size
+    edges = int(indptr[count])
+    indices = np.empty(edges + peaks.size, dtype=np.int32)
+    data = np.empty(edges + peaks.size, dtype=np.float64)
+    node = np.arange(count, dtype=np.int32)
+    first = indptr[:count]
+    bin_rows = np.flatnonzero(to_next_bin)
+    indices[first[bin_rows]] = bin_rows + 1
+    data[first[bin_rows]] = 1.0 / np.sqrt(flat_level[bin_rows] * flat_level[bin_rows + 1])
+    column_rows = np.flatnonzero(to_next_column)
+    slot = first[column_rows] + to_next_bin[column_rows]
+    indices[slot] = column_rows + bins
+    data[slot] = 1.0 / np.sqrt(flat_level[column_rows] * flat_level[column_rows + bins])
+    top = float(data[:edges].max(initial=1.0))
+    indices[edges:] = peaks
+    data[edges:] = 2.0 * top + 1.0 / flat_level[peaks]
+    graph = scipy.sparse.csr_matrix((data, indices, indptr), shape=(count + 1, count + 1))
+    tree = csgraph.minimum_spanning_tree(graph, overwrite=True)
+    _, parent = csgraph.breadth_first_order(tree, count, directed=False, return_predecessors=True)
+    parent = parent[:count]
+    parent = np.where((parent < 0) | (parent == count), node, parent)  # roots point at themselves
+    # Phase step from each bin's parent to it (trapezoid rule): parents are direct neighbours, so the
+    # index difference says which way: +-1 along frequency, +-bins along time.
+    offset = node - parent
     flat_time, flat_freq = along_time.ravel(), along_freq.ravel()
-    step = np.where(d_column != 0, d_column * (flat_time + flat_time[parent]) * 0.5,
-                    d_bin * (flat_freq + flat_freq[parent]) * 0.5)
-    step[root] = 0.0
-    # Sum the steps from the root down by pointer jumping: log2(depth) vectorised passes.
+    step = np.where(np.abs(offset) == bins, flat_time + flat_time[parent], flat_freq + flat_freq[parent])
+    step = step * (0.5 * np.sign(offset)).astype(np.float64)
+    # Sum the steps from the roots down by pointer jumping: log2(depth) vectorised passes.
+    parent = parent.astype(np.intp)
     while True:
         grandparent = parent[parent]
         step += step[parent]
