@@ -23,6 +23,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -136,49 +137,44 @@ class CalibrationSet:
         return result
 
 
-def tokenize(tokenizer_dir: str | Path, prompts: list[str] | tuple[str, ...]) -> np.ndarray:
-    """CLIP token ids, int32 [len(prompts), 77], padded and truncated as the pipeline does."""
-    from transformers import CLIPTokenizer
+def tokenize(tokenizer: Any, prompts: list[str] | tuple[str, ...]) -> np.ndarray:
+    """CLIP token ids, int32 [len(prompts), 77], padded and truncated as the pipeline does.
 
-    tokenizer = CLIPTokenizer.from_pretrained(str(tokenizer_dir))
+    `tokenizer` is the checkpoint's transformers CLIPTokenizer.
+    """
     encoded = tokenizer(list(prompts), padding="max_length", max_length=tokenizer.model_max_length,
                         truncation=True, return_tensors="np")
     return encoded.input_ids.astype(np.int32)
 
 
-def capture_calibration_set(checkpoint_dir: str | Path, settings: CalibrationSettings = CalibrationSettings(),
-                            *, progress: Callable[[int, int], None] | None = None,
+def capture_calibration_set(checkpoint: Any, settings: CalibrationSettings = CalibrationSettings(), *,
+                            progress: Callable[[int, int], None] | None = None,
                             cancelled: Callable[[], bool] | None = None) -> CalibrationSet:
-    """Run the torch checkpoint along one guided trajectory per prompt, keeping every component's inputs.
+    """Run the torch models along one guided trajectory per prompt, keeping every component's inputs.
 
-    `progress(done, total)` counts trajectories; `cancelled()` is polled between UNet calls.
+    `checkpoint` is `engine.export.source.Checkpoint` (text_encoder, tokenizer, unet, vae,
+    scheduler_config). `progress(done, total)` counts trajectories; `cancelled()` is polled between
+    UNet calls.
     """
     import torch
-    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel
+    from diffusers import PNDMScheduler
 
-    from engine.export.qnn_export_fixes import text_encoder_load_kwargs
-
-    checkpoint_dir = Path(checkpoint_dir)
-    if not (checkpoint_dir / "unet").is_dir():
-        raise ModelBundleError(f"{checkpoint_dir} is not a diffusers checkpoint (no unet/ folder)")
-    text_encoder = CLIPTextModel.from_pretrained(checkpoint_dir / "text_encoder",
-                                                 **text_encoder_load_kwargs()).eval()
-    unet = UNet2DConditionModel.from_pretrained(checkpoint_dir / "unet").eval()
-    vae = AutoencoderKL.from_pretrained(checkpoint_dir / "vae").eval() if settings.vae_samples else None
-    scheduler = PNDMScheduler.from_pretrained(checkpoint_dir / "scheduler")
-    ids = tokenize(checkpoint_dir / "tokenizer", [*settings.prompts, ""])
+    unet, vae = checkpoint.unet, checkpoint.vae
+    # The bundle's scheduler (riffusion: PNDM without PRK steps); what matters here is a realistic
+    # spread of noise levels, which every SD scheduler gives.
+    scheduler = PNDMScheduler.from_config(checkpoint.scheduler_config)
+    ids = tokenize(checkpoint.tokenizer, [*settings.prompts, ""])
     result = CalibrationSet(text_encoder=[{"input_ids": row[None]} for row in ids])
     generator = torch.Generator().manual_seed(settings.seed)
     capture_at = set(np.linspace(0, settings.steps - 1, settings.captures).round().astype(int).tolist())
     with torch.inference_mode():
-        embeddings = text_encoder(torch.from_numpy(ids).long())[0]
+        embeddings = checkpoint.text_encoder(torch.from_numpy(ids).long())[0]
         uncond = embeddings[-1:]
         for number, cond in enumerate(embeddings[:-1]):
             cond = cond[None]
             latents = _trajectory(unet, scheduler, cond, uncond, settings, generator, capture_at,
                                   result.unet, cancelled)
-            if vae is not None and number < settings.vae_samples:
+            if number < settings.vae_samples:
                 latent = latents / vae.config.scaling_factor
                 result.vae_decoder.append({"latent": latent.numpy().astype(np.float32)})
                 image = vae.decode(latent, return_dict=False)[0].clamp(-1, 1)
