@@ -77,7 +77,7 @@ def check_bundle(path: str | Path, *, precision: str | None = None, provider: st
         session = create_session(bundle.component_path(component), settings, cache_dir=bundle.cache_dir())
         opened = time.perf_counter() - start
         _check_signature(bundle, component, session)
-        feeds = _feeds(spec.inputs, tokens, context)
+        feeds = _feeds(spec.inputs, tokens, context, bundle.manifest.min_image_width // 8)
         start = time.perf_counter()
         output = session.run(None, feeds)[0]
         ran = time.perf_counter() - start
@@ -106,23 +106,27 @@ def _check_signature(bundle: Bundle, component: str, session: object) -> None:
                                "inconsistent, re-convert the model")
 
 
-def concrete_shape(spec: TensorSpec) -> tuple[int, ...]:
-    """The smallest concrete shape for a spec: dynamic batch 1, dynamic width one step ("8*steps" -> 8)."""
+def concrete_shape(spec: TensorSpec, min_latent_width: int) -> tuple[int, ...]:
+    """The smallest concrete shape for a spec: dynamic batch 1, dynamic width the narrowest allowed
+    ("latent_width" -> min_latent_width, "8*latent_width" -> 8 * min_latent_width)."""
     shape = []
     for dim in spec.shape:
         if isinstance(dim, int):
             shape.append(dim)
-        else:
+        elif "width" in dim:
             factors = [int(n) for n in re.findall(r"\d+", dim)]
-            shape.append(int(np.prod(factors)) if factors else 1)
+            shape.append(int(np.prod(factors)) * min_latent_width)
+        else:
+            shape.append(1)
     return tuple(shape)
 
 
-def _feeds(inputs: tuple[TensorSpec, ...], tokens: np.ndarray, context: np.ndarray | None) -> dict:
+def _feeds(inputs: tuple[TensorSpec, ...], tokens: np.ndarray, context: np.ndarray | None,
+           min_latent_width: int) -> dict:
     rng = np.random.default_rng(0)
     feeds: dict[str, np.ndarray] = {}
     for spec in inputs:
-        shape = concrete_shape(spec)
+        shape = concrete_shape(spec, min_latent_width)
         if spec.name == "input_ids":
             feeds[spec.name] = np.repeat(tokens, shape[0], axis=0).astype(np.int32)
         elif spec.name == "timestep":

@@ -64,9 +64,10 @@ class Manifest:
     image_width: int = 512
     # True where every model has fixed shapes (QNN): then only image_width is possible.
     fixed_shapes: bool = False
-    max_image_width: int = 1024
-    # Width granularity in pixels: the UNet halves the latent three times (8 px per latent column).
-    width_step: int = 64
+    max_image_width: int = 2048
+    min_image_width: int = 64
+    # Width granularity in pixels: one latent column is 8 px.
+    width_step: int = 8
     text_hidden_size: int = 768
     # Session options per platform ("x86_64", "arm64", ...), e.g. the CPU int8 scheme in use there.
     runtime: dict[str, Any] = field(default_factory=dict)

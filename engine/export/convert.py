@@ -27,7 +27,7 @@ from engine.bundle.manifest import (
     Manifest,
 )
 from engine.errors import InvalidInputError, ModelBundleError
-from engine.export.onnx_export import MAX_LATENT_WIDTH_STEPS, OPSET, export_component
+from engine.export.onnx_export import MAX_LATENT_WIDTH, OPSET, export_component
 from engine.version import __version__
 
 Progress = Callable[[str, float], None]
@@ -55,9 +55,9 @@ class ConvertSettings:
     def validate(self) -> None:
         if self.precision not in PRECISIONS:
             raise InvalidInputError(f"unknown precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
-        if self.qnn_width % 64 or not 64 <= self.qnn_width <= 64 * MAX_LATENT_WIDTH_STEPS:
-            raise InvalidInputError(f"width {self.qnn_width} px is not possible: use a multiple of 64 "
-                                    f"from 64 to {64 * MAX_LATENT_WIDTH_STEPS}")
+        if self.qnn_width % 8 or not 64 <= self.qnn_width <= 8 * MAX_LATENT_WIDTH:
+            raise InvalidInputError(f"width {self.qnn_width} px is not possible: use a multiple of 8 "
+                                    f"from 64 to {8 * MAX_LATENT_WIDTH}")
         out = Path(self.out)
         if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_NAME).exists())):
             raise InvalidInputError(f"{out} exists and is not a model bundle: choose another --out "
@@ -134,7 +134,7 @@ def convert(settings: ConvertSettings, progress: Progress | None = None) -> Mani
             image_height=int(checkpoint.vae.config.sample_size),
             image_width=settings.qnn_width if settings.precision == "qnn" else 512,
             fixed_shapes=settings.precision == "qnn",
-            max_image_width=settings.qnn_width if settings.precision == "qnn" else 64 * MAX_LATENT_WIDTH_STEPS,
+            max_image_width=settings.qnn_width if settings.precision == "qnn" else 8 * MAX_LATENT_WIDTH,
             text_hidden_size=int(checkpoint.text_encoder.config.hidden_size),
             runtime={"converted_on": platform.machine()},
         )
