@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 import soundfile
 from conftest import DATA
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from engine.codec import (
@@ -220,3 +223,26 @@ def test_sc_mel_is_near_the_quantisation_floor_for_the_original_audio(golden):
     noise = np.random.default_rng(0).standard_normal(original.shape[0]).astype(np.float32)
     assert sc_mel(golden["piano"], noise) > -5
     assert DEFAULT_PARAMS.num_bins == golden["piano"].shape[0]
+
+
+def test_stereo_image_with_one_silent_side_keeps_that_side_silent():
+    t = np.arange(44100) / 44100
+    left = (0.5 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+    image = encode_audio(np.stack([left, np.zeros_like(left)], axis=1), 44100, stereo=True).pixels
+    audio = decode_image(image, quality="draft")
+    assert audio.shape[1] == 2 and np.isfinite(audio).all()
+    assert np.max(np.abs(audio[:, 0])) == pytest.approx(PEAK, rel=1e-5)
+    assert np.max(np.abs(audio[:, 1])) < 1e-3
+
+
+@settings(max_examples=12, deadline=None)
+@given(image=hnp.arrays(np.uint8, st.tuples(st.just(512), st.integers(2, 40), st.sampled_from([1, 3]))),
+       stretch=st.floats(0.5, 2.0), quality=st.sampled_from(["draft", "standard"]))
+def test_any_image_decodes_to_finite_audio_of_the_requested_length(image, stretch, quality):
+    num_samples = max(1, round(natural_length(image.shape[1]) * stretch))
+    if not 0.5 * natural_length(image.shape[1]) <= num_samples <= 2 * natural_length(image.shape[1]):
+        return
+    audio = decode_image(image, quality=quality, num_samples=num_samples)
+    assert audio.shape == (num_samples, 1) and audio.dtype == np.float32
+    assert np.isfinite(audio).all()
+    assert np.max(np.abs(audio)) <= PEAK * (1 + 1e-5)

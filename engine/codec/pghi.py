@@ -145,12 +145,14 @@ def spanning_tree_phase(magnitudes: np.ndarray, hop: int, window: int, n_fft: in
     step = step * (0.5 * np.sign(offset)).astype(np.float64)
     # Sum the steps from the roots down by pointer jumping: log2(depth) vectorised passes.
     parent = parent.astype(np.intp)
+    grandparent = np.empty_like(parent)
+    gathered = np.empty_like(step)
     while True:
-        grandparent = parent[parent]
-        step += step[parent]
+        np.take(parent, parent, out=grandparent)
+        step += np.take(step, parent, out=gathered)
         if np.array_equal(grandparent, parent):
             break
-        parent = grandparent
+        parent, grandparent = grandparent, parent
     return _centre_to_start(step.reshape(columns, bins), window, n_fft)
 
 
