@@ -9,7 +9,6 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-import scipy.signal
 
 from engine.errors import InvalidInputError
 
@@ -22,6 +21,8 @@ def resample_by(samples: np.ndarray, up: int, down: int) -> np.ndarray:
     """
     if up == down:
         return np.asarray(samples, dtype=np.float32)
+    import scipy.signal  # ~0.5 s to import (it pulls in scipy.stats): only when first needed
+
     out = scipy.signal.resample_poly(np.asarray(samples, dtype=np.float32), up, down, axis=0)
     return out.astype(np.float32, copy=False)
 
