@@ -79,6 +79,11 @@ def export_component(checkpoint: Any, component: str, path: Path, *, fixed_width
         if upsamplers is not None:
             module.model.num_upsamplers = upsamplers
     program.save(str(path), external_data=_needs_external_data(module))
+    if component == "text_encoder":
+        from engine.export.qnn_export_fixes import clamp_mask_constants_in_file
+
+        # The causal mask's -3.4e38 becomes -100: same fp32 outputs, usable 16-bit ranges on the NPU.
+        clamp_mask_constants_in_file(path)
     inputs, outputs = describe_onnx(path)
     error = check_against_torch(module, path, component, fixed_width) if check else float("nan")
     return ExportedModel(path=path, inputs=inputs, outputs=outputs, max_abs_error_vs_torch=error)
