@@ -1,0 +1,206 @@
+"""Euler and Euler ancestral (Karras et al. 2022, "Elucidating the Design Space...", Algorithm 1 and the
+k-diffusion ancestral variant), as diffusers' `EulerDiscreteScheduler` and `EulerAncestralDiscreteScheduler`.
+
+Both work in the σ form: the latent is x = x_0 + σ ε, the model sees x / sqrt(σ² + 1) (its training
+input), and its noise prediction gives the denoised estimate D = x - σ ε and the ODE slope
+d = (x - D) / σ. Then
+
+    Euler:            x_{i+1} = x_i + d (σ_{i+1} - σ_i)
+    Euler ancestral:  σ_up = sqrt(σ_{i+1}² (σ_i² - σ_{i+1}²) / σ_i²),  σ_down = sqrt(σ_{i+1}² - σ_up²)
+                      x_{i+1} = x_i + d (σ_down - σ_i) + σ_up z,   z ~ N(0, I) fresh each step
+
+σ_i is the training σ interpolated linearly at the (possibly fractional) timestep t_i, then 0 at the end.
+The latents start at `init_noise_sigma` times unit noise: σ_0, or sqrt(σ_0² + 1) under "leading" spacing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.schedulers.noise import (
+    TIMESTEP_SPACINGS,
+    TrainingNoise,
+    check_choice,
+    check_int,
+    settings_from_dict,
+    settings_to_dict,
+    settings_values,
+    sigmas_of,
+)
+
+
+@dataclass(frozen=True)
+class EulerSettings:
+    """diffusers' `EulerDiscreteScheduler` config keys we read, with its defaults."""
+
+    noise: TrainingNoise = field(default_factory=TrainingNoise)
+    prediction_type: str = "epsilon"
+    interpolation_type: str = "linear"
+    use_karras_sigmas: bool = False
+    use_exponential_sigmas: bool = False
+    use_beta_sigmas: bool = False
+    timestep_spacing: str = "linspace"
+    timestep_type: str = "discrete"
+    steps_offset: int = 0
+    rescale_betas_zero_snr: bool = False
+    final_sigmas_type: str = "zero"
+
+    def __post_init__(self) -> None:
+        check_choice("prediction_type", self.prediction_type, ("epsilon", "v_prediction", "sample"), "euler")
+        check_choice("interpolation_type", self.interpolation_type, ("linear",), "euler")
+        for key in ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "rescale_betas_zero_snr"):
+            check_choice(key, getattr(self, key), (False,), "euler")
+        check_choice("timestep_spacing", self.timestep_spacing, TIMESTEP_SPACINGS)
+        check_choice("timestep_type", self.timestep_type, ("discrete", "continuous"))
+        if self.timestep_type == "continuous" and self.prediction_type == "v_prediction":
+            check_choice("timestep_type", self.timestep_type, ("discrete",), "euler (with v_prediction)")
+        check_int("steps_offset", self.steps_offset, minimum=0)
+        check_choice("final_sigmas_type", self.final_sigmas_type, ("zero", "sigma_min"))
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> EulerSettings:
+        return cls(**settings_values(cls, config, overrides))
+
+    def to_dict(self) -> dict[str, Any]:
+        return settings_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EulerSettings:
+        return settings_from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class EulerAncestralSettings:
+    """diffusers' `EulerAncestralDiscreteScheduler` config keys we read, with its defaults."""
+
+    noise: TrainingNoise = field(default_factory=TrainingNoise)
+    prediction_type: str = "epsilon"
+    timestep_spacing: str = "linspace"
+    steps_offset: int = 0
+    rescale_betas_zero_snr: bool = False
+
+    def __post_init__(self) -> None:
+        check_choice("prediction_type", self.prediction_type, ("epsilon", "v_prediction"), "euler_a")
+        check_choice("timestep_spacing", self.timestep_spacing, TIMESTEP_SPACINGS)
+        check_int("steps_offset", self.steps_offset, minimum=0)
+        check_choice("rescale_betas_zero_snr", self.rescale_betas_zero_snr, (False,), "euler_a")
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> EulerAncestralSettings:
+        return cls(**settings_values(cls, config, overrides))
+
+    def to_dict(self) -> dict[str, Any]:
+        return settings_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EulerAncestralSettings:
+        return settings_from_dict(cls, data)
+
+
+def discrete_timesteps(noise: TrainingNoise, spacing: str, steps_offset: int, num_steps: int) -> np.ndarray:
+    """The k-diffusion-style schedulers' timesteps (Euler, Euler ancestral, LMS), decreasing, float32;
+    "linspace" gives fractional timesteps."""
+    train = noise.num_train_timesteps
+    if spacing == "linspace":
+        return np.linspace(0, train - 1, num_steps, dtype=np.float32)[::-1].copy()
+    if spacing == "leading":
+        return (np.arange(num_steps) * (train // num_steps)).round()[::-1].astype(np.float32) + steps_offset
+    return np.arange(train, 0, -train / num_steps).round().astype(np.float32) - 1
+
+
+def interpolated_sigmas(train_sigmas: np.ndarray, timesteps: np.ndarray) -> np.ndarray:
+    """σ at each timestep, linear in t between training timesteps (clamped at the ends), float64."""
+    return np.interp(timesteps, np.arange(len(train_sigmas)), train_sigmas)
+
+
+def start_sigma(sigmas: np.ndarray, spacing: str) -> float:
+    """The initial noise scale: σ_max, or sqrt(σ_max² + 1) under "leading" spacing (diffusers' choice)."""
+    sigma_max = np.max(sigmas)
+    return float(sigma_max if spacing in ("linspace", "trailing") else np.sqrt(sigma_max ** 2 + 1))
+
+
+def denoised(model_output: np.ndarray, x: np.ndarray, sigma: np.float32, prediction_type: str) -> np.ndarray:
+    """D(x; σ), the model's estimate of x_0, from its output under each parametrisation."""
+    if prediction_type == "epsilon":
+        return x - sigma * model_output
+    if prediction_type == "v_prediction":
+        return model_output * (-sigma / np.sqrt(sigma ** 2 + 1)) + x / (sigma ** 2 + 1)
+    return model_output  # "sample"
+
+
+class Euler:
+    """Euler's method on the probability-flow ODE over `num_steps` steps, starting at step `begin`."""
+
+    ancestral = False
+
+    def __init__(self, settings: EulerSettings, num_steps: int, begin: int = 0) -> None:
+        self.settings = settings
+        self.num_steps = num_steps
+        self.begin = begin
+        alphas_cumprod = settings.noise.alphas_cumprod()
+        timesteps = discrete_timesteps(settings.noise, settings.timestep_spacing, settings.steps_offset, num_steps)
+        sigmas = interpolated_sigmas(sigmas_of(alphas_cumprod), timesteps)
+        last = sigmas_of(alphas_cumprod[:1])[0] if settings.final_sigmas_type == "sigma_min" else 0.0
+        self.all_sigmas = np.append(sigmas, last).astype(np.float32)
+        self.timesteps = timesteps[begin:]
+        self.sigmas = self.all_sigmas[begin:]
+        self.init_noise_sigma = start_sigma(self.all_sigmas, settings.timestep_spacing)
+
+    def scale_model_input(self, sample: np.ndarray, step_index: int) -> np.ndarray:
+        sigma = self.sigmas[step_index]
+        return np.asarray(sample, dtype=np.float32) / np.sqrt(sigma ** 2 + 1)
+
+    def step(self, model_output: np.ndarray, step_index: int, sample: np.ndarray,
+             rng: np.random.Generator | None = None, *, noise: np.ndarray | None = None) -> np.ndarray:
+        x = np.asarray(sample, dtype=np.float32)
+        sigma, sigma_next = self.sigmas[step_index], self.sigmas[step_index + 1]
+        d = (x - denoised(np.asarray(model_output, np.float32), x, sigma, self.settings.prediction_type)) / sigma
+        return x + d * (sigma_next - sigma)
+
+    def add_noise(self, original: np.ndarray, noise: np.ndarray, step_index: int = 0) -> np.ndarray:
+        """x = x_0 + σ ε at step `step_index`."""
+        return np.asarray(original, np.float32) + np.asarray(noise, np.float32) * self.sigmas[step_index]
+
+
+class EulerAncestral:
+    """Euler ancestral sampling over `num_steps` steps, starting at step `begin`. Each step draws fresh
+    noise: pass `rng` (or the noise itself, `noise=`) to `step`."""
+
+    ancestral = True
+
+    def __init__(self, settings: EulerAncestralSettings, num_steps: int, begin: int = 0) -> None:
+        self.settings = settings
+        self.num_steps = num_steps
+        self.begin = begin
+        alphas_cumprod = settings.noise.alphas_cumprod()
+        timesteps = discrete_timesteps(settings.noise, settings.timestep_spacing, settings.steps_offset, num_steps)
+        sigmas = interpolated_sigmas(sigmas_of(alphas_cumprod), timesteps)
+        self.all_sigmas = np.append(sigmas, 0.0).astype(np.float32)
+        self.timesteps = timesteps[begin:]
+        self.sigmas = self.all_sigmas[begin:]
+        self.init_noise_sigma = start_sigma(self.all_sigmas, settings.timestep_spacing)
+
+    def scale_model_input(self, sample: np.ndarray, step_index: int) -> np.ndarray:
+        sigma = self.sigmas[step_index]
+        return np.asarray(sample, dtype=np.float32) / np.sqrt(sigma ** 2 + 1)
+
+    def step(self, model_output: np.ndarray, step_index: int, sample: np.ndarray,
+             rng: np.random.Generator | None = None, *, noise: np.ndarray | None = None) -> np.ndarray:
+        x = np.asarray(sample, dtype=np.float32)
+        if noise is None:
+            if rng is None:
+                raise ValueError("euler_a draws fresh noise every step: pass rng (or noise)")
+            noise = rng.standard_normal(x.shape, dtype=np.float32)
+        sigma, sigma_next = self.sigmas[step_index], self.sigmas[step_index + 1]
+        sigma_up = np.sqrt(sigma_next ** 2 * (sigma ** 2 - sigma_next ** 2) / sigma ** 2)
+        sigma_down = np.sqrt(sigma_next ** 2 - sigma_up ** 2)
+        d = (x - denoised(np.asarray(model_output, np.float32), x, sigma, self.settings.prediction_type)) / sigma
+        return x + d * (sigma_down - sigma) + np.asarray(noise, np.float32) * sigma_up
+
+    def add_noise(self, original: np.ndarray, noise: np.ndarray, step_index: int = 0) -> np.ndarray:
+        """x = x_0 + σ ε at step `step_index`."""
+        return np.asarray(original, np.float32) + np.asarray(noise, np.float32) * self.sigmas[step_index]

@@ -1,0 +1,121 @@
+"""Linear multistep (LMS, k-diffusion's `sample_lms`), as diffusers' `LMSDiscreteScheduler` (order 4).
+
+Same σ form as Euler (x = x_0 + σ ε, model input x / sqrt(σ² + 1), slope d = (x - D) / σ), but each step
+integrates the Lagrange polynomial through the last slopes, as an Adams-Bashforth method in σ:
+
+    x_{i+1} = x_i + Σ_j c_j d_{i-j},    c_j = ∫_{σ_i}^{σ_{i+1}} Π_{k≠j} (τ - σ_{i-k}) / (σ_{i-j} - σ_{i-k}) dτ
+
+over j, k < order = min(i + 1, 4). diffusers (and k-diffusion) integrate with scipy's `quad`; the integrand
+is a polynomial of degree <= 3, which we integrate exactly.
+
+diffusers counts the order from the absolute step index, so audio-to-audio (which starts at step
+`begin` > 0 with no slopes yet) builds its first coefficients from a higher-order polynomial through σ
+values it never visited, and uses only as many of them as it has slopes. We do the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.polynomial import polynomial
+
+from engine.schedulers.euler import denoised, discrete_timesteps, interpolated_sigmas, start_sigma
+from engine.schedulers.noise import (
+    TIMESTEP_SPACINGS,
+    TrainingNoise,
+    check_choice,
+    check_int,
+    settings_from_dict,
+    settings_to_dict,
+    settings_values,
+    sigmas_of,
+)
+
+ORDER = 4
+
+
+@dataclass(frozen=True)
+class LMSSettings:
+    """diffusers' `LMSDiscreteScheduler` config keys we read, with its defaults."""
+
+    noise: TrainingNoise = field(default_factory=TrainingNoise)
+    use_karras_sigmas: bool = False
+    use_exponential_sigmas: bool = False
+    use_beta_sigmas: bool = False
+    prediction_type: str = "epsilon"
+    timestep_spacing: str = "linspace"
+    steps_offset: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas"):
+            check_choice(key, getattr(self, key), (False,), "lms")
+        check_choice("prediction_type", self.prediction_type, ("epsilon", "v_prediction", "sample"), "lms")
+        check_choice("timestep_spacing", self.timestep_spacing, TIMESTEP_SPACINGS)
+        check_int("steps_offset", self.steps_offset, minimum=0)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> LMSSettings:
+        return cls(**settings_values(cls, config, overrides))
+
+    def to_dict(self) -> dict[str, Any]:
+        return settings_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LMSSettings:
+        return settings_from_dict(cls, data)
+
+
+def lms_coefficient(sigmas: np.ndarray, i: int, order: int, j: int) -> float:
+    """c_j: the integral from σ_i to σ_{i+1} of the Lagrange basis polynomial that is 1 at σ_{i-j} and 0 at
+    the other σ_{i-k}, k < order."""
+    nodes = [float(sigmas[i - k]) for k in range(order) if k != j]
+    basis = polynomial.polyfromroots(nodes) / np.prod([float(sigmas[i - j]) - node for node in nodes])
+    antiderivative = polynomial.polyint(basis)
+    return float(polynomial.polyval(float(sigmas[i + 1]), antiderivative)
+                 - polynomial.polyval(float(sigmas[i]), antiderivative))
+
+
+class LMS:
+    """Fourth-order linear multistep over `num_steps` steps, starting at step `begin`. One per trajectory."""
+
+    ancestral = False
+
+    def __init__(self, settings: LMSSettings, num_steps: int, begin: int = 0) -> None:
+        self.settings = settings
+        self.num_steps = num_steps
+        self.begin = begin
+        alphas_cumprod = settings.noise.alphas_cumprod()
+        timesteps = discrete_timesteps(settings.noise, settings.timestep_spacing, settings.steps_offset, num_steps)
+        sigmas = interpolated_sigmas(sigmas_of(alphas_cumprod), timesteps)
+        self.all_sigmas = np.append(sigmas, 0.0).astype(np.float32)
+        self.timesteps = timesteps[begin:]
+        self.sigmas = self.all_sigmas[begin:]
+        self.init_noise_sigma = start_sigma(self.all_sigmas, settings.timestep_spacing)
+        self._slopes: list[np.ndarray] = []  # d_i, newest last (at most ORDER)
+        self._next = 0
+
+    def scale_model_input(self, sample: np.ndarray, step_index: int) -> np.ndarray:
+        sigma = self.sigmas[step_index]
+        return np.asarray(sample, dtype=np.float32) / np.sqrt(sigma ** 2 + 1)
+
+    def step(self, model_output: np.ndarray, step_index: int, sample: np.ndarray,
+             rng: np.random.Generator | None = None, *, noise: np.ndarray | None = None) -> np.ndarray:
+        if step_index != self._next:
+            raise ValueError(f"lms steps run once each, in order: expected step {self._next}, got {step_index}")
+        self._next += 1
+        x = np.asarray(sample, dtype=np.float32)
+        sigma = self.sigmas[step_index]
+        d = (x - denoised(np.asarray(model_output, np.float32), x, sigma, self.settings.prediction_type)) / sigma
+        self._slopes = [*self._slopes[-(ORDER - 1):], d]
+        i = self.begin + step_index  # diffusers' order and σ indices are absolute
+        order = min(i + 1, ORDER)
+        coefficients = [lms_coefficient(self.all_sigmas, i, order, j) for j in range(order)]
+        update = sum(c * slope for c, slope in zip(coefficients, reversed(self._slopes), strict=False))
+        return x + update
+
+    def add_noise(self, original: np.ndarray, noise: np.ndarray, step_index: int = 0) -> np.ndarray:
+        """x = x_0 + σ ε at step `step_index`."""
+        return np.asarray(original, np.float32) + np.asarray(noise, np.float32) * self.sigmas[step_index]
