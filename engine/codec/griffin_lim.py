@@ -11,6 +11,9 @@ Where riffusion spends its time and what we do instead:
 - The magnitude target is re-fitted each iteration so its mel amplitudes match the image while
   keeping the fine structure (harmonics) the iterations find, instead of being pinned to one smooth
   mel inverse. The image only fixes the mel amplitudes; this uses that freedom.
+- The edges are mirrored each iteration, as the encoder's reflect padding mirrors them.
+- The decoder runs most iterations on this coarse grid (bins ~10 Hz apart) and a few last ones on
+  a grid twice as fine, which the narrow low mel bands need (see `quality.DecodeSettings`).
 
 Signals live in a padded domain z: frame t covers z[t * hop : t * hop + window], so z holds
 window / 2 samples of context before the first frame centre and after the last. All float32.
