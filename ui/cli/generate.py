@@ -1,0 +1,121 @@
+"""`riffstudio generate`: a prompt becomes a loop (WAV), its spectrogram (PNG) and a JSON sidecar."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from engine.errors import InvalidInputError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from engine.generation.settings import (
+        DEFAULT_GUIDANCE,
+        DEFAULT_SCHEDULER,
+        DEFAULT_STEPS,
+        DEFAULT_STRENGTH,
+    )
+
+    parser = subparsers.add_parser(
+        "generate", help="make a loop from a text prompt",
+        description="Make a loop from a text prompt with a model bundle. Writes LOOP (audio), a JSON "
+        "sidecar beside it with every setting (LOOP with .json), and optionally the spectrogram image.")
+    parser.add_argument("prompt", metavar="PROMPT")
+    parser.add_argument("--model", required=True, type=Path, metavar="BUNDLE", help="model bundle folder")
+    parser.add_argument("--out", required=True, type=Path, metavar="LOOP.wav", help=".wav, .flac, .aiff or .ogg")
+    parser.add_argument("--image", type=Path, metavar="SPEC.png", help="also save the spectrogram image")
+    parser.add_argument("--negative", default="", metavar="TEXT", help="what the loop should not sound like")
+    parser.add_argument("--seed", type=int, help="fixes the result (default: a random seed, recorded)")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"denoising steps (default {DEFAULT_STEPS})")
+    parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
+                        help=f"how closely to follow the prompt (default {DEFAULT_GUIDANCE:g})")
+    parser.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=f"sampler (default {DEFAULT_SCHEDULER})")
+    parser.add_argument("--width", type=int, default=512, help="image width in px, multiple of 8 (512 = 5.1 s)")
+    parser.add_argument("--provider", choices=("auto", "cpu", "qnn"), default="auto")
+    parser.add_argument("--latents", type=Path, metavar="FILE.npy",
+                        help="initial noise, float32 [1, 4, 64, width/8] (to compare with other tools)")
+    parser.add_argument("--init-audio", type=Path, metavar="FILE", help="riff on this loop (audio-to-audio)")
+    parser.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
+                        help=f"with --init-audio: 0 keeps it, 1 ignores it (default {DEFAULT_STRENGTH:g})")
+    parser.add_argument("--quality", choices=("draft", "standard", "high"), default="standard",
+                        help="audio decoding quality")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.generation.settings import GenerationSettings
+
+    settings = GenerationSettings(
+        prompt=args.prompt, negative_prompt=args.negative, seed=args.seed, steps=args.steps,
+        guidance=args.guidance, scheduler=args.scheduler, width=args.width, quality=args.quality,
+        init_audio=str(args.init_audio) if args.init_audio else None, strength=args.strength)
+    settings.validate()
+    check_output_paths(args.out, args.image)
+    noise = read_latents(args.latents) if args.latents else None
+
+    from engine.bundle import open_bundle
+    from engine.generation.loop import render_loop
+    from engine.generation.pipeline import LoopGenerator
+    from engine.generation.providers import choose_provider
+    from ui.cli.progress import TerminalProgress
+
+    bundle = open_bundle(args.model)
+    session_settings, reason = choose_provider(args.provider, bundle)
+    print(f"provider: {reason}", file=sys.stderr)
+    generator = LoopGenerator(bundle, session_settings)
+    bar = TerminalProgress()
+    try:
+        loop = render_loop(generator, settings, initial_noise=noise,
+                           progress=lambda e: bar(f"{e.stage} {e.step}/{e.total}", e.fraction))
+    finally:
+        bar.close()
+    for note in loop.result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    write_loop_files(loop, generator, args.out, args.image)
+    timings = loop.result.timings
+    print(f"wrote {args.out} (seed {loop.result.settings.seed}, {loop.audio.shape[0] / loop.sample_rate:.2f} s, "
+          f"{timings.get('denoise_s', 0) + timings.get('vae_decode_s', 0) + timings.get('audio_s', 0):.1f} s)")
+    return 0
+
+
+def check_output_paths(out: Path, image: Path | None) -> None:
+    if out.suffix.lower() not in (".wav", ".flac", ".aiff", ".aif", ".ogg"):
+        raise InvalidInputError(f"cannot write audio to {out.name}: use a .wav, .flac, .aiff or .ogg file name")
+    if image is not None and image.suffix.lower() != ".png":
+        raise InvalidInputError(f"cannot write the spectrogram to {image.name}: use a .png file name")
+    if out.is_dir():
+        raise InvalidInputError(f"{out} is a folder: give a file name such as {out / 'loop.wav'}")
+
+
+def read_latents(path: Path):
+    import numpy as np
+
+    try:
+        latents = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise InvalidInputError(f"cannot read latents from {path} ({error}): give a .npy file of "
+                                "float32 [1, 4, 64, width/8]") from None
+    return latents.astype(np.float32) if latents.dtype == np.float64 else latents
+
+
+def write_loop_files(loop, generator, out: Path, image: Path | None) -> None:
+    """Audio, sidecar and image appear together: each is written under a temporary name first."""
+    from engine.atomic import atomic_path
+    from engine.codec import DEFAULT_MAX_VALUE, DEFAULT_PARAMS, EncodedImage
+    from engine.codec.audio_io import write_audio
+    from engine.codec.image_file import write_spectrogram_image
+
+    sidecar = loop.sidecar(generator)
+    sidecar["audio"]["file"] = out.name
+    if image is not None:
+        sidecar["image"] = {"file": image.name}
+    with ExitStack() as stack:
+        if image is not None:
+            encoded = EncodedImage(pixels=loop.image, max_value=DEFAULT_MAX_VALUE, stereo=False, params=DEFAULT_PARAMS)
+            write_spectrogram_image(stack.enter_context(atomic_path(image)), encoded)
+        temp_json = stack.enter_context(atomic_path(out.with_suffix(".json")))
+        temp_json.write_text(json.dumps(sidecar, indent=2), encoding="utf-8")
+        write_audio(out, loop.audio, loop.sample_rate)
