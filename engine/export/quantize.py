@@ -101,7 +101,7 @@ def quantize_qnn(fp32_static_path: str | Path, out_path: str | Path, component: 
         # 16-bit Q/DQ needs opset 21; quantize_static would convert the whole model (weights and
         # all, through protobuf: impossible above 2 GB, and the converted graph's tensor names
         # need not match our ranges). Convert the weightless graph once, here, instead.
-        prepared = _to_opset21(preprocessed, _sibling(preprocessed, work.name + ".opset21"))
+        prepared = _prepare(preprocessed, _sibling(preprocessed, work.name + ".opset21"), opset21=True)
         try:
             count = _Counter(calibration)
             ranges = collect_ranges(prepared, count, progress=progress, cancelled=cancelled)
@@ -121,8 +121,7 @@ def quantize_qnn(fp32_static_path: str | Path, out_path: str | Path, component: 
                                 extra_options=config.extra_options)
             _publish(staged, out_path)
         finally:
-            if prepared != preprocessed:
-                prepared.unlink(missing_ok=True)
+            prepared.unlink(missing_ok=True)
     return QuantizationRecord(component, "qnn", f"qdq_w{_bits(weight_type)}a{_bits(activation_type)}",
                               weight_type, activation_type, True, count.count)
 
@@ -164,15 +163,19 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, component: str, *
             if calibration is None:
                 raise InvalidInputError(f"int8 scheme {scheme} for {component} needs calibration samples")
             count = _Counter(calibration)
-            ranges = collect_ranges(fp32_path, count, progress=progress, cancelled=cancelled)
-            samples = count.count
-            cache = work / "ranges.json"
-            write_calibration_cache(ranges, cache)
-            with _quiet_quantization_logs():
-                quantize_static(fp32_path, staged, None, calibration_cache_path=cache,
-                                quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                                weight_type=QuantType.QInt8, per_channel=True,
-                                use_external_data_format=large)
+            prepared = _prepare(fp32_path, _sibling(fp32_path, work.name + ".prepared"), opset21=False)
+            try:
+                ranges = collect_ranges(prepared, count, progress=progress, cancelled=cancelled)
+                samples = count.count
+                cache = work / "ranges.json"
+                write_calibration_cache(ranges, cache)
+                with _quiet_quantization_logs():
+                    quantize_static(prepared, staged, None, calibration_cache_path=cache,
+                                    quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                                    weight_type=QuantType.QInt8, per_channel=True,
+                                    use_external_data_format=large)
+            finally:
+                prepared.unlink(missing_ok=True)
             record = ("int8", "uint8", True)
         _publish(staged, out_path)
     return QuantizationRecord(component, "int8", scheme, record[0], record[1], record[2], samples)
@@ -225,22 +228,66 @@ class _Counter:
             yield sample
 
 
-def _to_opset21(model_path: Path, out_path: Path) -> Path:
-    """`model_path` converted to opset 21 without loading its weights.
+def _prepare(model_path: Path, out_path: Path, *, opset21: bool) -> Path:
+    """The graph of `model_path` made safe for `quantize_static`, without loading its weights: shared
+    biases unshared (`unshare_biases`) and, for 16-bit Q/DQ, the opset raised to 21.
 
-    The converted graph is written beside `model_path` (it references the same external data file;
-    onnx refuses hard links to it), under `out_path`'s name; the caller removes it.
+    The new graph is written beside `model_path` (it references the same external data file; onnx
+    refuses hard links to it), under `out_path`'s name; the caller removes it.
     """
     import onnx
     from onnx import version_converter
 
     model = onnx.load(str(model_path), load_external_data=False)
     opset = next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
-    if opset >= 21:
-        return model_path
-    converted = version_converter.convert_version(model, 21)
-    onnx.save(converted, str(out_path))
+    if opset21 and opset < 21:
+        model = version_converter.convert_version(model, 21)
+    unshare_biases(model)
+    onnx.save(model, str(out_path))
     return out_path
+
+
+# Ops whose third input onnxruntime's QDQ quantizer turns into an int32 bias (scale = input x weight).
+BIAS_OPS = ("Conv", "ConvTranspose", "Gemm", "InstanceNormalization", "LayerNormalization", "BatchNormalization")
+
+
+def unshare_biases(model: Any) -> int:
+    """Give every node its own copy of a bias initializer that several nodes share, in place.
+
+    onnxruntime's QDQ quantizer copies a shared bias itself, naming the copy `<name><n>` with n one more
+    than the largest numeric suffix among *initializers* only: torch's exporter names initializers and
+    activations alike `val_<k>`, so the InstanceNormalization bias `val_11` shared by 22 GroupNorms got
+    a copy `val_119`, which is also a Sigmoid's output. The quantized model then feeds that [16]
+    initializer where the activation belonged (the VAE encoder's "Mul: Incompatible dimensions" at
+    load; the dynamic UNet's "duplicate tensor name"; "shared mode is not supported for weight" when a
+    copy takes the name of a Reshape's input). Unshared, the quantizer copies nothing. Works on a graph
+    loaded without its external data (copies keep the reference). Returns how many copies were made.
+    """
+    initializers = {init.name: init for init in model.graph.initializer}
+    uses: dict[str, int] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    taken = set(initializers) | {name for node in model.graph.node for name in (*node.input, *node.output)}
+    taken |= {value.name for value in (*model.graph.input, *model.graph.output)}
+    copies = 0
+    for index, node in enumerate(model.graph.node):
+        if node.op_type not in BIAS_OPS or len(node.input) < 3 or node.input[2] not in initializers:
+            continue
+        name = node.input[2]
+        if uses[name] < 2:
+            continue
+        uses[name] -= 1  # the last user keeps the original
+        new_name = f"{name}.bias_of.{node.name or index}"
+        while new_name in taken:
+            new_name += "_"
+        taken.add(new_name)
+        copy = model.graph.initializer.add()
+        copy.CopyFrom(initializers[name])
+        copy.name = new_name
+        node.input[2] = new_name
+        copies += 1
+    return copies
 
 
 def _check_static(model_path: Path) -> None:
