@@ -88,7 +88,7 @@ class LoopGenerator:
         """
         from engine.schedulers import make_scheduler
 
-        settings = self._checked(settings)
+        settings = self.checked(settings)
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         context = self.encode_prompts(settings.prompt, settings.negative_prompt)
@@ -143,21 +143,23 @@ class LoopGenerator:
     def denoise(self, latents: np.ndarray, context: np.ndarray, scheduler, guidance: float,
                 rng: np.random.Generator, *, progress: Progress | None = None,
                 should_cancel: ShouldCancel | None = None, want_previews: bool = False) -> np.ndarray:
-        guided = guidance > 1.0
         total = len(scheduler.timesteps)
         for index, timestep in enumerate(scheduler.timesteps):
             if should_cancel is not None and should_cancel():
                 raise CancelledError(f"cancelled at step {index} of {total}")
             model_input = scheduler.scale_model_input(latents, index)
-            if guided:
-                noise_uncond, noise_cond = self._unet_pair(model_input, float(timestep), context)
-                noise = noise_uncond + np.float32(guidance) * (noise_cond - noise_uncond)
-            else:
-                noise = self._unet(model_input, float(timestep), context[1:])
+            noise = self.predict_noise(model_input, float(timestep), context, guidance)
             latents = scheduler.step(noise, index, latents, rng=rng)
             preview = latent_preview(latents) if want_previews else None
             _notify(progress, StepEvent("denoise", index + 1, total, 0.05 + 0.85 * (index + 1) / total, preview))
         return latents
+
+    def predict_noise(self, sample: np.ndarray, timestep: float, context: np.ndarray, guidance: float) -> np.ndarray:
+        """The UNet's noise prediction, classifier-free guided when guidance > 1 (as diffusers decides)."""
+        if guidance <= 1.0:
+            return self._unet(sample, timestep, context[1:])
+        noise_uncond, noise_cond = self._unet_pair(sample, timestep, context)
+        return noise_uncond + np.float32(guidance) * (noise_cond - noise_uncond)
 
     def decode_latents(self, latents: np.ndarray) -> np.ndarray:
         """VAE decode, then diffusers' post-processing to uint8 [512, width, 3]."""
@@ -213,7 +215,8 @@ class LoopGenerator:
             self._sessions.clear()
             return self._session(component).run(None, feeds)
 
-    def _checked(self, settings: GenerationSettings) -> GenerationSettings:
+    def checked(self, settings: GenerationSettings) -> GenerationSettings:
+        """Settings validated against this bundle's geometry, with a seed picked if none was given."""
         m = self.manifest
         if m.fixed_shapes and settings.width != m.image_width:
             raise InvalidInputError(f"this {m.precision} bundle makes {m.image_width} px wide images only, "

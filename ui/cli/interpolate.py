@@ -1,0 +1,84 @@
+"""`riffstudio interpolate`: a chain of loops morphing from one prompt (and seed) to another."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from engine.errors import InvalidInputError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from engine.generation.settings import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
+
+    parser = subparsers.add_parser(
+        "interpolate", help="morph from one prompt/seed to another in N clips",
+        description="Make COUNT clips moving from START to END (prompt and/or seed), each written as soon as "
+        "it is made (clip_01.wav, ...), then the whole chain as one seamless chain.wav, and interpolation.json.")
+    parser.add_argument("start", metavar="START_PROMPT")
+    parser.add_argument("end", metavar="END_PROMPT", nargs="?", help="default: the start prompt (seed morph)")
+    parser.add_argument("--model", required=True, type=Path, metavar="BUNDLE")
+    parser.add_argument("--out-dir", required=True, type=Path, metavar="DIR")
+    parser.add_argument("--count", type=int, default=5, help="how many clips, ends included (default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="start seed (default 0)")
+    parser.add_argument("--end-seed", type=int, help="end seed (default: the start seed)")
+    parser.add_argument("--negative", default="")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="denoising steps per clip")
+    parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    parser.add_argument("--scheduler", default=DEFAULT_SCHEDULER)
+    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--provider", choices=("auto", "cpu", "qnn"), default="auto")
+    parser.add_argument("--quality", choices=("draft", "standard", "high"), default="standard")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.generation.interpolate import interpolation_weights
+    from engine.generation.settings import GenerationSettings
+
+    end_prompt = args.end if args.end is not None else args.start
+    end_seed = args.end_seed if args.end_seed is not None else args.seed
+    start = GenerationSettings(prompt=args.start, negative_prompt=args.negative, seed=args.seed, steps=args.steps,
+                               guidance=args.guidance, scheduler=args.scheduler, width=args.width,
+                               quality=args.quality).validate()
+    GenerationSettings(prompt=end_prompt, seed=end_seed).validate()
+    interpolation_weights(args.count)
+    if args.out_dir.exists() and not args.out_dir.is_dir():
+        raise InvalidInputError(f"{args.out_dir} is a file: give a folder for the clips")
+
+    from engine.atomic import atomic_path
+    from engine.bundle import open_bundle
+    from engine.codec import DEFAULT_PARAMS
+    from engine.codec.audio_io import write_audio
+    from engine.generation.interpolate import interpolate, join_clips
+    from engine.generation.pipeline import LoopGenerator
+    from engine.generation.providers import choose_provider
+    from ui.cli.progress import TerminalProgress
+
+    bundle = open_bundle(args.model)
+    session_settings, reason = choose_provider(args.provider, bundle)
+    print(f"provider: {reason}", file=sys.stderr)
+    generator = LoopGenerator(bundle, session_settings)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    digits = len(str(args.count))
+
+    def save_clip(index: int, image, audio) -> None:
+        write_audio(args.out_dir / f"clip_{index + 1:0{digits}d}.wav", audio, DEFAULT_PARAMS.sample_rate)
+
+    bar = TerminalProgress()
+    try:
+        clips = interpolate(generator, start, end_prompt, end_seed, args.count, on_clip=save_clip,
+                            progress=lambda e: bar(e.stage, e.fraction))
+    finally:
+        bar.close()
+    write_audio(args.out_dir / "chain.wav", join_clips(clips), DEFAULT_PARAMS.sample_rate)
+    record = {"start": start.to_dict(), "end": {"prompt": end_prompt, "seed": end_seed}, "count": args.count,
+              "bundle": {"path": str(bundle.path.resolve()), "identity": bundle.identity},
+              "provider": generator.provider, "clips": [f"clip_{i + 1:0{digits}d}.wav" for i in range(args.count)],
+              "chain": "chain.wav"}
+    with atomic_path(args.out_dir / "interpolation.json") as temp:
+        temp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    print(f"wrote {args.count} clips and chain.wav to {args.out_dir}")
+    return 0
