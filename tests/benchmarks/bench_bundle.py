@@ -153,7 +153,8 @@ def ensure_bundles(preset: str) -> tuple[Path, dict[str, Path]]:
         if not (out / "manifest.json").exists():
             print(f"converting {preset} to {precision} (minutes for full size)...", flush=True)
             start = time.perf_counter()
-            convert(ConvertSettings(source=str(source), out=out, precision=precision))
+            convert(ConvertSettings(source=str(source), out=out, precision=precision,
+                                    export_cache=REPO / ".cache" / "bench-exports"))
             print(f"  {time.perf_counter() - start:.0f} s", flush=True)
         bundles[precision] = out
     return source, bundles
