@@ -55,6 +55,36 @@ def cached_bundle(precision: str) -> Path:
     return out
 
 
+def cached_artifacts(name: str, build) -> Path:
+    """A folder that `build(folder)` fills once, cached under .cache/test-artifacts/ until the export,
+    quantization or session code (or onnxruntime) changes; built under a temporary name, then renamed."""
+    import hashlib
+    import shutil
+    import tempfile
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(f"{cached_model_dir().name}-{name}-{version('onnxruntime')}".encode())
+    # What exporting, calibrating and quantizing read (not convert.py: bundles are cached_bundle's).
+    sources = ["export/onnx_export.py", "export/source.py", "export/calibration.py", "export/ranges.py",
+               "export/quantize.py", "export/qnn_export_fixes.py", "sessions.py"]
+    for path in [*(REPO / "engine" / name for name in sources), REPO / "tests" / "random_sd_model.py"]:
+        digest.update(path.read_bytes())
+    root = REPO / ".cache" / "test-artifacts"
+    out = root / f"{name}-{digest.hexdigest()[:12]}"
+    if out.is_dir():
+        return out
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(f"{name}-{'?' * 12}"):
+        shutil.rmtree(stale, ignore_errors=True)
+    temp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+    try:
+        build(temp)
+        temp.rename(out)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return out
+
+
 def cached_model_dir() -> Path:
     from random_sd_model import cached_model
 
