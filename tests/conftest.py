@@ -12,6 +12,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
+# ONNX exports of the tiny checkpoint, shared by every fixture that converts or quantises it.
+EXPORT_CACHE = REPO / ".cache" / "test-exports"
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +53,8 @@ def cached_bundle(precision: str) -> Path:
 
         for stale in root.glob(f"{precision}-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        convert(ConvertSettings(source=str(source), out=out, precision=precision))
+        convert(ConvertSettings(source=str(source), out=out, precision=precision,
+                                export_cache=EXPORT_CACHE))
     return out
 
 
@@ -94,3 +97,8 @@ def cached_model_dir() -> Path:
 @pytest.fixture(scope="session")
 def fp32_bundle() -> Path:
     return cached_bundle("fp32")
+
+
+@pytest.fixture(scope="session")
+def int8_bundle() -> Path:
+    return cached_bundle("int8")

@@ -174,3 +174,27 @@ def test_convert_refuses_to_overwrite_a_folder_that_is_not_a_bundle(run_cli, tmp
     assert result.returncode == 2
     assert "is not a model bundle" in result.stderr
     assert (out / "song.wav").read_bytes() == b"keep me"
+
+
+def test_int8_bundle_records_its_schemes_and_quality_and_passes_check(run_cli, int8_bundle):
+    manifest = json.loads((int8_bundle / "manifest.json").read_text())
+    assert manifest["precision"] == "int8"
+    components = manifest["components"]
+    assert components["unet"]["quantization"] == "dynamic_u8_per_channel"
+    for name in ("unet", "vae_decoder", "vae_encoder"):
+        assert components[name]["validation"]["snr_db_vs_fp32"] > 15, name
+    assert components["unet"]["inputs"][0]["shape"][3] == "latent_width"  # dynamic width survives quantisation
+    result = run_cli("model", "check", int8_bundle, "--precision", "int8")
+    assert result.returncode == 0, result.stderr
+    assert "dynamic_u8_per_channel" in result.stdout
+
+
+def test_fp32_and_int8_bundles_share_one_export_per_model(fp32_bundle, int8_bundle):
+    from conftest import REPO
+
+    entries = list((REPO / ".cache" / "test-exports").glob("unet-*"))
+    matching = [e for e in entries if (e / "unet.onnx").read_bytes() == (fp32_bundle / "unet.onnx").read_bytes()]
+    assert len(matching) == 1
+    record = json.loads((matching[0] / "export.json").read_text())
+    manifest = json.loads((int8_bundle / "manifest.json").read_text())
+    assert manifest["components"]["unet"]["validation"]["max_abs_error_vs_torch"] == record["max_abs_error_vs_torch"]

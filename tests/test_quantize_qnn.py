@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cached_artifacts, cached_model_dir
+from conftest import EXPORT_CACHE, cached_artifacts, cached_model_dir
 
 from engine.errors import InvalidInputError, ModelBundleError
 from engine.export.calibration import MUSIC_PROMPTS, CalibrationSet, CalibrationSettings
@@ -56,7 +56,7 @@ def test_builtin_prompts_are_many_and_varied():
 def _build_artifacts(folder: Path) -> None:
     """fp32 exports (fixed shapes for qnn, dynamic for int8), calibration sets, w8a16 qnn models."""
     from engine.export.calibration import capture_calibration_set
-    from engine.export.onnx_export import export_component
+    from engine.export.export_cache import export_with_cache
     from engine.export.source import load_checkpoint
 
     checkpoint = load_checkpoint(str(cached_model_dir()))
@@ -73,9 +73,10 @@ def _build_artifacts(folder: Path) -> None:
     for component in COMPONENTS:
         static = folder / "static" / f"{component}.onnx"
         width = UNET_QNN_WIDTH if component == "unet" else WIDTH
-        export_component(checkpoint, component, static, fixed_width=width, check=False)
-        export_component(checkpoint, component, folder / "dynamic" / f"{component}.onnx", fixed_width=None,
-                         check=False)
+        # The same export cache as the bundle fixtures: the dynamic exports are the fp32 bundle's own.
+        export_with_cache(checkpoint, component, static, fixed_width=width, cache=EXPORT_CACHE)
+        export_with_cache(checkpoint, component, folder / "dynamic" / f"{component}.onnx", fixed_width=None,
+                          cache=EXPORT_CACHE)
         samples = unet_samples if component == "unet" else calibration.for_component(component)
         records[component] = quantize_qnn(static, folder / "qnn" / f"{component}.onnx", component,
                                           samples).to_dict()

@@ -12,7 +12,7 @@ import json
 import platform
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,8 @@ from engine.bundle.manifest import (
     Manifest,
 )
 from engine.errors import InvalidInputError, ModelBundleError
-from engine.export.onnx_export import MAX_LATENT_WIDTH, OPSET, export_component
+from engine.export.export_cache import export_with_cache
+from engine.export.onnx_export import MAX_LATENT_WIDTH, OPSET
 from engine.version import __version__
 
 Progress = Callable[[str, float], None]
@@ -52,7 +53,8 @@ class ConvertSettings:
     calibration_prompts: Path | None = None
     # QNN bundles have fixed shapes: the one image width they generate (pixels).
     qnn_width: int = 512
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Reuse ONNX exports of the same checkpoint across conversions (fp32 and int8 share theirs).
+    export_cache: Path | None = None
 
     def validate(self) -> None:
         if self.precision not in PRECISIONS:
@@ -166,14 +168,16 @@ def _build_component(checkpoint: Any, component: str, settings: ConvertSettings,
 
     name = f"{component}.onnx"
     if settings.precision == "fp32":
-        exported = export_component(checkpoint, component, bundle / name, fixed_width=None)
+        exported = export_with_cache(checkpoint, component, bundle / name, fixed_width=None,
+                                     cache=settings.export_cache)
         return ComponentSpec(file=name, inputs=exported.inputs, outputs=exported.outputs,
                              validation={"max_abs_error_vs_torch": exported.max_abs_error_vs_torch})
     from engine.export.quantize import component_snr_db, quantize_int8, quantize_qnn
 
     samples = calibration.for_component(component)
     fixed_width = settings.qnn_width if settings.precision == "qnn" else None
-    exported = export_component(checkpoint, component, work / name, fixed_width=fixed_width)
+    exported = export_with_cache(checkpoint, component, work / name, fixed_width=fixed_width,
+                                 cache=settings.export_cache)
     if settings.precision == "qnn":
         record = quantize_qnn(exported.path, bundle / name, component, samples)
     else:
