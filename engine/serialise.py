@@ -13,6 +13,12 @@ T = TypeVar("T")
 
 def from_dict(cls: type[T], data: Mapping[str, Any], what: str) -> T:
     """`cls(**data)`, refusing unknown keys and missing required ones with a one-line message."""
+    return cls(**checked_fields(cls, data, what))
+
+
+def checked_fields(cls: type, data: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """`data` as keyword arguments for dataclass `cls`, checked as `from_dict` checks them: for callers
+    that must convert a nested value (a dict standing for a dataclass) before building `cls`."""
     if not isinstance(data, Mapping):
         raise InvalidInputError(f"{what} must be a mapping of names to values, not {type(data).__name__}")
     fields = dataclasses.fields(cls)
@@ -24,4 +30,4 @@ def from_dict(cls: type[T], data: Mapping[str, Any], what: str) -> T:
                 and f.default_factory is dataclasses.MISSING and f.name not in data]
     if required:
         raise InvalidInputError(f"{what}s need {', '.join(required)}")
-    return cls(**dict(data))
+    return dict(data)

@@ -26,6 +26,7 @@ import onnxruntime as ort
 
 from engine.atomic import atomic_path
 from engine.errors import InvalidInputError, ModelBundleError, ProviderError
+from engine.serialise import from_dict
 
 QNN_EP = "QNNExecutionProvider"
 CONTEXT_MODEL_NAME = "model_ctx.onnx"
@@ -89,12 +90,7 @@ class SessionSettings:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SessionSettings:
         """Inverse of `to_dict`; missing keys take the defaults, unknown keys are an error."""
-        names = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise InvalidInputError(f"unknown session setting(s) {', '.join(unknown)}; "
-                                    f"expected some of {', '.join(sorted(names))}")
-        return cls(**dict(data))
+        return from_dict(cls, data, "session setting")
 
 
 def create_session(model_path: str | Path, settings: SessionSettings = SessionSettings(),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import InvalidInputError
+from engine.serialise import from_dict
 
 # riffusion's custom EXIF tags (SpectrogramParams.ExifTags in riffusion 0.0.5).
 EXIF_SAMPLE_RATE = 11000
@@ -95,12 +96,7 @@ class SpectrogramParams:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SpectrogramParams:
         """Inverse of `to_dict`; missing keys take the defaults, unknown keys are an error."""
-        names = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise InvalidInputError(f"unknown spectrogram parameter(s) {', '.join(unknown)}; "
-                                    f"expected some of {', '.join(sorted(names))}")
-        return cls(**dict(data))
+        return from_dict(cls, data, "spectrogram parameter")
 
     def to_exif(self) -> dict[int, int | float]:
         """The EXIF tags riffusion writes (without stereo and max value, which belong to one image)."""
