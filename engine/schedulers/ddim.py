@@ -12,23 +12,21 @@ config asks (`clip_sample`, diffusers' default true: riffusion's config sets it 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from engine.errors import InvalidInputError
 from engine.schedulers.noise import (
     TIMESTEP_SPACINGS,
     TrainingNoise,
+    alpha_schedule,
     check_bool,
     check_choice,
     check_int,
     check_number,
+    settings_from_config,
     settings_from_dict,
     settings_to_dict,
-    settings_values,
 )
 
 
@@ -56,16 +54,9 @@ class DDIMSettings:
         check_choice("timestep_spacing", self.timestep_spacing, TIMESTEP_SPACINGS)
         check_choice("rescale_betas_zero_snr", self.rescale_betas_zero_snr, (False,), "ddim")
 
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> DDIMSettings:
-        return cls(**settings_values(cls, config, overrides))
-
-    def to_dict(self) -> dict[str, Any]:
-        return settings_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DDIMSettings:
-        return settings_from_dict(cls, data)
+    from_config = classmethod(settings_from_config)
+    to_dict = settings_to_dict
+    from_dict = classmethod(settings_from_dict)
 
 
 def ddim_timesteps(settings: DDIMSettings, num_steps: int) -> np.ndarray:
@@ -86,16 +77,11 @@ class DDIM:
     def __init__(self, settings: DDIMSettings, num_steps: int, begin: int = 0) -> None:
         self.settings = settings
         self.num_steps = num_steps
-        self.alphas_cumprod = settings.noise.alphas_cumprod()
-        self.final_alpha_cumprod = np.float32(1.0) if settings.set_alpha_to_one else self.alphas_cumprod[0]
-        all_timesteps = ddim_timesteps(settings, num_steps)
-        if all_timesteps.max() >= len(self.alphas_cumprod) or all_timesteps.min() < 0:
-            raise InvalidInputError(f"{num_steps} steps put a ddim timestep outside the model's "
-                                    f"{len(self.alphas_cumprod)} training timesteps: use fewer steps")
-        self._timesteps = all_timesteps[begin:]
-        self.timesteps = self._timesteps.astype(np.float32)
+        self.schedule = alpha_schedule(settings.noise, ddim_timesteps(settings, num_steps), num_steps, begin,
+                                       settings.set_alpha_to_one, "ddim")
+        self.alphas_cumprod, self.final_alpha_cumprod = self.schedule.alphas_cumprod, self.schedule.final_alpha_cumprod
+        self.timesteps = self.schedule.timesteps.astype(np.float32)
         self.init_noise_sigma = 1.0
-        self._stride = settings.noise.num_train_timesteps // num_steps
 
     def scale_model_input(self, sample: np.ndarray, step_index: int) -> np.ndarray:
         return np.asarray(sample, dtype=np.float32)
@@ -104,10 +90,8 @@ class DDIM:
              rng: np.random.Generator | None = None, *, noise: np.ndarray | None = None) -> np.ndarray:
         x = np.asarray(sample, dtype=np.float32)
         out = np.asarray(model_output, dtype=np.float32)
-        t = int(self._timesteps[step_index])
-        t_prev = t - self._stride
-        alpha = self.alphas_cumprod[t]
-        alpha_prev = self.alphas_cumprod[t_prev] if t_prev >= 0 else self.final_alpha_cumprod
+        t = int(self.schedule.timesteps[step_index])
+        alpha, alpha_prev = self.schedule.alpha(t), self.schedule.alpha(t - self.schedule.stride)
         beta = 1 - alpha
         kind = self.settings.prediction_type
         if kind == "epsilon":
@@ -125,5 +109,4 @@ class DDIM:
 
     def add_noise(self, original: np.ndarray, noise: np.ndarray, step_index: int = 0) -> np.ndarray:
         """x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε at the timestep of step `step_index`."""
-        alpha = self.alphas_cumprod[int(self._timesteps[step_index])]
-        return np.sqrt(alpha) * np.asarray(original, np.float32) + np.sqrt(1 - alpha) * np.asarray(noise, np.float32)
+        return self.schedule.add_noise(original, noise, step_index)

@@ -33,12 +33,13 @@ from engine.schedulers.noise import (
     check_int,
     effective_config,
     karras_sigmas,
+    settings_from_config,
     settings_from_dict,
     settings_to_dict,
-    settings_values,
     sigmas_of,
     timestep_of_sigma,
 )
+from engine.schedulers.sigmas import interpolated_sigmas, with_final_sigma
 
 
 @dataclass(frozen=True)
@@ -94,14 +95,10 @@ class DPMSolverSettings:
         # λ clipping (for cosine schedules) is off unless the config asks; we support it off only.
         clipped = effective_config(config).get("lambda_min_clipped", -float("inf"))
         check_choice("lambda_min_clipped", clipped, (-float("inf"),), "dpmpp_2m")
-        return cls(**settings_values(cls, config, overrides))
+        return settings_from_config(cls, config, **overrides)
 
-    def to_dict(self) -> dict[str, Any]:
-        return settings_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DPMSolverSettings:
-        return settings_from_dict(cls, data)
+    to_dict = settings_to_dict
+    from_dict = classmethod(settings_from_dict)
 
 
 def dpm_schedule(settings: DPMSolverSettings, num_steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,9 +123,8 @@ def dpm_schedule(settings: DPMSolverSettings, num_steps: int) -> tuple[np.ndarra
             timesteps = timesteps.round()
         timesteps = timesteps.astype(np.int64)
     else:
-        sigmas = np.interp(timesteps, np.arange(train), train_sigmas)
-    last = train_sigmas[0] if settings.final_sigmas_type == "sigma_min" else 0.0
-    return timesteps, np.append(sigmas, last).astype(np.float32)
+        sigmas = interpolated_sigmas(train_sigmas, timesteps)
+    return timesteps, with_final_sigma(sigmas, train_sigmas, settings.final_sigmas_type)
 
 
 def _alpha_sigma(sigma: np.float32) -> tuple[np.float32, np.float32]:

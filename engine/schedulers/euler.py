@@ -15,9 +15,7 @@ The latents start at `init_noise_sigma` times unit noise: σ_0, or sqrt(σ_0² +
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -26,11 +24,11 @@ from engine.schedulers.noise import (
     TrainingNoise,
     check_choice,
     check_int,
+    settings_from_config,
     settings_from_dict,
     settings_to_dict,
-    settings_values,
-    sigmas_of,
 )
+from engine.schedulers.sigmas import denoised, noised, scaled_model_input, sigma_schedule
 
 
 @dataclass(frozen=True)
@@ -61,16 +59,9 @@ class EulerSettings:
         check_int("steps_offset", self.steps_offset, minimum=0)
         check_choice("final_sigmas_type", self.final_sigmas_type, ("zero", "sigma_min"))
 
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> EulerSettings:
-        return cls(**settings_values(cls, config, overrides))
-
-    def to_dict(self) -> dict[str, Any]:
-        return settings_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> EulerSettings:
-        return settings_from_dict(cls, data)
+    from_config = classmethod(settings_from_config)
+    to_dict = settings_to_dict
+    from_dict = classmethod(settings_from_dict)
 
 
 @dataclass(frozen=True)
@@ -89,47 +80,9 @@ class EulerAncestralSettings:
         check_int("steps_offset", self.steps_offset, minimum=0)
         check_choice("rescale_betas_zero_snr", self.rescale_betas_zero_snr, (False,), "euler_a")
 
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> EulerAncestralSettings:
-        return cls(**settings_values(cls, config, overrides))
-
-    def to_dict(self) -> dict[str, Any]:
-        return settings_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> EulerAncestralSettings:
-        return settings_from_dict(cls, data)
-
-
-def discrete_timesteps(noise: TrainingNoise, spacing: str, steps_offset: int, num_steps: int) -> np.ndarray:
-    """The k-diffusion-style schedulers' timesteps (Euler, Euler ancestral, LMS), decreasing, float32;
-    "linspace" gives fractional timesteps."""
-    train = noise.num_train_timesteps
-    if spacing == "linspace":
-        return np.linspace(0, train - 1, num_steps, dtype=np.float32)[::-1].copy()
-    if spacing == "leading":
-        return (np.arange(num_steps) * (train // num_steps)).round()[::-1].astype(np.float32) + steps_offset
-    return np.arange(train, 0, -train / num_steps).round().astype(np.float32) - 1
-
-
-def interpolated_sigmas(train_sigmas: np.ndarray, timesteps: np.ndarray) -> np.ndarray:
-    """σ at each timestep, linear in t between training timesteps (clamped at the ends), float64."""
-    return np.interp(timesteps, np.arange(len(train_sigmas)), train_sigmas)
-
-
-def start_sigma(sigmas: np.ndarray, spacing: str) -> float:
-    """The initial noise scale: σ_max, or sqrt(σ_max² + 1) under "leading" spacing (diffusers' choice)."""
-    sigma_max = np.max(sigmas)
-    return float(sigma_max if spacing in ("linspace", "trailing") else np.sqrt(sigma_max ** 2 + 1))
-
-
-def denoised(model_output: np.ndarray, x: np.ndarray, sigma: np.float32, prediction_type: str) -> np.ndarray:
-    """D(x; σ), the model's estimate of x_0, from its output under each parametrisation."""
-    if prediction_type == "epsilon":
-        return x - sigma * model_output
-    if prediction_type == "v_prediction":
-        return model_output * (-sigma / np.sqrt(sigma ** 2 + 1)) + x / (sigma ** 2 + 1)
-    return model_output  # "sample"
+    from_config = classmethod(settings_from_config)
+    to_dict = settings_to_dict
+    from_dict = classmethod(settings_from_dict)
 
 
 class Euler:
@@ -141,18 +94,13 @@ class Euler:
         self.settings = settings
         self.num_steps = num_steps
         self.begin = begin
-        alphas_cumprod = settings.noise.alphas_cumprod()
-        timesteps = discrete_timesteps(settings.noise, settings.timestep_spacing, settings.steps_offset, num_steps)
-        sigmas = interpolated_sigmas(sigmas_of(alphas_cumprod), timesteps)
-        last = sigmas_of(alphas_cumprod[:1])[0] if settings.final_sigmas_type == "sigma_min" else 0.0
-        self.all_sigmas = np.append(sigmas, last).astype(np.float32)
-        self.timesteps = timesteps[begin:]
-        self.sigmas = self.all_sigmas[begin:]
-        self.init_noise_sigma = start_sigma(self.all_sigmas, settings.timestep_spacing)
+        schedule = sigma_schedule(settings.noise, settings.timestep_spacing, settings.steps_offset, num_steps, begin,
+                                  settings.final_sigmas_type)
+        self.timesteps, self.sigmas, self.all_sigmas = schedule.timesteps, schedule.sigmas, schedule.all_sigmas
+        self.init_noise_sigma = schedule.init_noise_sigma
 
     def scale_model_input(self, sample: np.ndarray, step_index: int) -> np.ndarray:
-        sigma = self.sigmas[step_index]
-        return np.asarray(sample, dtype=np.float32) / np.sqrt(sigma ** 2 + 1)
+        return scaled_model_input(sample, self.sigmas[step_index])
 
     def step(self, model_output: np.ndarray, step_index: int, sample: np.ndarray,
              rng: np.random.Generator | None = None, *, noise: np.ndarray | None = None) -> np.ndarray:
@@ -163,7 +111,7 @@ class Euler:
 
     def add_noise(self, original: np.ndarray, noise: np.ndarray, step_index: int = 0) -> np.ndarray:
         """x = x_0 + σ ε at step `step_index`."""
-        return np.asarray(original, np.float32) + np.asarray(noise, np.float32) * self.sigmas[step_index]
+        return noised(original, noise, self.sigmas[step_index])
 
 
 class EulerAncestral:
@@ -176,17 +124,12 @@ class EulerAncestral:
         self.settings = settings
         self.num_steps = num_steps
         self.begin = begin
-        alphas_cumprod = settings.noise.alphas_cumprod()
-        timesteps = discrete_timesteps(settings.noise, settings.timestep_spacing, settings.steps_offset, num_steps)
-        sigmas = interpolated_sigmas(sigmas_of(alphas_cumprod), timesteps)
-        self.all_sigmas = np.append(sigmas, 0.0).astype(np.float32)
-        self.timesteps = timesteps[begin:]
-        self.sigmas = self.all_sigmas[begin:]
-        self.init_noise_sigma = start_sigma(self.all_sigmas, settings.timestep_spacing)
+        schedule = sigma_schedule(settings.noise, settings.timestep_spacing, settings.steps_offset, num_steps, begin)
+        self.timesteps, self.sigmas, self.all_sigmas = schedule.timesteps, schedule.sigmas, schedule.all_sigmas
+        self.init_noise_sigma = schedule.init_noise_sigma
 
     def scale_model_input(self, sample: np.ndarray, step_index: int) -> np.ndarray:
-        sigma = self.sigmas[step_index]
-        return np.asarray(sample, dtype=np.float32) / np.sqrt(sigma ** 2 + 1)
+        return scaled_model_input(sample, self.sigmas[step_index])
 
     def step(self, model_output: np.ndarray, step_index: int, sample: np.ndarray,
              rng: np.random.Generator | None = None, *, noise: np.ndarray | None = None) -> np.ndarray:
@@ -203,4 +146,4 @@ class EulerAncestral:
 
     def add_noise(self, original: np.ndarray, noise: np.ndarray, step_index: int = 0) -> np.ndarray:
         """x = x_0 + σ ε at step `step_index`."""
-        return np.asarray(original, np.float32) + np.asarray(noise, np.float32) * self.sigmas[step_index]
+        return noised(original, noise, self.sigmas[step_index])

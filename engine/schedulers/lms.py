@@ -15,24 +15,21 @@ values it never visited, and uses only as many of them as it has slopes. We do t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from numpy.polynomial import polynomial
 
-from engine.schedulers.euler import denoised, discrete_timesteps, interpolated_sigmas, start_sigma
 from engine.schedulers.noise import (
     TIMESTEP_SPACINGS,
     TrainingNoise,
     check_choice,
     check_int,
+    settings_from_config,
     settings_from_dict,
     settings_to_dict,
-    settings_values,
-    sigmas_of,
 )
+from engine.schedulers.sigmas import denoised, noised, scaled_model_input, sigma_schedule
 
 ORDER = 4
 
@@ -56,16 +53,9 @@ class LMSSettings:
         check_choice("timestep_spacing", self.timestep_spacing, TIMESTEP_SPACINGS)
         check_int("steps_offset", self.steps_offset, minimum=0)
 
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> LMSSettings:
-        return cls(**settings_values(cls, config, overrides))
-
-    def to_dict(self) -> dict[str, Any]:
-        return settings_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LMSSettings:
-        return settings_from_dict(cls, data)
+    from_config = classmethod(settings_from_config)
+    to_dict = settings_to_dict
+    from_dict = classmethod(settings_from_dict)
 
 
 def lms_coefficient(sigmas: np.ndarray, i: int, order: int, j: int) -> float:
@@ -87,19 +77,14 @@ class LMS:
         self.settings = settings
         self.num_steps = num_steps
         self.begin = begin
-        alphas_cumprod = settings.noise.alphas_cumprod()
-        timesteps = discrete_timesteps(settings.noise, settings.timestep_spacing, settings.steps_offset, num_steps)
-        sigmas = interpolated_sigmas(sigmas_of(alphas_cumprod), timesteps)
-        self.all_sigmas = np.append(sigmas, 0.0).astype(np.float32)
-        self.timesteps = timesteps[begin:]
-        self.sigmas = self.all_sigmas[begin:]
-        self.init_noise_sigma = start_sigma(self.all_sigmas, settings.timestep_spacing)
+        schedule = sigma_schedule(settings.noise, settings.timestep_spacing, settings.steps_offset, num_steps, begin)
+        self.timesteps, self.sigmas, self.all_sigmas = schedule.timesteps, schedule.sigmas, schedule.all_sigmas
+        self.init_noise_sigma = schedule.init_noise_sigma
         self._slopes: list[np.ndarray] = []  # d_i, newest last (at most ORDER)
         self._next = 0
 
     def scale_model_input(self, sample: np.ndarray, step_index: int) -> np.ndarray:
-        sigma = self.sigmas[step_index]
-        return np.asarray(sample, dtype=np.float32) / np.sqrt(sigma ** 2 + 1)
+        return scaled_model_input(sample, self.sigmas[step_index])
 
     def step(self, model_output: np.ndarray, step_index: int, sample: np.ndarray,
              rng: np.random.Generator | None = None, *, noise: np.ndarray | None = None) -> np.ndarray:
@@ -118,4 +103,4 @@ class LMS:
 
     def add_noise(self, original: np.ndarray, noise: np.ndarray, step_index: int = 0) -> np.ndarray:
         """x = x_0 + σ ε at step `step_index`."""
-        return np.asarray(original, np.float32) + np.asarray(noise, np.float32) * self.sigmas[step_index]
+        return noised(original, noise, self.sigmas[step_index])

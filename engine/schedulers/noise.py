@@ -19,15 +19,18 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from engine.errors import InvalidInputError
+from engine.serialise import checked_fields
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 TIMESTEP_SPACINGS = ("linspace", "leading", "trailing")
 MAX_STEPS = 1000
+
+S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,43 @@ def timestep_of_sigma(sigma: float, log_sigmas: np.ndarray) -> float:
     return float((1 - w) * below + w * (below + 1))
 
 
+# --- the ᾱ form (DDIM, PNDM) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class AlphaSchedule:
+    """One trajectory of a scheduler that steps between training timesteps in the ᾱ form (DDIM, PNDM),
+    from evaluation `begin` on: both build, check and noise it the same way (`alpha_schedule`)."""
+
+    alphas_cumprod: np.ndarray  # ᾱ_t for every training timestep, float32
+    final_alpha_cumprod: np.float32  # what stands for ᾱ_t at t < 0: 1 (`set_alpha_to_one`) or ᾱ_0
+    timesteps: np.ndarray  # int64, the training timestep of each evaluation from `begin`
+    stride: int  # Δ = num_train_timesteps // num_steps, how far one step moves
+
+    def alpha(self, t: int) -> np.float32:
+        """ᾱ_t, or the final ᾱ past the end (t < 0)."""
+        return self.alphas_cumprod[t] if t >= 0 else self.final_alpha_cumprod
+
+    def add_noise(self, original: np.ndarray, noise: np.ndarray, step_index: int = 0) -> np.ndarray:
+        """x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε at the timestep of evaluation `step_index`."""
+        alpha = self.alphas_cumprod[int(self.timesteps[step_index])]
+        return np.sqrt(alpha) * np.asarray(original, np.float32) + np.sqrt(1 - alpha) * np.asarray(noise, np.float32)
+
+
+def alpha_schedule(noise: TrainingNoise, all_timesteps: np.ndarray, num_steps: int, begin: int,
+                   set_alpha_to_one: bool, scheduler: str) -> AlphaSchedule:
+    """The `AlphaSchedule` of `scheduler`'s `all_timesteps` (one per evaluation) over `num_steps` steps,
+    started at evaluation `begin`; refuses timesteps outside the training range (spacing and
+    steps_offset can push them there) rather than indexing past ᾱ."""
+    alphas_cumprod = noise.alphas_cumprod()
+    final_alpha_cumprod = np.float32(1.0) if set_alpha_to_one else alphas_cumprod[0]
+    if all_timesteps.max() >= len(alphas_cumprod) or all_timesteps.min() < 0:
+        raise InvalidInputError(f"{num_steps} steps put a {scheduler} timestep outside the model's "
+                                f"{len(alphas_cumprod)} training timesteps: use fewer steps")
+    return AlphaSchedule(alphas_cumprod, final_alpha_cumprod, all_timesteps[begin:],
+                         noise.num_train_timesteps // num_steps)
+
+
 # --- reading a bundle's scheduler config -------------------------------------------------------------
 
 
@@ -159,14 +199,14 @@ def settings_to_dict(settings: Any) -> dict[str, Any]:
     return data
 
 
-def settings_from_dict(settings_cls: type, data: Mapping[str, Any]) -> Any:
+def settings_from_config(settings_cls: type[S], config: Mapping[str, Any], **overrides: Any) -> S:
+    """A settings dataclass from a bundle's scheduler config: every settings class's `from_config`."""
+    return settings_cls(**settings_values(settings_cls, config, overrides))
+
+
+def settings_from_dict(settings_cls: type[S], data: Mapping[str, Any]) -> S:
     """Inverse of `settings_to_dict`; unknown keys are an error, missing ones take the defaults."""
-    names = {f.name for f in dataclasses.fields(settings_cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise InvalidInputError(f"unknown scheduler setting(s) {', '.join(unknown)}; expected some of "
-                                f"{', '.join(sorted(names))}")
-    values = dict(data)
+    values = checked_fields(settings_cls, data, "scheduler setting")
     noise = dict(values.get("noise", {}))
     unknown = sorted(set(noise) - {f.name for f in dataclasses.fields(TrainingNoise)})
     if unknown:

@@ -16,22 +16,20 @@ one entry per evaluation). The correcting prediction ε_1 is used once and not k
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from engine.errors import InvalidInputError
 from engine.schedulers.noise import (
     TIMESTEP_SPACINGS,
     TrainingNoise,
+    alpha_schedule,
     check_bool,
     check_choice,
     check_int,
+    settings_from_config,
     settings_from_dict,
     settings_to_dict,
-    settings_values,
 )
 
 
@@ -54,16 +52,9 @@ class PNDMSettings:
         check_choice("timestep_spacing", self.timestep_spacing, TIMESTEP_SPACINGS)
         check_int("steps_offset", self.steps_offset, minimum=0)
 
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> PNDMSettings:
-        return cls(**settings_values(cls, config, overrides))
-
-    def to_dict(self) -> dict[str, Any]:
-        return settings_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PNDMSettings:
-        return settings_from_dict(cls, data)
+    from_config = classmethod(settings_from_config)
+    to_dict = settings_to_dict
+    from_dict = classmethod(settings_from_dict)
 
 
 def plms_timesteps(settings: PNDMSettings, num_steps: int) -> np.ndarray:
@@ -87,16 +78,11 @@ class PNDM:
     def __init__(self, settings: PNDMSettings, num_steps: int, begin: int = 0) -> None:
         self.settings = settings
         self.num_steps = num_steps
-        self.alphas_cumprod = settings.noise.alphas_cumprod()
-        self.final_alpha_cumprod = np.float32(1.0) if settings.set_alpha_to_one else self.alphas_cumprod[0]
-        all_timesteps = plms_timesteps(settings, num_steps)
-        if all_timesteps.max() >= len(self.alphas_cumprod) or all_timesteps.min() < 0:
-            raise InvalidInputError(f"{num_steps} steps put a pndm timestep outside the model's "
-                                    f"{len(self.alphas_cumprod)} training timesteps: use fewer steps")
-        self._timesteps = all_timesteps[begin:]
-        self.timesteps = self._timesteps.astype(np.float32)
+        self.schedule = alpha_schedule(settings.noise, plms_timesteps(settings, num_steps), num_steps, begin,
+                                       settings.set_alpha_to_one, "pndm")
+        self.alphas_cumprod, self.final_alpha_cumprod = self.schedule.alphas_cumprod, self.schedule.final_alpha_cumprod
+        self.timesteps = self.schedule.timesteps.astype(np.float32)
         self.init_noise_sigma = 1.0
-        self._stride = settings.noise.num_train_timesteps // num_steps
         self._history: list[np.ndarray] = []  # model outputs ε_k, newest last (at most 4)
         self._start_sample: np.ndarray | None = None  # x at the step being evaluated twice
         self._next = 0
@@ -110,11 +96,11 @@ class PNDM:
             raise ValueError(f"pndm steps run once each, in order: expected step {self._next}, got {step_index}")
         self._next += 1
         eps = np.asarray(model_output, dtype=np.float32)
-        t = int(self._timesteps[step_index])
-        t_prev = t - self._stride
+        t = int(self.schedule.timesteps[step_index])
+        t_prev = t - self.schedule.stride
         if step_index == 1:
             # The first step's second evaluation: redo t+Δ -> t from the same start with the mean slope.
-            t, t_prev = t + self._stride, t
+            t, t_prev = t + self.schedule.stride, t
             eps = (eps + self._history[-1]) / 2
             sample, self._start_sample = self._start_sample, None
         else:
@@ -131,12 +117,9 @@ class PNDM:
                 eps = (1 / 24) * (55 * e[0] - 59 * e[1] + 37 * e[2] - 9 * e[3])
         return self._transfer(np.asarray(sample, dtype=np.float32), eps, t, t_prev)
 
-    def _alpha(self, t: int) -> np.float32:
-        return self.alphas_cumprod[t] if t >= 0 else self.final_alpha_cumprod
-
     def _transfer(self, x: np.ndarray, eps: np.ndarray, t: int, t_prev: int) -> np.ndarray:
         """φ(x_t, ε, t, t'): the DDIM step from t to t' written as in the PNDM paper (eq. 11)."""
-        alpha, alpha_prev = self._alpha(t), self._alpha(t_prev)
+        alpha, alpha_prev = self.schedule.alpha(t), self.schedule.alpha(t_prev)
         if self.settings.prediction_type == "v_prediction":
             # v = sqrt(ᾱ) ε - sqrt(1-ᾱ) x0  =>  ε = sqrt(ᾱ) v + sqrt(1-ᾱ) x. diffusers converts the blended
             # prediction, at the step's own t and x, so the history holds raw model outputs.
@@ -147,5 +130,4 @@ class PNDM:
 
     def add_noise(self, original: np.ndarray, noise: np.ndarray, step_index: int = 0) -> np.ndarray:
         """x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε at the timestep of evaluation `step_index`."""
-        alpha = self.alphas_cumprod[int(self._timesteps[step_index])]
-        return np.sqrt(alpha) * np.asarray(original, np.float32) + np.sqrt(1 - alpha) * np.asarray(noise, np.float32)
+        return self.schedule.add_noise(original, noise, step_index)
