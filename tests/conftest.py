@@ -35,7 +35,7 @@ def run_cli(tmp_path: Path):
     return run
 
 
-def cached_bundle(precision: str) -> Path:
+def cached_bundle(precision: str, **options) -> Path:
     """The tiny checkpoint converted to a `precision` bundle, cached until the export code changes."""
     import hashlib
 
@@ -43,6 +43,8 @@ def cached_bundle(precision: str) -> Path:
 
     source = cached_model_dir()
     digest = hashlib.sha256(f"{source.name}-{precision}".encode())
+    for name, value in sorted(options.items()):
+        digest.update(Path(value).read_bytes() if name == "calibration_prompts" else f"{name}={value}".encode())
     for path in sorted((REPO / "engine").rglob("*.py")):
         if path.parent.name in ("export", "bundle") or path.name in ("sessions.py", "tokenizer.py"):
             digest.update(path.read_bytes())
@@ -53,8 +55,8 @@ def cached_bundle(precision: str) -> Path:
 
         for stale in root.glob(f"{precision}-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        convert(ConvertSettings(source=str(source), out=out, precision=precision,
-                                export_cache=EXPORT_CACHE))
+        convert(ConvertSettings(source=str(source), out=out, precision=precision, export_cache=EXPORT_CACHE,
+                                **options))
     return out
 
 
@@ -102,3 +104,14 @@ def fp32_bundle() -> Path:
 @pytest.fixture(scope="session")
 def int8_bundle() -> Path:
     return cached_bundle("int8")
+
+
+QNN_TEST_WIDTH = 256  # the narrowest width the w8a16 UNet stays accurate at on HTP
+
+
+@pytest.fixture(scope="session")
+def qnn_bundle(tmp_path_factory) -> Path:
+    """The tiny checkpoint as a qnn bundle (256 px, calibrated on four prompts to keep the suite short)."""
+    prompts = tmp_path_factory.mktemp("calibration") / "prompts.txt"
+    prompts.write_text("funky slap bass, 100 bpm\nlofi piano, rain\nchurch bells\ntechno kick, 130 bpm\n")
+    return cached_bundle("qnn", calibration_prompts=prompts, qnn_width=QNN_TEST_WIDTH)

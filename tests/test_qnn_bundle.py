@@ -1,0 +1,43 @@
+"""The qnn bundle end to end on the QNN HTP back end (the simulator in onnxruntime-qnn's Linux wheel),
+with CPU fallback disabled: every node of every model is proven to run on the NPU path."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import QNN_TEST_WIDTH
+
+from engine.bundle import COMPONENTS, open_bundle
+from engine.errors import InvalidInputError
+from engine.generation.pipeline import LoopGenerator
+from engine.generation.settings import GenerationSettings
+from engine.sessions import SessionSettings, qnn_available
+
+pytestmark = [pytest.mark.slow, pytest.mark.qnn,
+              pytest.mark.skipif(not qnn_available()[0], reason="onnxruntime-qnn has no HTP back end here")]
+
+
+def test_qnn_bundle_is_static_w8a16_and_scored_against_fp32(qnn_bundle):
+    manifest = json.loads((qnn_bundle / "manifest.json").read_text())
+    assert manifest["precision"] == "qnn" and manifest["fixed_shapes"] is True
+    assert manifest["image_width"] == manifest["max_image_width"] == QNN_TEST_WIDTH
+    for component in COMPONENTS:
+        spec = manifest["components"][component]
+        assert spec["quantization"] == "qdq_w8a16", component
+        assert all(isinstance(d, int) for t in spec["inputs"] for d in t["shape"]), component
+        assert spec["validation"]["snr_db_vs_fp32"] > 25, component
+    assert manifest["components"]["text_encoder"]["inputs"][0]["dtype"] == "int32"
+
+
+def test_qnn_bundle_generates_end_to_end_on_htp_without_cpu_fallback(qnn_bundle):
+    strict = SessionSettings(provider="qnn", disable_cpu_fallback=True)
+    generator = LoopGenerator(open_bundle(qnn_bundle), strict)
+    result = generator.generate(GenerationSettings(prompt="funky slap bass", steps=1, width=QNN_TEST_WIDTH,
+                                                   seed=3, scheduler="ddim"))
+    assert result.provider == "qnn" and result.notes == []  # no mid-job fallback to the CPU
+    assert result.image.shape == (512, QNN_TEST_WIDTH, 3) and result.image.std() > 0
+    assert np.isfinite(result.latents).all()
+    with pytest.raises(InvalidInputError, match="makes 256 px wide images only"):
+        generator.generate(GenerationSettings(prompt="bass", steps=1, width=512, seed=1))
