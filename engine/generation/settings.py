@@ -21,8 +21,8 @@ PROVIDERS = ("auto", "cpu", "qnn")
 MAX_STEPS = 500
 MAX_GUIDANCE = 30.0
 MAX_SEED = 2**32 - 1
-DEFAULT_SCHEDULER = "dpmpp_2m"
-DEFAULT_STEPS = 20
+DEFAULT_SCHEDULER = "dpmpp_2m_karras"  # measured: closest to the ODE end point at every step count
+DEFAULT_STEPS = 15  # 0.009 from a 200-step solve, vs 0.10 for riffusion's PNDM at 50 (solvers-64px.md)
 DEFAULT_GUIDANCE = 7.0
 DEFAULT_STRENGTH = 0.75
 
