@@ -34,21 +34,21 @@ BATCH = {"text_encoder": 1, "unet": 2, "vae_decoder": 1, "vae_encoder": 1}
 WORK = REPO / ".cache" / "bench-bundles" / "outputs"
 
 
-def rss_mb() -> float:
+def _status_mb(field: str) -> float:
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def rss_mb() -> float:
+    return _status_mb("VmRSS")
 
 
 def peak_rss_mb() -> float:
     """This process's high-water RSS (VmHWM: unlike ru_maxrss, not inherited from the parent at fork)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return _status_mb("VmHWM")
 
 
 def inputs(component: str, hidden: int) -> dict[str, np.ndarray]:
