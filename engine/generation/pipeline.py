@@ -69,7 +69,6 @@ class LoopGenerator:
         for component in ("text_encoder", "unet", "vae_decoder"):
             self._session(component)
         self.load_seconds = time.perf_counter() - start
-        self._unet_batch = self.manifest.components["unet"].inputs[0].shape[0]
 
     @property
     def provider(self) -> str:
