@@ -39,3 +39,13 @@ def test_help_imports_no_torch_diffusers_or_transformers():
             "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'PySide6') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_run_time_modules_import_no_torch_diffusers_or_transformers():
+    code = ("import sys\n"
+            "import ui.app, ui.main_window, engine.codec, engine.generation.loop, engine.generation.interpolate\n"
+            "import engine.bundle.check, engine.sessions, engine.schedulers, engine.tokenizer\n"
+            "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert result.stdout.strip() == "[]"
