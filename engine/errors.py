@@ -43,3 +43,10 @@ class CancelledError(RiffstudioError):
     """The user cancelled a long job; not a failure, but the job produced nothing."""
 
     exit_code = 130
+
+
+def reason(error: BaseException, limit: int | None = None) -> str:
+    """A third-party exception as a short clause for our one-line messages: its first line, or its type."""
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    return text[:limit] if limit else text

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import onnxruntime as ort
 
 from engine.atomic import atomic_path
-from engine.errors import InvalidInputError, ModelBundleError, ProviderError
+from engine.errors import InvalidInputError, ModelBundleError, ProviderError, reason
 from engine.serialise import from_dict
 
 QNN_EP = "QNNExecutionProvider"
@@ -196,7 +196,7 @@ def _qnn_session(model_path: Path, settings: SessionSettings, device: Any, *,
     except Exception as error:
         if raw_errors:
             raise
-        message = _first_line(error)
+        message = reason(error, 300)
         raise ProviderError(f"the QNN provider cannot run {model_path.name} ({message}); "
                             f"use --provider cpu, or convert the bundle again") from error
 
@@ -232,7 +232,7 @@ def _register_qnn() -> None:
         if "already registered" in str(error):
             return
         raise ProviderError(f"ONNX Runtime {ort.__version__} cannot load the QNN provider "
-                            f"({_first_line(error)}); install a matching onnxruntime-qnn or use "
+                            f"({reason(error, 300)}); install a matching onnxruntime-qnn or use "
                             f"--provider cpu") from error
 
 
@@ -277,10 +277,6 @@ def _file_sha256(path: Path) -> str:
 
 
 def _model_error(model_path: Path, error: Exception) -> ModelBundleError:
-    return ModelBundleError(f"ONNX Runtime cannot load {model_path.name} ({_first_line(error)}); "
+    return ModelBundleError(f"ONNX Runtime cannot load {model_path.name} ({reason(error, 300)}); "
                              f"convert the model bundle again")
 
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:300] if text else type(error).__name__

@@ -15,7 +15,7 @@ import soundfile
 from engine.atomic import atomic_path
 from engine.codec.params import DEFAULT_PARAMS, SpectrogramParams
 from engine.codec.resample import resample
-from engine.errors import AudioFileError, InvalidInputError
+from engine.errors import AudioFileError, InvalidInputError, reason
 
 _WRITE_SUBTYPES = {"WAV": "PCM_24", "FLAC": "PCM_24", "AIFF": "PCM_24", "OGG": "VORBIS"}
 
@@ -30,8 +30,7 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     try:
         samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise AudioFileError(f"cannot read {path.name} as audio ({reason}); use WAV, FLAC, OGG or "
+        raise AudioFileError(f"cannot read {path.name} as audio ({reason(error)}); use WAV, FLAC, OGG or "
                              "MP3") from None
     if samples.shape[0] == 0 or samples.shape[1] == 0:
         raise AudioFileError(f"{path.name} holds no audio (0 samples); give a clip of at least 10 ms")

@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from engine.atomic import atomic_path
 from engine.codec.encode import EncodedImage
 from engine.codec.params import EXIF_MAX_VALUE, EXIF_STEREO, SpectrogramParams
-from engine.errors import ImageFileError, InvalidInputError
+from engine.errors import ImageFileError, InvalidInputError, reason
 
 # Pillow modes we can take as 8-bit pixels as they are, or after converting to RGB.
 _DIRECT_MODES = {"L", "RGB"}
@@ -76,8 +76,7 @@ def read_spectrogram_image(path: str | os.PathLike[str]) -> SpectrogramImage:
             exif = dict(image.getexif())
             pixels = _pixels(image, path)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ImageFileError(f"cannot read {path.name} as an image ({reason}); give a spectrogram "
+        raise ImageFileError(f"cannot read {path.name} as an image ({reason(error)}); give a spectrogram "
                              "image (.png)") from None
     try:
         params = SpectrogramParams.from_exif(exif)

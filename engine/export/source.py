@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ModelBundleError
+from engine.errors import ModelBundleError, reason
 
 REQUIRED_FOLDERS = ("text_encoder", "tokenizer", "unet", "vae", "scheduler")
 CONFIG_FILES = {
@@ -109,8 +109,7 @@ def _load_folder(folder: Path, *, source: str, revision: str) -> Checkpoint:
         try:
             return loader(folder / name)
         except Exception as error:  # diffusers/transformers/safetensors raise many types
-            reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
-            raise ModelBundleError(f"cannot load {name}/ from {folder} ({reason}): the file is damaged or "
+            raise ModelBundleError(f"cannot load {name}/ from {folder} ({reason(error, 160)}): the file is damaged or "
                                    "incomplete, download the model again") from None
 
     text_encoder = load("text_encoder", lambda p: CLIPTextModel.from_pretrained(
@@ -139,9 +138,8 @@ def _load_single_file(path: Path) -> Checkpoint:
             str(path), config=str(config), local_files_only=True, safety_checker=None,
             requires_safety_checker=False)
     except Exception as error:
-        reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
-        raise ModelBundleError(f"cannot read {path} as a Stable Diffusion 1.x checkpoint ({reason}): the file "
-                               "is damaged, incomplete or another kind of model") from None
+        raise ModelBundleError(f"cannot read {path} as a Stable Diffusion 1.x checkpoint ({reason(error, 160)}): "
+                               "the file is damaged, incomplete or another kind of model") from None
     pipeline.text_encoder.set_attn_implementation("eager")
     for module in (pipeline.text_encoder, pipeline.unet, pipeline.vae):
         module.float().eval()
@@ -180,7 +178,7 @@ def _hub_errors(repo_id: str) -> Iterator[None]:
     try:
         yield
     except HfHubHTTPError as error:  # before OSError, which it may subclass
-        raise ModelBundleError(f"cannot download {repo_id} ({str(error).splitlines()[0][:120]}): check the "
+        raise ModelBundleError(f"cannot download {repo_id} ({reason(error, 120)}): check the "
                                "model id and your access to it") from None
     except (OfflineModeIsEnabled, LocalEntryNotFoundError, OSError):
         raise ModelBundleError(f"cannot download {repo_id}: no connection to Hugging Face; download the model "

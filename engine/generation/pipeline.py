@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from engine.bundle import Bundle
-from engine.errors import CancelledError, InvalidInputError
+from engine.errors import CancelledError, InvalidInputError, reason
 from engine.generation.settings import GenerationSettings
 from engine.sessions import SessionSettings, create_session
 from engine.tokenizer import PromptTokenizer
@@ -208,7 +208,7 @@ class LoopGenerator:
             if self.provider != "qnn":
                 raise
             # The NPU failed mid-job: finish on the CPU with the same (quantised) models.
-            self.notes.append(f"the NPU failed in {component} ({str(error).splitlines()[0][:100]}); "
+            self.notes.append(f"the NPU failed in {component} ({reason(error, 100)}); "
                               "finished on the CPU")
             self.session_settings = replace(self.session_settings, provider="cpu")
             self._sessions.clear()
