@@ -202,3 +202,10 @@ def test_wrong_latents_file_is_refused(generator):
     with pytest.raises(InvalidInputError, match="initial latents must be"):
         generator.generate(GenerationSettings(prompt="x", steps=1, width=WIDTH, seed=1),
                            initial_noise=np.zeros((1, 4, 64, 8), np.float32))
+
+
+def test_unwritable_audio_format_is_refused_before_generating(run_cli, fp32_bundle, tmp_path):
+    result = run_cli("generate", "bass", "--model", fp32_bundle, "--out", tmp_path / "loop.mp3")
+    assert result.returncode == InvalidInputError.exit_code
+    assert "use a .wav, .flac, .aiff or .ogg file name" in result.stderr
+    assert not any(tmp_path.iterdir())

@@ -49,11 +49,8 @@ def load_for_encoding(path: str | os.PathLike[str],
     return samples
 
 
-def write_audio(path: str | os.PathLike[str], samples: np.ndarray, sample_rate: int) -> Path:
-    """Write (num_samples,) or (num_samples, channels) float audio; format from the suffix (24-bit WAV).
-
-    Atomic: on any failure no file (and no partial file) is left at `path`.
-    """
+def audio_format(path: str | os.PathLike[str]) -> str:
+    """The soundfile format a file name asks for; an InvalidInputError before any work if we cannot write it."""
     path = Path(path)
     file_format = path.suffix.lstrip(".").upper()
     if file_format == "AIF":
@@ -61,6 +58,16 @@ def write_audio(path: str | os.PathLike[str], samples: np.ndarray, sample_rate: 
     if file_format not in _WRITE_SUBTYPES:
         raise InvalidInputError(f"cannot write audio to {path.name}: use a .wav, .flac, .aiff or .ogg "
                                 "file name")
+    return file_format
+
+
+def write_audio(path: str | os.PathLike[str], samples: np.ndarray, sample_rate: int) -> Path:
+    """Write (num_samples,) or (num_samples, channels) float audio; format from the suffix (24-bit WAV).
+
+    Atomic: on any failure no file (and no partial file) is left at `path`.
+    """
+    path = Path(path)
+    file_format = audio_format(path)
     samples = np.asarray(samples, dtype=np.float32)
     if not np.isfinite(samples).all():
         raise InvalidInputError("refusing to write audio with NaN or infinite samples")

@@ -12,6 +12,7 @@ from dataclasses import replace
 import numpy as np
 
 from engine.codec import DEFAULT_PARAMS, decode_image
+from engine.codec.decode import PEAK
 from engine.errors import InvalidInputError
 from engine.generation.pipeline import LoopGenerator, Progress, ShouldCancel, StepEvent
 from engine.generation.settings import GenerationSettings
@@ -93,4 +94,4 @@ def join_clips(clips: list[np.ndarray], sample_rate: int = DEFAULT_PARAMS.sample
         seam = out[out.shape[0] - n :] * fade_out + clip[:n] * fade_in
         out = np.concatenate([out[: out.shape[0] - n], seam, clip[n:]])
     peak = float(np.max(np.abs(out))) if out.size else 0.0
-    return out * np.float32(min(1.0, 0.891 / peak)) if peak > 0.891 else out
+    return out * np.float32(PEAK / peak) if peak > PEAK else out

@@ -82,8 +82,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def check_output_paths(out: Path, image: Path | None) -> None:
-    if out.suffix.lower() not in (".wav", ".flac", ".aiff", ".aif", ".ogg"):
-        raise InvalidInputError(f"cannot write audio to {out.name}: use a .wav, .flac, .aiff or .ogg file name")
+    from engine.codec.audio_io import audio_format
+
+    audio_format(out)
     if image is not None and image.suffix.lower() != ".png":
         raise InvalidInputError(f"cannot write the spectrogram to {image.name}: use a .png file name")
     if out.is_dir():
