@@ -33,6 +33,7 @@ from engine.schedulers.noise import (
     check_int,
     effective_config,
     karras_sigmas,
+    next_step,
     settings_from_config,
     settings_from_dict,
     settings_to_dict,
@@ -160,10 +161,7 @@ class DPMSolverPP2M:
 
     def step(self, model_output: np.ndarray, step_index: int, sample: np.ndarray,
              rng: np.random.Generator | None = None, *, noise: np.ndarray | None = None) -> np.ndarray:
-        if step_index != self._next:
-            raise ValueError(f"dpm-solver steps run once each, in order: expected step {self._next}, "
-                             f"got {step_index}")
-        self._next += 1
+        self._next = next_step("dpm-solver", self._next, step_index)
         settings = self.settings
         x = np.asarray(sample, dtype=np.float32)
         i = self.begin + step_index

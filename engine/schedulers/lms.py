@@ -25,6 +25,7 @@ from engine.schedulers.noise import (
     TrainingNoise,
     check_choice,
     check_int,
+    next_step,
     settings_from_config,
     settings_from_dict,
     settings_to_dict,
@@ -88,9 +89,7 @@ class LMS:
 
     def step(self, model_output: np.ndarray, step_index: int, sample: np.ndarray,
              rng: np.random.Generator | None = None, *, noise: np.ndarray | None = None) -> np.ndarray:
-        if step_index != self._next:
-            raise ValueError(f"lms steps run once each, in order: expected step {self._next}, got {step_index}")
-        self._next += 1
+        self._next = next_step("lms", self._next, step_index)
         x = np.asarray(sample, dtype=np.float32)
         sigma = self.sigmas[step_index]
         d = (x - denoised(np.asarray(model_output, np.float32), x, sigma, self.settings.prediction_type)) / sigma

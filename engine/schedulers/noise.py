@@ -258,3 +258,11 @@ def first_step(num_steps: int, strength: Any) -> int:
     if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0 <= strength <= 1:
         raise InvalidInputError(f"strength must be a number from 0 to 1, not {strength!r}")
     return num_steps - min(int(num_steps * strength), num_steps)
+
+
+def next_step(name: str, expected: int, step_index: int) -> int:
+    """The step after `step_index`, which must be `expected`: multistep schedulers keep history, so their
+    steps run once each, in order. A plain ValueError: calling them otherwise is a programming error."""
+    if step_index != expected:
+        raise ValueError(f"{name} steps run once each, in order: expected step {expected}, got {step_index}")
+    return expected + 1

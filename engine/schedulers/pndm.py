@@ -27,6 +27,7 @@ from engine.schedulers.noise import (
     check_bool,
     check_choice,
     check_int,
+    next_step,
     settings_from_config,
     settings_from_dict,
     settings_to_dict,
@@ -92,9 +93,7 @@ class PNDM:
 
     def step(self, model_output: np.ndarray, step_index: int, sample: np.ndarray,
              rng: np.random.Generator | None = None, *, noise: np.ndarray | None = None) -> np.ndarray:
-        if step_index != self._next:
-            raise ValueError(f"pndm steps run once each, in order: expected step {self._next}, got {step_index}")
-        self._next += 1
+        self._next = next_step("pndm", self._next, step_index)
         eps = np.asarray(model_output, dtype=np.float32)
         t = int(self.schedule.timesteps[step_index])
         t_prev = t - self.schedule.stride
