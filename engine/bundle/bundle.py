@@ -36,6 +36,12 @@ class Bundle:
         """A short hash that names this exact bundle (its manifest), for sidecars and caches."""
         return hashlib.sha256((self.path / MANIFEST_NAME).read_bytes()).hexdigest()[:16]
 
+    def summary(self) -> dict[str, str]:
+        """Which bundle made a loop, for sidecars: enough to find it again and to know it is the same one."""
+        m = self.manifest
+        return {"path": str(self.path.resolve()), "identity": self.identity, "precision": m.precision,
+                "source": m.source, "source_revision": m.source_revision}
+
     def cache_dir(self) -> Path:
         """Where compiled NPU contexts go: inside the bundle, or the user cache if the bundle is read-only."""
         inside = self.path / CACHE_FOLDER

@@ -31,14 +31,11 @@ class Loop:
 
     def sidecar(self, generator: LoopGenerator) -> dict[str, Any]:
         """Everything needed to make this loop again, bit for bit, on the same bundle and provider."""
-        manifest = generator.manifest
         return {
             "schema": SIDECAR_SCHEMA,
             "riffstudio_version": __version__,
             "settings": self.result.settings.to_dict(),
-            "bundle": {"path": str(generator.bundle.path.resolve()), "identity": generator.bundle.identity,
-                       "precision": manifest.precision, "source": manifest.source,
-                       "source_revision": manifest.source_revision},
+            "bundle": generator.bundle.summary(),
             "provider": self.result.provider,
             "notes": self.result.notes,
             "timings": {k: round(v, 4) for k, v in self.result.timings.items()},

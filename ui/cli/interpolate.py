@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     write_audio(args.out_dir / "chain.wav", join_clips(clips), DEFAULT_PARAMS.sample_rate)
     record = {"start": start.to_dict(), "end": {"prompt": end_prompt, "seed": end_seed}, "count": args.count,
-              "bundle": {"path": str(bundle.path.resolve()), "identity": bundle.identity},
+              "bundle": bundle.summary(),
               "provider": generator.provider, "clips": [f"clip_{i + 1:0{digits}d}.wav" for i in range(args.count)],
               "chain": "chain.wav"}
     with atomic_path(args.out_dir / "interpolation.json") as temp:
