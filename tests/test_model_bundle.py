@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from ldm_checkpoint import write_ldm_checkpoint
 
 from engine.bundle import COMPONENTS, SCHEMA_VERSION, open_bundle
 from engine.errors import ModelBundleError
@@ -104,11 +105,20 @@ def bad_sources(tmp_path, tiny_sd_dir):
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     not_a_model = tmp_path / "loop.wav"
     not_a_model.write_bytes(b"RIFF\x00\x00\x00\x00WAVE")
+    single = write_ldm_checkpoint(tiny_sd_dir, tmp_path / "tiny.safetensors")
+    truncated_file = tmp_path / "truncated.safetensors"
+    truncated_file.write_bytes(single.read_bytes()[: single.stat().st_size // 2])
+    garbage_ckpt = tmp_path / "model.ckpt"
+    garbage_ckpt.write_bytes(np.random.default_rng(0).bytes(4096))
     return {"empty folder": (empty, "empty"), "missing unet": (no_unet, "missing unet/"),
-            "truncated weights": (truncated, "cannot load unet/"), "not a model": (not_a_model, "not a model")}
+            "truncated weights": (truncated, "cannot load unet/"), "not a model": (not_a_model, "not a model"),
+            "truncated single file": (truncated_file, "damaged"), "garbage .ckpt": (garbage_ckpt, "damaged"),
+            # The tiny weights do not fit the default (SD 1.5) architecture.
+            "single file of another architecture": (single, "--config")}
 
 
-@pytest.mark.parametrize("case", ["empty folder", "missing unet", "truncated weights", "not a model"])
+@pytest.mark.parametrize("case", ["empty folder", "missing unet", "truncated weights", "not a model",
+                                  "truncated single file", "garbage .ckpt", "single file of another architecture"])
 def test_bad_source_gives_one_line_error_and_no_bundle(run_cli, tmp_path, bad_sources, case):
     source, words = bad_sources[case]
     out = tmp_path / "out" / "bundle"

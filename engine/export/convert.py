@@ -29,6 +29,7 @@ from engine.bundle.manifest import (
 from engine.errors import InvalidInputError, ModelBundleError
 from engine.export.export_cache import export_with_cache
 from engine.export.onnx_export import MAX_LATENT_WIDTH, OPSET
+from engine.export.source import check_config_folder, load_checkpoint
 from engine.version import __version__
 
 Progress = Callable[[str, float], None]
@@ -55,6 +56,8 @@ class ConvertSettings:
     qnn_width: int = 512
     # Reuse ONNX exports of the same checkpoint across conversions (fp32 and int8 share theirs).
     export_cache: Path | None = None
+    # A single .ckpt/.safetensors file's architecture: a diffusers config folder (default: SD 1.5's).
+    config: Path | None = None
 
     def validate(self) -> None:
         if self.precision not in PRECISIONS:
@@ -70,6 +73,8 @@ class ConvertSettings:
             raise InvalidInputError("--calibration-prompts only applies to --precision qnn")
         if self.calibration_prompts is not None:
             read_prompts(self.calibration_prompts)
+        if self.config is not None:
+            check_config_folder(self.source, Path(self.config))
 
 
 def read_prompts(path: Path) -> tuple[str, ...]:
@@ -103,12 +108,10 @@ class _Stages:
 
 def convert(settings: ConvertSettings, progress: Progress | None = None) -> Manifest:
     """Build the bundle described by `settings`; returns its manifest."""
-    from engine.export.source import load_checkpoint
-
     settings.validate()
     stages = _Stages(progress)
     stages.report("load", 0.0)
-    checkpoint = load_checkpoint(settings.source)
+    checkpoint = load_checkpoint(settings.source, settings.config)
     stages.finish("load")
     calibration = _calibrate(checkpoint, settings, stages) if settings.precision != "fp32" else None
     stages.finish("calibration")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ModelBundleError, reason
+from engine.errors import InvalidInputError, ModelBundleError, reason
 
 REQUIRED_FOLDERS = ("text_encoder", "tokenizer", "unet", "vae", "scheduler")
 CONFIG_FILES = {
@@ -29,6 +29,9 @@ CONFIG_FILES = {
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 SINGLE_FILE_SUFFIXES = (".ckpt", ".safetensors")
+# SD 1.5's architecture (riffusion-model-v1's): configs and CLIP tokenizer, no weights.
+SD15_CONFIG = Path(__file__).parent / "sd15_config"
+FINGERPRINT_BYTES = 8 << 20
 
 
 @dataclass
@@ -44,9 +47,15 @@ class Checkpoint:
     revision: str
 
 
-def load_checkpoint(source: str) -> Checkpoint:
-    """Resolve `source` (folder, single file or hub id) and load its components in eval mode, fp32."""
+def load_checkpoint(source: str, config: Path | None = None) -> Checkpoint:
+    """Resolve `source` (folder, single file or hub id) and load its components in eval mode, fp32.
+
+    `config` only applies to a single file: the diffusers folder whose configs and tokenizer describe its
+    architecture (a single file holds weights only). Default: SD 1.5's, which riffusion-model-v1 is.
+    """
     path = Path(source).expanduser()
+    if config is not None:
+        check_config_folder(source, Path(config).expanduser())
     if path.is_dir():
         check_diffusers_folder(path)
         return _load_folder(path, source=str(path.resolve()), revision=folder_revision(path))
@@ -54,12 +63,24 @@ def load_checkpoint(source: str) -> Checkpoint:
         if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
             raise ModelBundleError(f"{source} is not a model: give a diffusers folder, a .ckpt or "
                                    ".safetensors checkpoint, or a Hugging Face id like riffusion/riffusion-model-v1")
-        return _load_single_file(path)
+        return _load_single_file(path, Path(config).expanduser() if config is not None else SD15_CONFIG)
     if HUB_ID.match(source) and not source.startswith((".", "/", "~")):
         folder, revision = download_from_hub(source)
         return _load_folder(folder, source=source, revision=revision)
     raise ModelBundleError(f"{source} does not exist: give a diffusers folder, a .ckpt or .safetensors file, "
                            "or a Hugging Face id like riffusion/riffusion-model-v1")
+
+
+def check_config_folder(source: str, folder: Path) -> None:
+    """A single file's architecture folder: a diffusers folder's configs and tokenizer, weights not needed."""
+    path = Path(source).expanduser()
+    if not (path.is_file() and path.suffix.lower() in SINGLE_FILE_SUFFIXES):
+        raise InvalidInputError("--config only applies to a single .ckpt or .safetensors file: a diffusers folder "
+                                "or a Hugging Face id carries its own configs")
+    missing = ["model_index.json"] if not (folder / "model_index.json").is_file() else _missing_configs(folder)
+    if missing:
+        raise InvalidInputError(f"{folder} is missing {missing[0]}: give --config the folder of a diffusers "
+                                "model with the checkpoint's architecture (its weights are not needed)")
 
 
 def check_diffusers_folder(folder: Path) -> None:
@@ -70,18 +91,21 @@ def check_diffusers_folder(folder: Path) -> None:
     if not (folder / "model_index.json").is_file():
         raise ModelBundleError(f"{folder} is not a diffusers model folder (no model_index.json): download "
                                "the whole model, or give the .ckpt file instead")
+    incomplete = "the download is incomplete, fetch the whole model folder again"
     for name in REQUIRED_FOLDERS:
-        sub = folder / name
-        if not sub.is_dir():
-            raise ModelBundleError(f"{folder} is missing {name}/: the download is incomplete, fetch the "
-                                   "whole model folder again")
-        for config in CONFIG_FILES[name]:
-            if not (sub / config).is_file():
-                raise ModelBundleError(f"{folder} is missing {name}/{config}: the download is incomplete, "
-                                       "fetch the whole model folder again")
-        if name in ("text_encoder", "unet", "vae") and not _weight_files(sub):
-            raise ModelBundleError(f"{folder}/{name} has no weights (.safetensors or .bin): the download is "
-                                   "incomplete, fetch the whole model folder again")
+        if not (folder / name).is_dir():
+            raise ModelBundleError(f"{folder} is missing {name}/: {incomplete}")
+    missing = _missing_configs(folder)
+    if missing:
+        raise ModelBundleError(f"{folder} is missing {missing[0]}: {incomplete}")
+    for name in ("text_encoder", "unet", "vae"):
+        if not _weight_files(folder / name):
+            raise ModelBundleError(f"{folder}/{name} has no weights (.safetensors or .bin): {incomplete}")
+
+
+def _missing_configs(folder: Path) -> list[str]:
+    return [f"{name}/{config}" for name in REQUIRED_FOLDERS for config in CONFIG_FILES[name]
+            if not (folder / name / config).is_file()]
 
 
 def _weight_files(folder: Path) -> list[Path]:
@@ -117,36 +141,58 @@ def _load_folder(folder: Path, *, source: str, revision: str) -> Checkpoint:
     tokenizer = load("tokenizer", lambda p: CLIPTokenizer.from_pretrained(p, local_files_only=True))
     unet = load("unet", lambda p: UNet2DConditionModel.from_pretrained(p, local_files_only=True))
     vae = load("vae", lambda p: AutoencoderKL.from_pretrained(p, local_files_only=True))
-    try:
-        scheduler_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ModelBundleError(f"{folder}/scheduler/scheduler_config.json is unreadable ({error}): "
-                               "download the model again") from None
     for module in (text_encoder, unet, vae):
         module.float().eval()
     return Checkpoint(text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, vae=vae,
-                      scheduler_config=scheduler_config, source=source, revision=revision)
+                      scheduler_config=read_scheduler_config(folder), source=source, revision=revision)
 
 
-def _load_single_file(path: Path) -> Checkpoint:
-    """An original-layout checkpoint (riffusion ships riffusion-model-v1.ckpt): SD 1.5 configs are ours."""
+def read_scheduler_config(folder: Path) -> dict[str, Any]:
+    """The file as written (not diffusers' view of it, which adds defaults of its own version)."""
+    path = folder / "scheduler" / "scheduler_config.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ModelBundleError(f"{path} is unreadable ({reason(error, 120)}): download the model again") from None
+
+
+def _load_single_file(path: Path, config: Path) -> Checkpoint:
+    """An original-layout (LDM) checkpoint, as riffusion ships riffusion-model-v1.ckpt.
+
+    The weights come from the file, the architecture from `config`: diffusers maps the LDM names onto
+    its own, and a checkpoint that does not fit the architecture fails here with one line.
+    """
     from diffusers import StableDiffusionPipeline
 
-    config = Path(__file__).parent / "sd15_config"
     try:
         pipeline = StableDiffusionPipeline.from_single_file(
             str(path), config=str(config), local_files_only=True, safety_checker=None,
             requires_safety_checker=False)
-    except Exception as error:
+    except Exception as error:  # torch, safetensors and diffusers raise many types
         raise ModelBundleError(f"cannot read {path} as a Stable Diffusion 1.x checkpoint ({reason(error, 160)}): "
-                               "the file is damaged, incomplete or another kind of model") from None
+                               "the file is damaged or incomplete, or another architecture (give its diffusers "
+                               "config folder with --config)") from None
     pipeline.text_encoder.set_attn_implementation("eager")
     for module in (pipeline.text_encoder, pipeline.unet, pipeline.vae):
         module.float().eval()
-    digest = hashlib.sha256(f"{path.name}-{path.stat().st_size}".encode()).hexdigest()[:16]
     return Checkpoint(text_encoder=pipeline.text_encoder, tokenizer=pipeline.tokenizer, unet=pipeline.unet,
-                      vae=pipeline.vae, scheduler_config=dict(pipeline.scheduler.config),
-                      source=str(path.resolve()), revision="file-" + digest)
+                      vae=pipeline.vae, scheduler_config=read_scheduler_config(config),
+                      source=str(path.resolve()), revision=file_revision(path, config))
+
+
+def file_revision(path: Path, config: Path) -> str:
+    """A content id for a single checkpoint file and its architecture, cheap on a 4-15 GB file.
+
+    Size plus the first and last 8 MiB (the header or pickle index and the last tensors) tell two
+    checkpoints apart in practice without reading gigabytes; the configs' bytes are hashed in full.
+    """
+    digest = hashlib.sha256(str(path.stat().st_size).encode())
+    with path.open("rb") as file:
+        digest.update(file.read(FINGERPRINT_BYTES))
+        file.seek(max(0, path.stat().st_size - FINGERPRINT_BYTES))
+        digest.update(file.read(FINGERPRINT_BYTES))
+    digest.update(folder_revision(config).encode())
+    return "file-" + digest.hexdigest()[:16]
 
 
 def download_from_hub(repo_id: str) -> tuple[Path, str]:

@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument("--export-cache", type=Path, metavar="DIR",
                          help="keep ONNX exports here and reuse them when the same checkpoint is converted "
                          "again, e.g. to another precision (saves minutes on a full-size model)")
+    convert.add_argument("--config", type=Path, metavar="DIR",
+                         help="single .ckpt/.safetensors files only: a diffusers folder with the checkpoint's "
+                         "configs and tokenizer (default: Stable Diffusion 1.5's, which riffusion's is)")
     convert.set_defaults(run=run_convert)
 
     check = commands.add_parser("check", help="verify a bundle's files and run each model once",
@@ -45,7 +48,8 @@ def run_convert(args: argparse.Namespace) -> int:
     from ui.cli.progress import TerminalProgress
 
     settings = ConvertSettings(source=args.source, out=args.out, precision=args.precision,
-                               calibration_prompts=args.calibration_prompts, export_cache=args.export_cache)
+                               calibration_prompts=args.calibration_prompts, export_cache=args.export_cache,
+                               config=args.config)
     settings.validate()
     progress = TerminalProgress()
     try:
