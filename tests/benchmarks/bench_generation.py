@@ -101,6 +101,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", choices=("tiny", "full"), default="tiny")
     parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--precisions", default="fp32,int8",
+                        help="bundles to run (full size: int8 alone saves ~10 min; bench_bundle has fp32 per call)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -119,7 +121,7 @@ def main() -> None:
     from engine.generation.settings import DEFAULT_SCHEDULER, DEFAULT_STEPS
 
     model = cached_model(args.preset)
-    found = bundles(args.preset)
+    found = {p: path for p, path in bundles(args.preset).items() if p in args.precisions.split(",")}
     rows = [("diffusers + torch fp32", "riffusion: pndm 50", child("diffusers", str(model), str(args.width)))]
     for precision, path in found.items():
         rows.append((f"ours, {precision} bundle", "riffusion: pndm 50",
@@ -131,7 +133,7 @@ def main() -> None:
     load = os.getloadavg()
     lines = [f"# Generation benchmark ({args.preset} model, random weights, 512 x {args.width})", "",
              f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {load[0]:.1f}. "
-             f"Command: `python tests/benchmarks/bench_generation.py --preset {args.preset}`. Each row once, in its "
+             f"Command: `python tests/benchmarks/bench_generation.py {' '.join(sys.argv[1:])}`. Each row once, in its "
              "own process; end-to-end = prompt -> image (audio decode listed apart).", "",
              "| run | settings | UNet calls | s per call | end-to-end s | vs diffusers | audio s | peak RSS MB |",
              "|---|---|---|---|---|---|---|---|"]
