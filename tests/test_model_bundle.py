@@ -11,7 +11,9 @@ import pytest
 from ldm_checkpoint import write_ldm_checkpoint
 
 from engine.bundle import COMPONENTS, SCHEMA_VERSION, open_bundle
+from engine.bundle.manifest import cpu_platform
 from engine.errors import ModelBundleError
+from engine.sessions import SessionSettings
 from engine.tokenizer import PromptTokenizer
 
 pytestmark = pytest.mark.slow
@@ -146,6 +148,12 @@ def bundle_copy(tmp_path, fp32_bundle):
     return copy
 
 
+def edit_manifest(bundle, **changes) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest.update(changes)
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
 def test_altered_file_is_named(run_cli, bundle_copy):
     path = bundle_copy / "vae_decoder.onnx"
     data = bytearray(path.read_bytes())
@@ -163,11 +171,30 @@ def test_missing_file_is_named(bundle_copy):
 
 
 def test_wrong_schema_version_says_what_to_do(bundle_copy):
-    manifest = json.loads((bundle_copy / "manifest.json").read_text())
-    manifest["schema_version"] = SCHEMA_VERSION + 1
-    (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    edit_manifest(bundle_copy, schema_version=SCHEMA_VERSION + 1)
     with pytest.raises(ModelBundleError, match="update riffstudio"):
         open_bundle(bundle_copy)
+
+
+def test_cpu_session_options_come_from_the_manifest_for_this_platform(run_cli, bundle_copy, int8_bundle):
+    int8 = open_bundle(int8_bundle).manifest
+    assert int8.cpu_session_options("ARM64") == int8.cpu_session_options("aarch64") == {"arm64_bf16_fastmath": True}
+    assert int8.cpu_session_options("AMD64") == int8.cpu_session_options("x86_64") == {}
+    assert open_bundle(bundle_copy).manifest.cpu_session_options("arm64") == {}  # fp32 is the exact reference
+    edit_manifest(bundle_copy, runtime={"cpu": {cpu_platform(): {"intra_op_threads": 1}}})
+    bundle = open_bundle(bundle_copy)
+    assert bundle.session_settings(SessionSettings()).intra_op_threads == 1
+    assert bundle.session_settings(SessionSettings(provider="qnn")).intra_op_threads == 0  # CPU options only
+    assert run_cli("model", "check", bundle_copy).returncode == 0
+
+
+def test_unknown_cpu_session_option_says_what_to_do(run_cli, bundle_copy, tmp_path):
+    edit_manifest(bundle_copy, runtime={"cpu": {cpu_platform(): {"turbo": True}}})
+    result = run_cli("generate", "a jazz saxophone solo", "--model", bundle_copy, "--out", tmp_path / "loop.wav",
+                     "--steps", "2", "--width", "64")
+    assert result.returncode == ModelBundleError.exit_code
+    assert "CPU session options this riffstudio does not know" in result.stderr and "turbo" in result.stderr
+    assert not (tmp_path / "loop.wav").exists()
 
 
 def test_bundle_of_another_precision_is_refused(run_cli, bundle_copy):

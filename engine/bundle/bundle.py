@@ -7,10 +7,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.bundle.files import sha256_file
 from engine.bundle.manifest import MANIFEST_NAME, TOKENIZER_NAME, Manifest
-from engine.errors import ModelBundleError
+from engine.errors import InvalidInputError, ModelBundleError
+
+if TYPE_CHECKING:
+    from engine.sessions import SessionSettings
 
 CACHE_FOLDER = "cache"
 
@@ -30,6 +34,19 @@ class Bundle:
 
     def component_path(self, component: str) -> Path:
         return self.path / self.manifest.components[component].file
+
+    def session_settings(self, base: SessionSettings) -> SessionSettings:
+        """`base` with this bundle's options for this CPU applied (CPU sessions only; the NPU's are its own)."""
+        from engine.sessions import SessionSettings
+
+        options = self.manifest.cpu_session_options()
+        if base.provider != "cpu" or not options:
+            return base
+        try:
+            return SessionSettings.from_dict({**base.to_dict(), **options})
+        except InvalidInputError as error:
+            raise ModelBundleError(f"{self.path} asks for CPU session options this riffstudio does not know "
+                                   f"({error}): update riffstudio or re-convert the bundle") from None
 
     @property
     def identity(self) -> str:

@@ -67,7 +67,7 @@ def check_bundle(path: str | Path, *, precision: str | None = None, provider: st
     bundle.verify(hashes=True, progress=(lambda stage, f: progress(stage, 0.5 * f)) if progress else None)
     tokens = PromptTokenizer(bundle.tokenizer_path).encode([CHECK_PROMPT])
     # On the NPU the check is strict: a node that would quietly fall back to the CPU is a failure.
-    settings = SessionSettings(provider=provider, disable_cpu_fallback=provider == "qnn")
+    settings = bundle.session_settings(SessionSettings(provider=provider, disable_cpu_fallback=provider == "qnn"))
     results: list[ComponentCheck] = []
     context: np.ndarray | None = None
     for index, component in enumerate(COMPONENTS):

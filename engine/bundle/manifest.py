@@ -69,9 +69,15 @@ class Manifest:
     # Width granularity in pixels: one latent column is 8 px.
     width_step: int = 8
     text_hidden_size: int = 768
-    # Session options per platform ("x86_64", "arm64", ...), e.g. the CPU int8 scheme in use there.
+    # Where it was converted ("converted_on") and, under "cpu", SessionSettings options per CPU platform
+    # ("x86_64", "arm64"): what suits this bundle's schemes on that CPU (e.g. bf16 GEMMs on ARM64).
     runtime: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+
+    def cpu_session_options(self, machine: str | None = None) -> dict[str, Any]:
+        """The session options this bundle asks for on the CPU platform `machine` (default: this one)."""
+        options = self.runtime.get("cpu", {})
+        return dict(options.get(cpu_platform(machine), {})) if isinstance(options, dict) else {}
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -124,6 +130,14 @@ class Manifest:
         if not isinstance(data, dict):
             raise ModelBundleError(f"{path} is not a bundle manifest: re-convert the model")
         return cls.from_dict(data)
+
+
+def cpu_platform(machine: str | None = None) -> str:
+    """platform.machine() in one spelling per CPU family: Windows says AMD64/ARM64, Linux x86_64/aarch64."""
+    import platform
+
+    name = (machine or platform.machine()).lower()
+    return {"amd64": "x86_64", "x64": "x86_64", "aarch64": "arm64", "armv8": "arm64"}.get(name, name)
 
 
 def _tensor(data: dict[str, Any]) -> TensorSpec:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import platform
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from engine.bundle.manifest import (
     TOKENIZER_NAME,
     ComponentSpec,
     Manifest,
+    cpu_platform,
 )
 from engine.errors import InvalidInputError, ModelBundleError
 from engine.export.export_cache import export_with_cache
@@ -41,6 +41,11 @@ STAGE_WEIGHTS = {"load": 0.04, "calibration": 0.20, "tokenizer": 0.01, "text_enc
 MIN_QNN_WIDTH = 256
 # How many calibration samples each quantised model is scored on (SNR against fp32).
 SNR_SAMPLES = 8
+# SessionSettings options per CPU platform, by precision. int8 on ARM64 (the Snapdragon X Elite's CPU has
+# bf16 dot products): the GEMMs left in fp32 (attention, the text encoder) run with bf16 products and fp32
+# sums. fp32 is the reference and stays exact; qnn bundles run on the NPU.
+CPU_SESSION_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "fp32": {}, "int8": {"arm64": {"arm64_bf16_fastmath": True}}, "qnn": {}}
 
 STAGE_LABELS = {"load": "loading the checkpoint", "calibration": "calibrating on music prompts",
                 "tokenizer": "writing the tokenizer", "manifest": "hashing files"}
@@ -143,7 +148,7 @@ def convert(settings: ConvertSettings, progress: Progress | None = None) -> Mani
             fixed_shapes=settings.precision == "qnn",
             max_image_width=settings.qnn_width if settings.precision == "qnn" else 8 * MAX_LATENT_WIDTH,
             text_hidden_size=int(checkpoint.text_encoder.config.hidden_size),
-            runtime={"converted_on": platform.machine()},
+            runtime={"converted_on": cpu_platform(), "cpu": CPU_SESSION_OPTIONS[settings.precision]},
         )
         (bundle / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
         stages.finish("manifest")

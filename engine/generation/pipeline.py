@@ -198,7 +198,8 @@ class LoopGenerator:
     def _session(self, component: str):
         if component not in self._sessions:
             self._sessions[component] = create_session(
-                self.bundle.component_path(component), self.session_settings, cache_dir=self.bundle.cache_dir())
+                self.bundle.component_path(component), self.bundle.session_settings(self.session_settings),
+                cache_dir=self.bundle.cache_dir())
         return self._sessions[component]
 
     def _run(self, component: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
