@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.atomic import atomic_path
 from engine.bundle.manifest import TensorSpec
-from engine.export import onnx_export, qnn_export_fixes
+from engine.export import attention_fusion, onnx_export, qnn_export_fixes
 from engine.export.onnx_export import ExportedModel, export_component
 
 RECORD = "export.json"
@@ -48,7 +48,7 @@ def _key(checkpoint: Any, component: str, fixed_width: int | None) -> str:
     import torch
 
     digest = hashlib.sha256(f"{checkpoint.revision}|{component}|{fixed_width}|{torch.__version__}".encode())
-    for module in (onnx_export, qnn_export_fixes):
+    for module in (onnx_export, qnn_export_fixes, attention_fusion):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:16]
 

@@ -84,6 +84,12 @@ def export_component(checkpoint: Any, component: str, path: Path, *, fixed_width
 
         # The causal mask's -3.4e38 becomes -100: same fp32 outputs, usable 16-bit ranges on the NPU.
         clamp_mask_constants_in_file(path)
+    if not fixed_width:
+        from engine.export.attention_fusion import fuse_attention_in_file
+
+        # CPU bundles: ONNX Runtime's tiled attention kernel instead of the full score matrix (checked
+        # against torch below like the rest). The NPU's fixed-shape export keeps the plain ops.
+        fuse_attention_in_file(path)
     inputs, outputs = describe_onnx(path)
     error = check_against_torch(module, path, component, fixed_width) if check else float("nan")
     return ExportedModel(path=path, inputs=inputs, outputs=outputs, max_abs_error_vs_torch=error)

@@ -95,7 +95,8 @@ def measure(variant: str, component: str, model: str, runs: int, save: str | Non
         from engine.sessions import SessionSettings, create_session
 
         bundle = open_bundle(model)
-        session = create_session(bundle.component_path(component), SessionSettings(provider="cpu"))
+        session = create_session(bundle.component_path(component),
+                                 bundle.session_settings(SessionSettings(provider="cpu")))
         feeds = inputs(component, hidden)
 
         def call() -> np.ndarray:
@@ -145,7 +146,8 @@ def bundle_steady_rss(bundle: Path) -> float:
         "from engine.sessions import SessionSettings, create_session",
         f"bundle = open_bundle({str(bundle)!r})",
         "base = rss_mb()",
-        f"sessions = [create_session(bundle.component_path(c), SessionSettings()) for c in {COMPONENTS!r}]",
+        "settings = bundle.session_settings(SessionSettings())",
+        f"sessions = [create_session(bundle.component_path(c), settings) for c in {COMPONENTS!r}]",
         "print(rss_mb() - base)"])
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     return float(result.stdout.strip().splitlines()[-1])
