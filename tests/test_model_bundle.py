@@ -178,14 +178,34 @@ def test_wrong_schema_version_says_what_to_do(bundle_copy):
 
 def test_cpu_session_options_come_from_the_manifest_for_this_platform(run_cli, bundle_copy, int8_bundle):
     int8 = open_bundle(int8_bundle).manifest
-    assert int8.cpu_session_options("ARM64") == int8.cpu_session_options("aarch64") == {"arm64_bf16_fastmath": True}
-    assert int8.cpu_session_options("AMD64") == int8.cpu_session_options("x86_64") == {}
-    assert open_bundle(bundle_copy).manifest.cpu_session_options("arm64") == {}  # fp32 is the exact reference
+    arm = int8.session_options("cpu", "ARM64")
+    assert arm == int8.session_options("cpu", "aarch64") == {"arm64_bf16_fastmath": True}
+    assert int8.session_options("cpu", "AMD64") == int8.session_options("cpu", "x86_64") == {}
+    assert open_bundle(bundle_copy).manifest.session_options("cpu", "arm64") == {}  # fp32 is the exact reference
     edit_manifest(bundle_copy, runtime={"cpu": {cpu_platform(): {"intra_op_threads": 1}}})
     bundle = open_bundle(bundle_copy)
     assert bundle.session_settings(SessionSettings()).intra_op_threads == 1
     assert bundle.session_settings(SessionSettings(provider="qnn")).intra_op_threads == 0  # CPU options only
+    assert bundle.session_settings(SessionSettings(), {"intra_op_threads": 2}).intra_op_threads == 2  # user wins
     assert run_cli("model", "check", bundle_copy).returncode == 0
+
+
+def test_npu_session_options_come_from_the_bundle_and_the_user(qnn_bundle):
+    bundle = open_bundle(qnn_bundle)
+    npu = bundle.session_settings(SessionSettings(provider="qnn"))
+    assert (npu.htp_performance_mode, npu.context_cache) == ("burst", True)
+    chosen = bundle.session_settings(SessionSettings(provider="qnn"), {"htp_performance_mode": "power_saver"})
+    assert chosen.htp_performance_mode == "power_saver"
+    assert bundle.session_settings(SessionSettings(provider="cpu")) == SessionSettings(provider="cpu")
+
+
+def test_unknown_npu_mode_is_one_line(run_cli, fp32_bundle, tmp_path):
+    result = run_cli("generate", "a jazz saxophone solo", "--model", fp32_bundle, "--out", tmp_path / "loop.wav",
+                     "--steps", "2", "--width", "64", "--npu-mode", "turbo")
+    assert result.returncode == 2
+    assert [line for line in result.stderr.splitlines() if line.startswith("riffstudio:")] == [
+        line for line in result.stderr.splitlines() if "turbo" in line and "power_saver" in line]
+    assert not (tmp_path / "loop.wav").exists()
 
 
 def test_unknown_cpu_session_option_says_what_to_do(run_cli, bundle_copy, tmp_path):
@@ -193,7 +213,7 @@ def test_unknown_cpu_session_option_says_what_to_do(run_cli, bundle_copy, tmp_pa
     result = run_cli("generate", "a jazz saxophone solo", "--model", bundle_copy, "--out", tmp_path / "loop.wav",
                      "--steps", "2", "--width", "64")
     assert result.returncode == ModelBundleError.exit_code
-    assert "CPU session options this riffstudio does not know" in result.stderr and "turbo" in result.stderr
+    assert "asks for session options this riffstudio does not know" in result.stderr and "turbo" in result.stderr
     assert not (tmp_path / "loop.wav").exists()
 
 

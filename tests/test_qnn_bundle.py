@@ -33,7 +33,8 @@ def test_qnn_bundle_is_static_w8a16_and_scored_against_fp32(qnn_bundle):
 
 def test_qnn_bundle_generates_end_to_end_on_htp_without_cpu_fallback(qnn_bundle):
     strict = SessionSettings(provider="qnn", disable_cpu_fallback=True)
-    generator = LoopGenerator(open_bundle(qnn_bundle), strict)
+    generator = LoopGenerator(open_bundle(qnn_bundle), strict,
+                              session_options={"htp_performance_mode": "sustained_high_performance"})
     result = generator.generate(GenerationSettings(prompt="funky slap bass", steps=1, width=QNN_TEST_WIDTH,
                                                    seed=3, scheduler="ddim"))
     assert result.provider == "qnn" and result.notes == []  # no mid-job fallback to the CPU

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine.bundle.files import sha256_file
 from engine.bundle.manifest import MANIFEST_NAME, TOKENIZER_NAME, Manifest
@@ -35,18 +35,20 @@ class Bundle:
     def component_path(self, component: str) -> Path:
         return self.path / self.manifest.components[component].file
 
-    def session_settings(self, base: SessionSettings) -> SessionSettings:
-        """`base` with this bundle's options for this CPU applied (CPU sessions only; the NPU's are its own)."""
+    def session_settings(self, base: SessionSettings,
+                         explicit: Mapping[str, Any] | None = None) -> SessionSettings:
+        """`base` with this bundle's options for its provider (and this CPU) applied, then the user's own."""
         from engine.sessions import SessionSettings
 
-        options = self.manifest.cpu_session_options()
-        if base.provider != "cpu" or not options:
+        options = self.manifest.session_options(base.provider)
+        if not options and not explicit:
             return base
         try:
-            return SessionSettings.from_dict({**base.to_dict(), **options})
+            settings = SessionSettings.from_dict({**base.to_dict(), **options})
         except InvalidInputError as error:
-            raise ModelBundleError(f"{self.path} asks for CPU session options this riffstudio does not know "
+            raise ModelBundleError(f"{self.path} asks for session options this riffstudio does not know "
                                    f"({error}): update riffstudio or re-convert the bundle") from None
+        return SessionSettings.from_dict({**settings.to_dict(), **explicit}) if explicit else settings
 
     @property
     def identity(self) -> str:

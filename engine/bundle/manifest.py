@@ -69,15 +69,19 @@ class Manifest:
     # Width granularity in pixels: one latent column is 8 px.
     width_step: int = 8
     text_hidden_size: int = 768
-    # Where it was converted ("converted_on") and, under "cpu", SessionSettings options per CPU platform
-    # ("x86_64", "arm64"): what suits this bundle's schemes on that CPU (e.g. bf16 GEMMs on ARM64).
+    # Where it was converted ("converted_on"); SessionSettings options under "cpu" per CPU platform
+    # ("x86_64", "arm64": what suits this bundle's schemes on that CPU, e.g. bf16 GEMMs on ARM64) and
+    # under "qnn" for the NPU (HTP performance mode, context cache). The user's own options win.
     runtime: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
-    def cpu_session_options(self, machine: str | None = None) -> dict[str, Any]:
-        """The session options this bundle asks for on the CPU platform `machine` (default: this one)."""
-        options = self.runtime.get("cpu", {})
-        return dict(options.get(cpu_platform(machine), {})) if isinstance(options, dict) else {}
+    def session_options(self, provider: str, machine: str | None = None) -> dict[str, Any]:
+        """The SessionSettings options this bundle asks for on the NPU ("qnn"), or on the CPU platform
+        `machine` (default: this one)."""
+        section = self.runtime.get("qnn" if provider == "qnn" else "cpu", {})
+        if provider != "qnn" and isinstance(section, dict):
+            section = section.get(cpu_platform(machine), {})
+        return dict(section) if isinstance(section, dict) else {}
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

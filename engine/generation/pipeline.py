@@ -13,8 +13,9 @@ If the NPU fails mid-way, the same bundle's models carry on on the CPU and the r
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -58,10 +59,14 @@ class GenerationResult:
 class LoopGenerator:
     """A bundle's models, opened once, turning settings into spectrogram images."""
 
-    def __init__(self, bundle: Bundle, session_settings: SessionSettings | None = None) -> None:
+    def __init__(self, bundle: Bundle, session_settings: SessionSettings | None = None, *,
+                 session_options: Mapping[str, Any] | None = None) -> None:
+        """`session_options`: the user's own SessionSettings options (e.g. the NPU's performance mode), which
+        win over the bundle's; kept apart so that they survive a switch of provider."""
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.session_settings = session_settings or SessionSettings()
+        self.session_options = dict(session_options or {})
         self.tokenizer = PromptTokenizer(bundle.tokenizer_path)
         self._sessions: dict[str, object] = {}
         self.notes: list[str] = []
@@ -198,7 +203,8 @@ class LoopGenerator:
     def _session(self, component: str):
         if component not in self._sessions:
             self._sessions[component] = create_session(
-                self.bundle.component_path(component), self.bundle.session_settings(self.session_settings),
+                self.bundle.component_path(component),
+                self.bundle.session_settings(self.session_settings, self.session_options),
                 cache_dir=self.bundle.cache_dir())
         return self._sessions[component]
 

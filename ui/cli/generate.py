@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from engine.errors import InvalidInputError
+from ui.cli.provider_args import add_provider_arguments, open_generator
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"how closely to follow the prompt (default {DEFAULT_GUIDANCE:g})")
     parser.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=f"sampler (default {DEFAULT_SCHEDULER})")
     parser.add_argument("--width", type=int, default=512, help="image width in px, multiple of 8 (512 = 5.1 s)")
-    parser.add_argument("--provider", choices=("auto", "cpu", "qnn"), default="auto")
+    add_provider_arguments(parser)
     parser.add_argument("--latents", type=Path, metavar="FILE.npy",
                         help="initial noise, float32 [1, 4, 64, width/8] (to compare with other tools)")
     parser.add_argument("--init-audio", type=Path, metavar="FILE", help="riff on this loop (audio-to-audio)")
@@ -56,16 +57,10 @@ def run(args: argparse.Namespace) -> int:
     check_output_paths(args.out, args.image)
     noise = read_latents(args.latents) if args.latents else None
 
-    from engine.bundle import open_bundle
     from engine.generation.loop import render_loop
-    from engine.generation.pipeline import LoopGenerator
-    from engine.generation.providers import choose_provider
     from ui.cli.progress import TerminalProgress
 
-    bundle = open_bundle(args.model)
-    session_settings, reason = choose_provider(args.provider, bundle)
-    print(f"provider: {reason}", file=sys.stderr)
-    generator = LoopGenerator(bundle, session_settings)
+    generator = open_generator(args)
     bar = TerminalProgress()
     try:
         loop = render_loop(generator, settings, initial_noise=noise,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from engine.errors import InvalidInputError
+from ui.cli.provider_args import add_provider_arguments, open_generator
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     parser.add_argument("--scheduler", default=DEFAULT_SCHEDULER)
     parser.add_argument("--width", type=int, default=512)
-    parser.add_argument("--provider", choices=("auto", "cpu", "qnn"), default="auto")
+    add_provider_arguments(parser)
     parser.add_argument("--quality", choices=("draft", "standard", "high"), default="standard")
     parser.set_defaults(run=run)
 
@@ -49,18 +49,12 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"{args.out_dir} is a file: give a folder for the clips")
 
     from engine.atomic import atomic_path
-    from engine.bundle import open_bundle
     from engine.codec import DEFAULT_PARAMS
     from engine.codec.audio_io import write_audio
     from engine.generation.interpolate import interpolate, join_clips
-    from engine.generation.pipeline import LoopGenerator
-    from engine.generation.providers import choose_provider
     from ui.cli.progress import TerminalProgress
 
-    bundle = open_bundle(args.model)
-    session_settings, reason = choose_provider(args.provider, bundle)
-    print(f"provider: {reason}", file=sys.stderr)
-    generator = LoopGenerator(bundle, session_settings)
+    generator = open_generator(args)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     digits = len(str(args.count))
 
@@ -75,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     write_audio(args.out_dir / "chain.wav", join_clips(clips), DEFAULT_PARAMS.sample_rate)
     record = {"start": start.to_dict(), "end": {"prompt": end_prompt, "seed": end_seed}, "count": args.count,
-              "bundle": bundle.summary(),
+              "bundle": generator.bundle.summary(),
               "provider": generator.provider, "clips": [f"clip_{i + 1:0{digits}d}.wav" for i in range(args.count)],
               "chain": "chain.wav"}
     with atomic_path(args.out_dir / "interpolation.json") as temp:

@@ -1,0 +1,31 @@
+"""The provider options `generate` and `interpolate` share, and the generator they open."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.generation.pipeline import LoopGenerator
+
+
+def add_provider_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--provider", choices=("auto", "cpu", "qnn"), default="auto",
+                        help="where to run: auto takes the NPU when a qnn bundle and the NPU are here")
+    parser.add_argument("--npu-mode", metavar="MODE",
+                        help="NPU performance mode (default: the bundle's, burst): sustained_high_performance "
+                        "for long batches, balanced or power_saver on battery")
+
+
+def open_generator(args: argparse.Namespace) -> LoopGenerator:
+    """The bundle at `args.model` opened on the provider asked for, saying which one and why."""
+    from engine.bundle import open_bundle
+    from engine.generation.pipeline import LoopGenerator
+    from engine.generation.providers import choose_provider
+
+    bundle = open_bundle(args.model)
+    session_settings, reason = choose_provider(args.provider, bundle)
+    print(f"provider: {reason}", file=sys.stderr)
+    options = {"htp_performance_mode": args.npu_mode} if args.npu_mode else None
+    return LoopGenerator(bundle, session_settings, session_options=options)
