@@ -238,7 +238,9 @@ def test_int8_bundle_records_its_schemes_and_quality_and_passes_check(run_cli, i
     assert manifest["precision"] == "int8"
     components = manifest["components"]
     assert components["unet"]["quantization"] == "dynamic_u8_per_channel"
-    for name in ("unet", "vae_decoder", "vae_encoder"):
+    assert components["vae_decoder"]["quantization"] == "static_qdq_u8s8"
+    assert components["text_encoder"]["quantization"] == components["vae_encoder"]["quantization"] == "fp32"
+    for name in ("unet", "vae_decoder"):
         assert components[name]["validation"]["snr_db_vs_fp32"] > 15, name
     assert components["unet"]["inputs"][0]["shape"][3] == "latent_width"  # dynamic width survives quantisation
     result = run_cli("model", "check", int8_bundle, "--precision", "int8")

@@ -230,6 +230,7 @@ INT8_MIN_SNR_DB = {"fp32": 200.0, "dynamic_u8_per_channel": 20.0, "static_qdq_u8
 @pytest.mark.slow
 @pytest.mark.parametrize(("component", "scheme"), [
     ("text_encoder", None), ("unet", None), ("vae_decoder", None), ("vae_encoder", None),
+    ("vae_encoder", "dynamic_u8_per_channel"),
     # Static QDQ of the encoder (and of the dynamic UNet) used to write invalid models: shared-bias copies
     # named like activations (test_shared_biases_cannot_collide_with_activation_names).
     ("vae_encoder", "static_qdq_u8s8")])

@@ -39,15 +39,16 @@ EXTERNAL_DATA_THRESHOLD = 1 << 30
 #       time. u8 weights avoid the u8 x s8 saturation (and slow path) of CPUs without VNNI.
 #   static_qdq_u8s8: QDQ with calibrated QUInt8 activations and QInt8 per-channel weights.
 INT8_SCHEMES = ("fp32", "dynamic_u8_per_channel", "static_qdq_u8s8")
-# Chosen from measurements on full SD 1.5 sizes (x86_64 AVX2, no VNNI; docs/qnn-notes.md): the UNet
-# gains 12% with dynamic u8 (27 dB), the VAE 36% with static QDQ; the text encoder is not worth it.
+# Chosen from measurements on full SD 1.5 sizes (docs/qnn-notes.md, results/bundle-full.md): the UNet
+# gains 12-31% with dynamic u8 (27 dB), the VAE decoder 36-64% with static QDQ; the text encoder and
+# the VAE encoder are not worth it.
 DEFAULT_INT8_SCHEMES = {
     "text_encoder": "fp32",
     "unet": "dynamic_u8_per_channel",
     "vae_decoder": "static_qdq_u8s8",
-    # static QDQ fails on the encoder's export ("Quantization parameter shared mode is not supported for
-    # weight yet": a weight shared by two nodes); dynamic until that is fixed (docs/qnn-notes.md).
-    "vae_encoder": "dynamic_u8_per_channel",
+    # Measured at full size (tests/benchmarks/results/bundle-full.md): dynamic u8 made the encoder slower
+    # than fp32 (6.07 s vs 5.63 s per 512 px image) for 21.7 dB. Audio-to-audio runs it once per job.
+    "vae_encoder": "fp32",
 }
 
 
