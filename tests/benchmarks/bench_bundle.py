@@ -24,6 +24,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+from report import RESULTS, publish
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
@@ -249,10 +250,7 @@ def write_table(args: argparse.Namespace, rows: list, totals: dict[str, float]) 
                      f"| {r['speedup']:.2f}x | {snr} |")
     lines += ["", "Whole bundle loaded (all four sessions, CPU provider), steady RSS: "
               + ", ".join(f"{p} {mb:.0f} MB" for p, mb in totals.items()), ""]
-    out = args.out or REPO / "tests" / "benchmarks" / "results" / f"bundle-{args.preset}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines))
-    print("\n".join(lines))
+    publish(lines, args.out or RESULTS / f"bundle-{args.preset}.md")
 
 
 if __name__ == "__main__":

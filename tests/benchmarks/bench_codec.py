@@ -27,6 +27,7 @@ import scipy
 import scipy.fft
 import soundfile
 from PIL import Image
+from report import RESULTS, publish
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -37,7 +38,7 @@ from engine.codec.pixels import channel_levels, mel_from_levels  # noqa: E402
 from engine.codec.stft import hann  # noqa: E402
 
 CLIPS = ("drums", "piano", "rock", "speech")
-RESULTS = REPO / "tests" / "benchmarks" / "results" / "codec.md"
+CODEC_RESULTS = RESULTS / "codec.md"
 TARGETS = {"draft": 0.15, "standard": 0.45, "high": 2.5}
 
 
@@ -133,7 +134,7 @@ def peak_memory_mb(run: Callable[[], object]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=CODEC_RESULTS)
     args = parser.parse_args()
 
     images = {clip: np.asarray(Image.open(REPO / "tests" / "data" / "golden" / f"{clip}.riffusion.png"))
@@ -221,9 +222,7 @@ def main() -> int:
         time_cell = f"{wide_seconds:.3f}" if width == 1025 else (
             f"{summary['standard'][0]:.3f}" if width == 513 else "")
         lines.append(f"| {width} | {(width - 1) * 0.01:.2f} | {time_cell} | {megabytes:.0f} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    publish(lines, args.out)
     return 0
 
 

@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from report import RESULTS, publish
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "tests" / "benchmarks")]
 
@@ -141,10 +143,7 @@ def main() -> None:
         audio = f"{r['audio_s']:.2f}" if "audio_s" in r else "-"
         lines.append(f"| {name} | {settings} | {r['unet_calls']} | {r['per_step_s']:.3f} | {r['e2e_s']:.2f} | "
                      f"{base / r['e2e_s']:.2f}x | {audio} | {r['peak_rss_mb']:.0f} |")
-    out = args.out or REPO / "tests" / "benchmarks" / "results" / f"generation-{args.preset}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    publish(lines, args.out or RESULTS / f"generation-{args.preset}.md")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from report import RESULTS, publish
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
@@ -88,10 +89,7 @@ def main() -> None:
         lines += ["", f"Baseline pndm@50: {baseline[3]:.4f} from the ODE end point. Cheapest setting at least as "
                   "close: " + ", ".join(f"{n}@{s} ({ode:.4f})" for n, s, _, ode, _ in rows
                                           if ode <= baseline[3] and s < 50 and n != "euler_a")]
-    out = args.out or REPO / "tests" / "benchmarks" / "results" / f"solvers-{args.width}px.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    publish(lines, args.out or RESULTS / f"solvers-{args.width}px.md")
 
 
 if __name__ == "__main__":
