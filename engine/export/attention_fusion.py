@@ -110,7 +110,7 @@ def fuse_attention(model: Any) -> int:
             continue
         back = graph.only_consumer(weighted.output[0], "Transpose")
         merged = back and graph.only_consumer(back.output[0], "Reshape")
-        if not merged or list(helper.get_attribute_value(back.attribute[0])) != [0, 2, 1, 3]:
+        if not merged or _perm(back) != (0, 2, 1, 3):
             continue
         heads, head_size = graph.dim(scores.input[0], 1), graph.dim(scores.input[0], 3)
         if not heads or not head_size:
@@ -136,21 +136,21 @@ def fuse_attention(model: Any) -> int:
     return fused
 
 
-def _heads_first(nodes: list[Any]) -> bool:
-    """[B, S, H*D] -> Reshape [B, S, H, D] -> Transpose (0, 2, 1, 3): the standard split into heads."""
+def _perm(transpose: Any) -> tuple[int, ...]:
     from onnx import helper
 
-    transposes = [n for n in nodes if n.op_type == "Transpose"]
-    return len(transposes) == 1 and list(helper.get_attribute_value(transposes[0].attribute[0])) == [0, 2, 1, 3]
+    return tuple(helper.get_attribute_value(transpose.attribute[0]))
+
+
+def _heads_first(nodes: list[Any]) -> bool:
+    """[B, S, H*D] -> Reshape [B, S, H, D] -> Transpose (0, 2, 1, 3): the standard split into heads."""
+    return [_perm(n) for n in nodes if n.op_type == "Transpose"] == [(0, 2, 1, 3)]
 
 
 def _key_is_transposed(nodes: list[Any]) -> bool:
     """k^T: the heads split, then the last two axes swapped (as 4-D (0, 1, 3, 2) or via a 3-D (0, 2, 1))."""
-    from onnx import helper
-
-    perms = [list(helper.get_attribute_value(n.attribute[0])) for n in nodes if n.op_type == "Transpose"]
-    return sorted(map(tuple, perms)) in ([(0, 2, 1), (0, 2, 1, 3)], [(0, 1, 3, 2), (0, 2, 1, 3)],
-                                         [(0, 2, 3, 1)])
+    perms = sorted(_perm(n) for n in nodes if n.op_type == "Transpose")
+    return perms in ([(0, 2, 1), (0, 2, 1, 3)], [(0, 1, 3, 2), (0, 2, 1, 3)], [(0, 2, 3, 1)])
 
 
 def _remove(model: Any, nodes: list[Any]) -> None:
