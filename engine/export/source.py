@@ -54,8 +54,9 @@ def load_checkpoint(source: str, config: Path | None = None) -> Checkpoint:
     architecture (a single file holds weights only). Default: SD 1.5's, which riffusion-model-v1 is.
     """
     path = Path(source).expanduser()
+    config = Path(config).expanduser() if config is not None else None
     if config is not None:
-        check_config_folder(source, Path(config).expanduser())
+        check_config_folder(source, config)
     if path.is_dir():
         check_diffusers_folder(path)
         return _load_folder(path, source=str(path.resolve()), revision=folder_revision(path))
@@ -63,7 +64,7 @@ def load_checkpoint(source: str, config: Path | None = None) -> Checkpoint:
         if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
             raise ModelBundleError(f"{source} is not a model: give a diffusers folder, a .ckpt or "
                                    ".safetensors checkpoint, or a Hugging Face id like riffusion/riffusion-model-v1")
-        return _load_single_file(path, Path(config).expanduser() if config is not None else SD15_CONFIG)
+        return _load_single_file(path, config or SD15_CONFIG)
     if HUB_ID.match(source) and not source.startswith((".", "/", "~")):
         folder, revision = download_from_hub(source)
         return _load_folder(folder, source=source, revision=revision)
@@ -186,10 +187,11 @@ def file_revision(path: Path, config: Path) -> str:
     Size plus the first and last 8 MiB (the header or pickle index and the last tensors) tell two
     checkpoints apart in practice without reading gigabytes; the configs' bytes are hashed in full.
     """
-    digest = hashlib.sha256(str(path.stat().st_size).encode())
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
     with path.open("rb") as file:
         digest.update(file.read(FINGERPRINT_BYTES))
-        file.seek(max(0, path.stat().st_size - FINGERPRINT_BYTES))
+        file.seek(max(0, size - FINGERPRINT_BYTES))
         digest.update(file.read(FINGERPRINT_BYTES))
     digest.update(folder_revision(config).encode())
     return "file-" + digest.hexdigest()[:16]
