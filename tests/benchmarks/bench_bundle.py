@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from report import RESULTS, publish
+from report import RESULTS, machine_line, publish
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
@@ -231,13 +230,8 @@ def main() -> None:
 
 
 def write_table(args: argparse.Namespace, rows: list, totals: dict[str, float]) -> None:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
-               platform.processor())
-    flags = cpuinfo
-    isa = ", ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f" {f}" in flags)
     lines = [f"# Model-bundle benchmark ({args.preset} SD 1.5 sizes, random weights)", "",
-             f"{cpu}, {os.cpu_count()} cores ({isa}); load average at the end {os.getloadavg()[0]:.1f}; "
+             f"{machine_line()} (at the end); "
              f"onnxruntime {__import__('onnxruntime').__version__}; "
              f"median of {args.runs} calls after a warm-up; UNet batch 2, 512 x 512. "
              f"Command: `python tests/benchmarks/bench_bundle.py --preset {args.preset}`.", "",

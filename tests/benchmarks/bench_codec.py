@@ -27,7 +27,7 @@ import scipy
 import scipy.fft
 import soundfile
 from PIL import Image
-from report import RESULTS, publish
+from report import RESULTS, machine_line, publish
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -174,7 +174,7 @@ def main() -> int:
         "# Spectrogram codec benchmark",
         "",
         f"`{' '.join(['.venv/bin/python', 'tests/benchmarks/bench_codec.py'])}` on "
-        f"{datetime.date.today().isoformat()}: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{datetime.date.today().isoformat()}: {machine_line()} (at the end), Python "
         f"{platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}; load average "
         f"{load_before[0]:.2f} before, {load_after[0]:.2f} after. Decode of a 513-column (5.12 s) image; "
         f"time = median of {args.repeats} after a warm-up; sc_mel in dB, lower is better.",

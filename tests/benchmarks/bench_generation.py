@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from report import RESULTS, publish
+from report import RESULTS, machine_line, publish
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "tests" / "benchmarks")]
@@ -132,9 +131,8 @@ def main() -> None:
         rows.append((f"ours, {precision} bundle", f"ours: {DEFAULT_SCHEDULER} {DEFAULT_STEPS}",
                      child("ours", str(path), DEFAULT_SCHEDULER, str(DEFAULT_STEPS), str(args.width))))
     base = rows[0][2]["e2e_s"]
-    load = os.getloadavg()
     lines = [f"# Generation benchmark ({args.preset} model, random weights, 512 x {args.width})", "",
-             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {load[0]:.1f}. "
+             f"{machine_line()}. "
              f"Command: `python tests/benchmarks/bench_generation.py {' '.join(sys.argv[1:])}`. Each row once, in its "
              "own process; end-to-end = prompt -> image (audio decode listed apart).", "",
              "| run | settings | UNet calls | s per call | end-to-end s | vs diffusers | audio s | peak RSS MB |",

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from report import RESULTS, publish
+from report import RESULTS, machine_line, publish
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
@@ -81,7 +81,8 @@ def main() -> None:
              f"Distance of the final latent from a {REFERENCE_STEPS}-step reference, same model and noise: "
              "`own` = the scheduler's own 200-step run, `ODE` = DPM-Solver++ 2M at 200 steps. Baseline: "
              "riffusion's PNDM at 50 steps. Command: `python tests/benchmarks/bench_solvers.py "
-             + " ".join(sys.argv[1:]) + "`" + (" (`own` column = ODE column)" if args.ode_only else "") + ".", "",
+             + " ".join(sys.argv[1:]) + "`" + (" (`own` column = ODE column)" if args.ode_only else "") + ". "
+             + machine_line() + ".", "",
              "| scheduler | steps | vs own 200 | vs ODE (dpmpp_2m 200) | seconds |", "|---|---|---|---|---|"]
     for name, steps, own, ode, seconds in rows:
         lines.append(f"| {name} | {steps} | {own:.4f} | {ode:.4f} | {seconds:.1f} |")
