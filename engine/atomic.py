@@ -2,16 +2,25 @@
 
 Writes go to a hidden temporary name in the destination folder (same file system, so the final
 `os.replace` is atomic) and are renamed on success; on any exception the temporary is removed.
+
+`check_writable` proves in a moment, before minutes of generation or conversion, that such a write
+will be possible; `write_errors` turns a write that fails anyway (a full disk) into one line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from engine.errors import InvalidInputError, reason
+
+# check_writable_folder's stand-in for the files that will be written into a folder.
+PROBE_NAME = ".riffstudio-write-check"
 
 
 @contextlib.contextmanager
@@ -19,13 +28,7 @@ def atomic_path(final: str | os.PathLike[str], *, directory: bool = False) -> It
     """Yield a temporary path to write to; on success it is renamed to `final` (replacing it)."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{final.name}."
-    if directory:
-        temp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".partial", dir=final.parent))
-    else:
-        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".partial" + final.suffix, dir=final.parent)
-        os.close(fd)
-        temp = Path(name)
+    temp = _make_temporary(final, directory)
     # mkstemp/mkdtemp make private (0600/0700) entries; give the result the permissions a plain write would.
     os.chmod(temp, (0o777 if directory else 0o666) & ~_umask())
     try:
@@ -45,6 +48,107 @@ def atomic_path(final: str | os.PathLike[str], *, directory: bool = False) -> It
         else:
             temp.unlink(missing_ok=True)
         raise
+
+
+def _make_temporary(final: Path, directory: bool) -> Path:
+    """A new hidden entry beside `final`, named after it; its folder must exist."""
+    prefix = f".{final.name}."
+    if directory:
+        return Path(tempfile.mkdtemp(prefix=prefix, suffix=".partial", dir=final.parent))
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".partial" + final.suffix, dir=final.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def check_writable(final: str | os.PathLike[str], *, directory: bool = False) -> None:
+    """Prove that `atomic_path(final, directory=directory)` will succeed, before any long work starts.
+
+    A loop or a bundle takes seconds to minutes to make; an output that cannot be written should fail
+    at once with what to do, not after the work with the OS's traceback. So `final` must not be a folder
+    where a file is meant (or a file where a folder is), its folder must exist or be creatable, and the
+    very temporary atomic_path would make there must be creatable. Everything the check creates (the
+    temporary, missing folders) is removed again: a refused or later failing command leaves nothing.
+    Raises InvalidInputError (one line).
+    """
+    final = Path(final)
+    _check_kind(final, directory)
+    made: list[Path] = []
+    try:
+        _make_folders(final.parent, made)
+        _probe_temporary(final, directory)
+    finally:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def check_writable_folder(folder: str | os.PathLike[str]) -> None:
+    """`check_writable` for a folder that files will be written into (created if missing)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInputError(f"{folder} is a file: give a folder name instead")
+    check_writable(folder / PROBE_NAME)
+
+
+def _check_kind(final: Path, directory: bool) -> None:
+    """A file is never written over a folder, nor a folder over a file."""
+    if not directory and final.is_dir():
+        raise InvalidInputError(f"{final} is a folder: give a file name instead")
+    if directory and final.exists() and not final.is_dir():
+        raise InvalidInputError(f"{final} is a file: give a folder name instead")
+
+
+def _make_folders(folder: Path, made: list[Path]) -> None:
+    """Create `folder` and its missing parents, appending each one created to `made` (outermost first)."""
+    missing: list[Path] = []
+    existing = folder
+    while not os.path.exists(existing):  # False on any error too: mkdir below then says why
+        missing.append(existing)
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InvalidInputError(f"{existing} is a file, not a folder: choose another place to write to")
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except OSError as error:
+            raise InvalidInputError(f"cannot create the folder {path} ({_why(error)}): choose a folder you can "
+                                    "write to") from None
+        made.append(path)
+
+
+def _probe_temporary(final: Path, directory: bool) -> None:
+    """Make and remove the temporary atomic_path would make for `final` (its name's length counts too)."""
+    try:
+        temp = _make_temporary(final, directory)
+    except OSError as error:
+        advice = "choose a shorter name" if error.errno == errno.ENAMETOOLONG else "choose a folder you can write to"
+        raise InvalidInputError(f"cannot write {final.name} in the folder {final.parent} ({_why(error)}): "
+                                f"{advice}") from None
+    if directory:
+        temp.rmdir()
+    else:
+        temp.unlink()
+
+
+@contextlib.contextmanager
+def write_errors(final: str | os.PathLike[str]) -> Iterator[None]:
+    """A write of `final` that fails despite check_writable (a full disk, a folder removed meanwhile)
+    becomes one InvalidInputError line instead of a traceback.
+
+    soundfile reports its write failures with its own type ("System error."), so it is caught too.
+    """
+    import soundfile
+
+    try:
+        yield
+    except (OSError, soundfile.SoundFileError) as error:
+        raise InvalidInputError(f"cannot write {final} ({_why(error)}): free some disk space or choose "
+                                "another place") from None
+
+
+def _why(error: BaseException) -> str:
+    """The OS's reason without its errno and path ("Permission denied"), else the error's first line."""
+    return getattr(error, "strerror", None) or reason(error, 120)
 
 
 def _umask() -> int:

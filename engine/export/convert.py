@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.atomic import atomic_path
+from engine.atomic import atomic_path, check_writable, check_writable_folder
 from engine.bundle.files import file_entries
 from engine.bundle.manifest import (
     COMPONENTS,
@@ -83,6 +83,10 @@ class ConvertSettings:
             read_prompts(self.calibration_prompts)
         if self.config is not None:
             check_config_folder(self.source, Path(self.config))
+        # Last: the cheap checks above fail first; these touch the disk. Minutes of export come after.
+        check_writable(out, directory=True)
+        if self.export_cache is not None:
+            check_writable_folder(self.export_cache)
 
 
 def read_prompts(path: Path) -> tuple[str, ...]:

@@ -21,11 +21,14 @@ from engine.errors import InvalidInputError, ModelBundleError, reason
 REQUIRED_FOLDERS = ("text_encoder", "tokenizer", "unet", "vae", "scheduler")
 CONFIG_FILES = {
     "text_encoder": ("config.json",),
-    "tokenizer": ("vocab.json", "merges.txt"),
     "unet": ("config.json",),
     "vae": ("config.json",),
     "scheduler": ("scheduler_config.json",),
 }
+# A CLIP tokenizer folder holds either form: tokenizer.json alone (what save_pretrained writes with
+# transformers 5) or vocab.json + merges.txt (riffusion-model-v1, transformers 4). The fast tokenizer reads both.
+TOKENIZER_FORMS = (("tokenizer.json",), ("vocab.json", "merges.txt"))
+TOKENIZER_MISSING = "tokenizer/tokenizer.json (or tokenizer/vocab.json and merges.txt)"
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 SINGLE_FILE_SUFFIXES = (".ckpt", ".safetensors")
@@ -105,8 +108,19 @@ def check_diffusers_folder(folder: Path) -> None:
 
 
 def _missing_configs(folder: Path) -> list[str]:
-    return [f"{name}/{config}" for name in REQUIRED_FOLDERS for config in CONFIG_FILES[name]
-            if not (folder / name / config).is_file()]
+    """The config files `folder` lacks, in REQUIRED_FOLDERS order; a tokenizer in neither form is one entry."""
+    missing: list[str] = []
+    for name in REQUIRED_FOLDERS:
+        if name == "tokenizer" and not _has_tokenizer(folder / name):
+            missing.append(TOKENIZER_MISSING)
+        missing += [f"{name}/{config}" for config in CONFIG_FILES.get(name, ())
+                    if not (folder / name / config).is_file()]
+    return missing
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    """Whether `folder` holds every file of at least one of the TOKENIZER_FORMS."""
+    return any(all((folder / file).is_file() for file in form) for form in TOKENIZER_FORMS)
 
 
 def _weight_files(folder: Path) -> list[Path]:
@@ -128,7 +142,7 @@ def folder_revision(folder: Path) -> str:
 
 def _load_folder(folder: Path, *, source: str, revision: str) -> Checkpoint:
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextModel, CLIPTokenizerFast
 
     def load(name: str, loader):
         try:
@@ -139,7 +153,9 @@ def _load_folder(folder: Path, *, source: str, revision: str) -> Checkpoint:
 
     text_encoder = load("text_encoder", lambda p: CLIPTextModel.from_pretrained(
         p, local_files_only=True, attn_implementation="eager"))
-    tokenizer = load("tokenizer", lambda p: CLIPTokenizer.from_pretrained(p, local_files_only=True))
+    # The fast form: it reads tokenizer.json or vocab.json + merges.txt alike (transformers 4's slow
+    # CLIPTokenizer needs the latter), and write_tokenizer needs its `tokenizers` backend anyway.
+    tokenizer = load("tokenizer", lambda p: CLIPTokenizerFast.from_pretrained(p, local_files_only=True))
     unet = load("unet", lambda p: UNet2DConditionModel.from_pretrained(p, local_files_only=True))
     vae = load("vae", lambda p: AutoencoderKL.from_pretrained(p, local_files_only=True))
     for module in (text_encoder, unet, vae):

@@ -37,14 +37,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_encode(args: argparse.Namespace) -> int:
+    from engine.atomic import check_writable, write_errors
     from engine.codec import encode_audio
     from engine.codec.audio_io import load_for_encoding
     from engine.codec.image_file import write_spectrogram_image
     from engine.codec.params import DEFAULT_PARAMS
 
+    check_writable(args.output)  # before reading and encoding, which take seconds on a long file
     samples = load_for_encoding(args.input, DEFAULT_PARAMS)
     encoded = encode_audio(samples, DEFAULT_PARAMS.sample_rate, DEFAULT_PARAMS, stereo=args.stereo)
-    path = write_spectrogram_image(args.output, encoded)
+    with write_errors(args.output):
+        path = write_spectrogram_image(args.output, encoded)
     height, width = encoded.pixels.shape[:2]
     layout = "stereo" if encoded.stereo else "mono"
     print(f"wrote {path} ({width} x {height}, {layout}, {samples.shape[0] / DEFAULT_PARAMS.sample_rate:.2f} s)")
@@ -55,11 +58,14 @@ def run_decode(args: argparse.Namespace) -> int:
     import math
     import time
 
+    from engine.atomic import check_writable, write_errors
     from engine.codec import decode_image, natural_length
-    from engine.codec.audio_io import write_audio
+    from engine.codec.audio_io import audio_format, write_audio
     from engine.codec.image_file import read_spectrogram_image
     from engine.errors import InvalidInputError
 
+    audio_format(args.output)  # the output's format and folder before decoding, which takes seconds at high
+    check_writable(args.output)
     image = read_spectrogram_image(args.input)
     params = image.params
     num_samples = None
@@ -71,7 +77,8 @@ def run_decode(args: argparse.Namespace) -> int:
     audio = decode_image(image.pixels, params, quality=args.quality, num_samples=num_samples,
                          stereo=image.stereo)
     elapsed = time.perf_counter() - start
-    path = write_audio(args.output, audio, params.sample_rate)
+    with write_errors(args.output):
+        path = write_audio(args.output, audio, params.sample_rate)
     seconds = audio.shape[0] / params.sample_rate
     natural = natural_length(image.pixels.shape[1], params) / params.sample_rate
     layout = "stereo" if audio.shape[1] == 2 else "mono"

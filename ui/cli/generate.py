@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def check_output_paths(out: Path, image: Path | None) -> None:
+    """Refuse, before the model is even opened, any output that could not be written after generating."""
+    from engine.atomic import check_writable
     from engine.codec.audio_io import audio_format
 
     audio_format(out)
@@ -84,6 +86,13 @@ def check_output_paths(out: Path, image: Path | None) -> None:
         raise InvalidInputError(f"cannot write the spectrogram to {image.name}: use a .png file name")
     if out.is_dir():
         raise InvalidInputError(f"{out} is a folder: give a file name such as {out / 'loop.wav'}")
+    for path in (out, sidecar_path(out), *([image] if image is not None else [])):
+        check_writable(path)
+
+
+def sidecar_path(out: Path) -> Path:
+    """The JSON sidecar beside the loop: LOOP with .json."""
+    return out.with_suffix(".json")
 
 
 def read_latents(path: Path):
@@ -99,7 +108,7 @@ def read_latents(path: Path):
 
 def write_loop_files(loop, generator, out: Path, image: Path | None) -> None:
     """Audio, sidecar and image appear together: each is written under a temporary name first."""
-    from engine.atomic import atomic_path
+    from engine.atomic import atomic_path, write_errors
     from engine.codec import DEFAULT_MAX_VALUE, DEFAULT_PARAMS, EncodedImage
     from engine.codec.audio_io import write_audio
     from engine.codec.image_file import write_spectrogram_image
@@ -108,10 +117,13 @@ def write_loop_files(loop, generator, out: Path, image: Path | None) -> None:
     sidecar["audio"]["file"] = out.name
     if image is not None:
         sidecar["image"] = {"file": image.name}
-    with ExitStack() as stack:
+    # write_errors(out) also covers the image's and sidecar's final renames, which ExitStack makes on leaving.
+    with write_errors(out), ExitStack() as stack:
         if image is not None:
             encoded = EncodedImage(pixels=loop.image, max_value=DEFAULT_MAX_VALUE, stereo=False, params=DEFAULT_PARAMS)
-            write_spectrogram_image(stack.enter_context(atomic_path(image)), encoded)
-        temp_json = stack.enter_context(atomic_path(out.with_suffix(".json")))
-        temp_json.write_text(json.dumps(sidecar, indent=2), encoding="utf-8")
+            with write_errors(image):
+                write_spectrogram_image(stack.enter_context(atomic_path(image)), encoded)
+        with write_errors(sidecar_path(out)):
+            temp_json = stack.enter_context(atomic_path(sidecar_path(out)))
+            temp_json.write_text(json.dumps(sidecar, indent=2), encoding="utf-8")
         write_audio(out, loop.audio, loop.sample_rate)

@@ -48,18 +48,24 @@ def run(args: argparse.Namespace) -> int:
     if args.out_dir.exists() and not args.out_dir.is_dir():
         raise InvalidInputError(f"{args.out_dir} is a file: give a folder for the clips")
 
-    from engine.atomic import atomic_path
+    from engine.atomic import atomic_path, check_writable_folder, write_errors
+
+    check_writable_folder(args.out_dir)  # before the model opens: the first clip is minutes away
+
     from engine.codec import DEFAULT_PARAMS
     from engine.codec.audio_io import write_audio
     from engine.generation.interpolate import interpolate, join_clips
     from ui.cli.progress import TerminalProgress
 
     generator = open_generator(args)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+    with write_errors(args.out_dir):
+        args.out_dir.mkdir(parents=True, exist_ok=True)
     digits = len(str(args.count))
 
     def save_clip(index: int, image, audio) -> None:
-        write_audio(args.out_dir / f"clip_{index + 1:0{digits}d}.wav", audio, DEFAULT_PARAMS.sample_rate)
+        path = args.out_dir / f"clip_{index + 1:0{digits}d}.wav"
+        with write_errors(path):
+            write_audio(path, audio, DEFAULT_PARAMS.sample_rate)
 
     bar = TerminalProgress()
     try:
@@ -67,12 +73,14 @@ def run(args: argparse.Namespace) -> int:
                             progress=lambda e: bar(e.stage, e.fraction))
     finally:
         bar.close()
-    write_audio(args.out_dir / "chain.wav", join_clips(clips), DEFAULT_PARAMS.sample_rate)
+    with write_errors(args.out_dir / "chain.wav"):
+        write_audio(args.out_dir / "chain.wav", join_clips(clips), DEFAULT_PARAMS.sample_rate)
     record = {"start": start.to_dict(), "end": {"prompt": end_prompt, "seed": end_seed}, "count": args.count,
               "bundle": generator.bundle.summary(),
               "provider": generator.provider, "clips": [f"clip_{i + 1:0{digits}d}.wav" for i in range(args.count)],
               "chain": "chain.wav"}
-    with atomic_path(args.out_dir / "interpolation.json") as temp:
+    record_path = args.out_dir / "interpolation.json"
+    with write_errors(record_path), atomic_path(record_path) as temp:
         temp.write_text(json.dumps(record, indent=2), encoding="utf-8")
     print(f"wrote {args.count} clips and chain.wav to {args.out_dir}")
     return 0

@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    from engine.atomic import write_errors
     from engine.export.convert import ConvertSettings, convert
     from ui.cli.progress import TerminalProgress
 
@@ -53,7 +54,8 @@ def run_convert(args: argparse.Namespace) -> int:
     settings.validate()
     progress = TerminalProgress()
     try:
-        manifest = convert(settings, progress=progress)
+        with write_errors(args.out):  # settings.validate() proved it writable; a full disk still fails here
+            manifest = convert(settings, progress=progress)
     finally:
         progress.close()
     print(f"wrote {args.out} ({manifest.precision}, {len(manifest.files)} files); "
