@@ -22,9 +22,10 @@ import numpy as np
 import pytest
 from conftest import EXPORT_CACHE, cached_artifacts, cached_model_dir
 
+from engine.bundle.reference import snr_db
 from engine.errors import InvalidInputError, ModelBundleError
 from engine.export.calibration import MUSIC_PROMPTS, CalibrationSet, CalibrationSettings
-from engine.export.quantize import component_snr_db, quantize_int8, quantize_qnn, snr_db
+from engine.export.quantize import component_snr_db, quantize_int8, quantize_qnn
 from engine.sessions import SessionSettings, create_session
 
 WIDTH = 128  # text encoder and VAE (and the dynamic exports' calibration)
@@ -224,7 +225,7 @@ def test_qnn_refuses_dynamic_shapes(tmp_path):
 # --- int8 for the CPU -----------------------------------------------------------------------------
 
 # 8-bit static activations on random weights: VAE encoder 14.5 dB, decoder higher.
-INT8_MIN_SNR_DB = {"fp32": 200.0, "dynamic_u8_per_channel": 20.0, "static_qdq_u8s8": 12.0}
+INT8_MIN_SNR_DB = {"fp32": 200.0, "dynamic_u8_per_channel": 20.0, "static_qdq_u8s7": 12.0, "static_qdq_u8s8": 12.0}
 
 
 @pytest.mark.slow

@@ -2,7 +2,10 @@
 
 Every hash and size against the manifest, every session opened on the chosen provider, every model's
 inputs and outputs against the manifest, one small forward pass each (the smallest width the bundle
-allows, so a full-size check stays quick), outputs finite.
+allows, so a full-size check stays quick), outputs finite. Each quantised model also runs its stored
+reference inputs (engine/bundle/reference.py) and must come within MAX_LOSS_DB of the SNR it reached
+where it was converted: int8 kernels differ between CPUs, and a bundle must not quietly sound worse on
+the producer's machine than on the one that made it.
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from engine.bundle.bundle import Bundle, open_bundle
-from engine.bundle.manifest import COMPONENTS, TensorSpec
+from engine.bundle.manifest import COMPONENTS, ComponentSpec, TensorSpec
+from engine.bundle.reference import MAX_LOSS_DB, read_reference, run_reference, snr_db
+from engine.cpu_features import cpu_info
 from engine.errors import ModelBundleError
 from engine.tokenizer import PromptTokenizer
 
 CHECK_PROMPT = "a jazz saxophone solo"
+LABELS = {"text_encoder": "text encoder", "unet": "UNet", "vae_decoder": "VAE decoder", "vae_encoder": "VAE encoder"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,8 @@ class ComponentCheck:
     output_shape: tuple[int, ...]
     output_range: tuple[float, float]
     validation: dict[str, float]
+    # SNR against fp32 on the bundle's reference inputs, here (None: the bundle stores no reference).
+    reference_snr_db: float | None = None
 
 
 @dataclass(frozen=True)
@@ -45,14 +53,17 @@ class CheckReport:
     source_revision: str
     onnxruntime_version: str
     components: tuple[ComponentCheck, ...]
+    cpu: str = ""
 
     def render(self) -> str:
         lines = [f"bundle     {self.path}", f"precision  {self.precision}    provider {self.provider}",
                  f"source     {self.source} ({self.source_revision})",
-                 f"made with  onnxruntime {self.onnxruntime_version}", "",
+                 f"made with  onnxruntime {self.onnxruntime_version}", f"this CPU   {self.cpu}", "",
                  f"{'model':<13}{'MB':>8}  {'quantisation':<26}{'open s':>7}{'run s':>7}  output      check"]
         for c in self.components:
             check = ", ".join(f"{k.replace('_vs_', ' vs ')} {v:.3g}" for k, v in c.validation.items())
+            if c.reference_snr_db is not None:
+                check += f", here {c.reference_snr_db:.3g} dB"
             lines.append(f"{c.component:<13}{c.megabytes:8.1f}  {c.quantization:<26}{c.session_seconds:7.2f}"
                          f"{c.run_seconds:7.2f}  {'x'.join(map(str, c.output_shape)):<12}{check}")
         lines += ["", "OK: every file matches the manifest and every model runs."]
@@ -88,14 +99,35 @@ def check_bundle(path: str | Path, *, precision: str | None = None, provider: st
         if component == "text_encoder":
             context = output
         size = sum(e.size for e in bundle.manifest.files if e.path.startswith(spec.file))
+        here = _reference_snr(bundle, component, spec, session, provider)
         results.append(ComponentCheck(component, spec.file, size / 1e6, spec.quantization, opened, ran,
                                       tuple(output.shape), (float(output.min()), float(output.max())),
-                                      spec.validation))
+                                      spec.validation, here))
     if progress:
         progress("done", 1.0)
     m = bundle.manifest
     return CheckReport(bundle.path, m.precision, provider, m.source, m.source_revision, m.onnxruntime_version,
-                       tuple(results))
+                       tuple(results), cpu_info().describe())
+
+
+def _reference_snr(bundle: Bundle, component: str, spec: ComponentSpec, session: object,
+                   provider: str) -> float | None:
+    """The model's SNR against fp32 on its stored reference inputs, here; fails when it lost more than
+    MAX_LOSS_DB against the SNR recorded where the bundle was converted."""
+    converted = spec.validation.get("reference_snr_db")
+    if not spec.reference or converted is None:
+        return None
+    reference = read_reference(bundle.path / spec.reference)
+    here = snr_db(reference.expected, run_reference(session, reference))
+    loss = converted - here
+    if loss > MAX_LOSS_DB:
+        where = "on the NPU" if provider == "qnn" else f"on this CPU ({cpu_info().describe()})"
+        converted_on = bundle.manifest.runtime.get("converted_on_cpu") or "where it was converted"
+        raise ModelBundleError(
+            f"the {bundle.manifest.precision} {LABELS[component]} loses {loss:.1f} dB {where}: {here:.1f} dB against "
+            f"fp32 here, {converted:.1f} dB on {converted_on}; re-convert the bundle with this riffstudio on this "
+            "machine, or use an fp32 bundle")
+    return here
 
 
 def _check_signature(bundle: Bundle, component: str, session: object) -> None:

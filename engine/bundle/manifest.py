@@ -29,6 +29,13 @@ class TensorSpec:
     dtype: str
     shape: tuple[int | str, ...]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TensorSpec:
+        return cls(name=data["name"], dtype=data["dtype"], shape=tuple(data["shape"]))
+
 
 @dataclass(frozen=True)
 class FileEntry:
@@ -43,8 +50,11 @@ class ComponentSpec:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     quantization: str = "none"
-    # How the export checked itself: max_abs_error_vs_torch (fp32), snr_db_vs_fp32 (quantised).
+    # How the export checked itself: max_abs_error_vs_torch (fp32), snr_db_vs_fp32 (quantised), and
+    # reference_snr_db: the SNR on the stored reference inputs where it was converted.
     validation: dict[str, float] = field(default_factory=dict)
+    # Quantised models: the bundle file with reference inputs and fp32 outputs (engine/bundle/reference.py).
+    reference: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,10 +108,11 @@ class Manifest:
             components = {
                 name: ComponentSpec(
                     file=spec["file"],
-                    inputs=tuple(_tensor(t) for t in spec["inputs"]),
-                    outputs=tuple(_tensor(t) for t in spec["outputs"]),
+                    inputs=tuple(TensorSpec.from_dict(t) for t in spec["inputs"]),
+                    outputs=tuple(TensorSpec.from_dict(t) for t in spec["outputs"]),
                     quantization=spec.get("quantization", "none"),
                     validation=dict(spec.get("validation", {})),
+                    reference=spec.get("reference", ""),
                 )
                 for name, spec in data["components"].items()
             }
@@ -142,7 +153,3 @@ def cpu_platform(machine: str | None = None) -> str:
 
     name = (machine or platform.machine()).lower()
     return {"amd64": "x86_64", "x64": "x86_64", "aarch64": "arm64", "armv8": "arm64"}.get(name, name)
-
-
-def _tensor(data: dict[str, Any]) -> TensorSpec:
-    return TensorSpec(name=data["name"], dtype=data["dtype"], shape=tuple(data["shape"]))

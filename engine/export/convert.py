@@ -26,6 +26,7 @@ from engine.bundle.manifest import (
     Manifest,
     cpu_platform,
 )
+from engine.cpu_features import cpu_info
 from engine.errors import InvalidInputError, ModelBundleError
 from engine.export.export_cache import export_with_cache
 from engine.export.onnx_export import MAX_LATENT_WIDTH, OPSET
@@ -155,7 +156,8 @@ def convert(settings: ConvertSettings, progress: Progress | None = None) -> Mani
             fixed_shapes=settings.precision == "qnn",
             max_image_width=settings.qnn_width if settings.precision == "qnn" else 8 * MAX_LATENT_WIDTH,
             text_hidden_size=int(checkpoint.text_encoder.config.hidden_size),
-            runtime={"converted_on": cpu_platform(), "cpu": CPU_SESSION_OPTIONS[settings.precision],
+            runtime={"converted_on": cpu_platform(), "converted_on_cpu": cpu_info().describe(),
+                     "cpu": CPU_SESSION_OPTIONS[settings.precision],
                      **({"qnn": NPU_SESSION_OPTIONS} if settings.precision == "qnn" else {})},
         )
         (bundle / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
@@ -188,7 +190,8 @@ def _build_component(checkpoint: Any, component: str, settings: ConvertSettings,
                                      cache=settings.export_cache)
         return ComponentSpec(file=name, inputs=exported.inputs, outputs=exported.outputs,
                              validation={"max_abs_error_vs_torch": exported.max_abs_error_vs_torch})
-    from engine.export.quantize import component_snr_db, quantize_int8, quantize_qnn
+    from engine.bundle.reference import REFERENCE_SAMPLES, reference_file, write_reference
+    from engine.export.quantize import build_reference, component_snr_db, quantize_int8, quantize_qnn
 
     samples = calibration.for_component(component)
     fixed_width = settings.qnn_width if settings.precision == "qnn" else None
@@ -200,10 +203,16 @@ def _build_component(checkpoint: Any, component: str, settings: ConvertSettings,
         record = quantize_int8(exported.path, bundle / name, component, calibration=samples)
     inputs, outputs = describe_onnx(bundle / name)
     validation = {"max_abs_error_vs_torch": exported.max_abs_error_vs_torch}
+    reference = ""
     if record.scheme != "fp32":  # a copy of the fp32 model has no quantisation error to score
         validation["snr_db_vs_fp32"] = round(component_snr_db(exported.path, bundle / name, samples[:SNR_SAMPLES]), 2)
+        # What `model check` compares against on another CPU (ONNX Runtime's int8 kernels differ by CPU).
+        stored, reference_snr = build_reference(exported.path, bundle / name, samples[:REFERENCE_SAMPLES], inputs)
+        reference = reference_file(component)
+        write_reference(bundle / reference, stored)
+        validation["reference_snr_db"] = round(reference_snr, 2)
     return ComponentSpec(file=name, inputs=inputs, outputs=outputs, quantization=record.scheme,
-                         validation=validation)
+                         validation=validation, reference=reference)
 
 
 def write_tokenizer(tokenizer: Any, path: Path) -> None:

@@ -17,30 +17,33 @@ from typing import Any
 from engine.atomic import atomic_path
 from engine.bundle.manifest import TensorSpec
 from engine.export import attention_fusion, onnx_export, qnn_export_fixes
-from engine.export.onnx_export import ExportedModel, export_component
+from engine.export.isolated_export import export_isolated
+from engine.export.onnx_export import ExportedModel
 
 RECORD = "export.json"
 
 
 def export_with_cache(checkpoint: Any, component: str, destination: Path, *, fixed_width: int | None,
                       cache: Path | None) -> ExportedModel:
-    """Export `component` to `destination` (a .onnx path, external data beside it), from `cache` if there."""
+    """Export `component` to `destination` (a .onnx path, external data beside it), from `cache` if there.
+
+    A fresh export runs in a child interpreter (`export_isolated`): see there for why."""
     if cache is None:
-        return export_component(checkpoint, component, destination, fixed_width=fixed_width)
+        return export_isolated(checkpoint, component, destination, fixed_width=fixed_width)
     entry = Path(cache) / f"{component}-{_key(checkpoint, component, fixed_width)}"
     if not (entry / RECORD).is_file():
         with atomic_path(entry, directory=True) as temp:
-            exported = export_component(checkpoint, component, temp / destination.name, fixed_width=fixed_width)
-            record = {"file": destination.name, "inputs": [_spec(t) for t in exported.inputs],
-                      "outputs": [_spec(t) for t in exported.outputs],
+            exported = export_isolated(checkpoint, component, temp / destination.name, fixed_width=fixed_width)
+            record = {"file": destination.name, "inputs": [t.to_dict() for t in exported.inputs],
+                      "outputs": [t.to_dict() for t in exported.outputs],
                       "max_abs_error_vs_torch": exported.max_abs_error_vs_torch}
             (temp / RECORD).write_text(json.dumps(record, indent=1), encoding="utf-8")
     record = json.loads((entry / RECORD).read_text(encoding="utf-8"))
     for file in entry.iterdir():
         if file.name != RECORD:
             shutil.copyfile(file, destination.parent / file.name.replace(record["file"], destination.name, 1))
-    return ExportedModel(path=destination, inputs=tuple(_tensor(t) for t in record["inputs"]),
-                         outputs=tuple(_tensor(t) for t in record["outputs"]),
+    return ExportedModel(path=destination, inputs=tuple(TensorSpec.from_dict(t) for t in record["inputs"]),
+                         outputs=tuple(TensorSpec.from_dict(t) for t in record["outputs"]),
                          max_abs_error_vs_torch=record["max_abs_error_vs_torch"])
 
 
@@ -53,9 +56,3 @@ def _key(checkpoint: Any, component: str, fixed_width: int | None) -> str:
     return digest.hexdigest()[:16]
 
 
-def _spec(tensor: TensorSpec) -> dict[str, Any]:
-    return {"name": tensor.name, "dtype": tensor.dtype, "shape": list(tensor.shape)}
-
-
-def _tensor(data: dict[str, Any]) -> TensorSpec:
-    return TensorSpec(data["name"], data["dtype"], tuple(data["shape"]))

@@ -52,6 +52,8 @@ INPUT_NAMES = {
     "vae_decoder": ("latent",),
     "vae_encoder": ("image",),
 }
+# Which checkpoint attribute holds each component's torch module.
+COMPONENT_OWNER = {"text_encoder": "text_encoder", "unet": "unet", "vae_decoder": "vae", "vae_encoder": "vae"}
 OUTPUT_NAMES = {"text_encoder": ("last_hidden_state",), "unet": ("noise_pred",), "vae_decoder": ("image",),
                 "vae_encoder": ("moments",)}
 
@@ -105,12 +107,11 @@ def wrap_component(checkpoint: Any, component: str) -> Any:
         "vae_decoder": lambda model, latent: model.decode(latent, return_dict=False)[0],
         "vae_encoder": _vae_moments,
     }
-    owner = {"text_encoder": "text_encoder", "unet": "unet", "vae_decoder": "vae", "vae_encoder": "vae"}
 
     class Contract(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.model = getattr(checkpoint, owner[component])
+            self.model = getattr(checkpoint, COMPONENT_OWNER[component])
 
         def forward(self, *inputs: Any) -> Any:
             return forwards[component](self.model, *inputs)

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.bundle.reference import Reference, crop_feeds, run_reference, snr_db
 from engine.errors import InvalidInputError, ModelBundleError
 from engine.export.ranges import collect_ranges, write_calibration_cache
 
@@ -37,15 +38,22 @@ EXTERNAL_DATA_THRESHOLD = 1 << 30
 #   fp32: no quantization (the model is copied). For the text encoder: one call per prompt, cheap.
 #   dynamic_u8_per_channel: MatMul/Conv weights QUInt8 per channel, activations quantized at run
 #       time. u8 weights avoid the u8 x s8 saturation (and slow path) of CPUs without VNNI.
-#   static_qdq_u8s8: QDQ with calibrated QUInt8 activations and QInt8 per-channel weights.
-INT8_SCHEMES = ("fp32", "dynamic_u8_per_channel", "static_qdq_u8s8")
+#   static_qdq_u8s7: QDQ with calibrated QUInt8 activations and QInt8 per-channel weights kept within
+#       -64..64 (7 bits, onnxruntime's reduce_range). Without VNNI (AVX2-only x86: Intel before Ice Lake,
+#       AMD Zen 2/3) ONNX Runtime multiplies u8 x s8 with VPMADDUBSW, which adds pairs of products in
+#       saturating 16 bits: 2 x 255 x 127 overflows, 2 x 255 x 64 = 32640 cannot. Full-range weights
+#       scored 4-7 dB there against 13-20 dB with VNNI (the tiny and the full VAE decoder); the reduced
+#       range gives the same numbers on every CPU for 0.1-0.3 dB less where VNNI is present, at the same
+#       speed (docs/qnn-notes.md). u8 x u8 avoids saturation too, but ran slower than fp32.
+#   static_qdq_u8s8: full-range QInt8 weights; exact only with VNNI (or on ARM64). Kept to measure it.
+INT8_SCHEMES = ("fp32", "dynamic_u8_per_channel", "static_qdq_u8s7", "static_qdq_u8s8")
 # Chosen from measurements on full SD 1.5 sizes (docs/qnn-notes.md, results/bundle-full.md): the UNet
 # gains 12-31% with dynamic u8 (27 dB), the VAE decoder 36-64% with static QDQ; the text encoder and
 # the VAE encoder are not worth it.
 DEFAULT_INT8_SCHEMES = {
     "text_encoder": "fp32",
     "unet": "dynamic_u8_per_channel",
-    "vae_decoder": "static_qdq_u8s8",
+    "vae_decoder": "static_qdq_u8s7",
     # Measured at full size (tests/benchmarks/results/bundle-full.md): dynamic u8 made the encoder slower
     # than fp32 (6.07 s vs 5.63 s per 512 px image) for 21.7 dB. Audio-to-audio runs it once per job.
     "vae_encoder": "fp32",
@@ -133,7 +141,7 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, component: str, *
                   cancelled: Callable[[], bool] | None = None) -> QuantizationRecord:
     """An int8 variant of `fp32_path` for ONNX Runtime's CPU provider (dynamic shapes kept).
 
-    `scheme` defaults to `DEFAULT_INT8_SCHEMES[component]`; `static_qdq_u8s8` needs `calibration`.
+    `scheme` defaults to `DEFAULT_INT8_SCHEMES[component]`; the static schemes need `calibration`.
     """
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
@@ -174,27 +182,12 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, component: str, *
                     quantize_static(prepared, staged, None, calibration_cache_path=cache,
                                     quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
                                     weight_type=QuantType.QInt8, per_channel=True,
-                                    use_external_data_format=large)
+                                    reduce_range=scheme == "static_qdq_u8s7", use_external_data_format=large)
             finally:
                 prepared.unlink(missing_ok=True)
-            record = ("int8", "uint8", True)
+            record = ("int8 (-64..64)" if scheme == "static_qdq_u8s7" else "int8", "uint8", True)
         _publish(staged, out_path)
     return QuantizationRecord(component, "int8", scheme, record[0], record[1], record[2], samples)
-
-
-def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
-    """Signal-to-noise ratio of `test` against `reference` in dB (inf when they are identical)."""
-    reference = np.asarray(reference, dtype=np.float64)
-    test = np.asarray(test, dtype=np.float64)
-    if reference.shape != test.shape:
-        raise InvalidInputError(f"cannot compare shapes {reference.shape} and {test.shape}")
-    noise = float(np.sum((reference - test) ** 2))
-    signal = float(np.sum(reference**2))
-    if noise == 0.0:
-        return float("inf")
-    if signal == 0.0:
-        return float("-inf")
-    return 10.0 * float(np.log10(signal / noise))
 
 
 def component_snr_db(fp32_path: str | Path, quantized_path: str | Path, samples: Sequence[Feeds], *,
@@ -214,6 +207,25 @@ def component_snr_db(fp32_path: str | Path, quantized_path: str | Path, samples:
     expected = np.concatenate([reference.run(None, dict(feeds))[0] for feeds in samples])
     actual = np.concatenate([quantized.run(None, dict(feeds))[0] for feeds in samples])
     return snr_db(expected, actual)
+
+
+def build_reference(fp32_path: str | Path, quantized_path: str | Path, samples: Sequence[Feeds],
+                    specs: tuple[Any, ...]) -> tuple[Reference, float]:
+    """`model check`'s reference for a quantised model: `samples` (cropped to a narrow width), the fp32
+    model's outputs for them, and the SNR the quantised model reaches on them here, on the CPU.
+
+    The SNR is taken against the outputs as stored (float16), so a check elsewhere compares like with like.
+    """
+    from engine.sessions import SessionSettings, create_session
+
+    if not samples:
+        raise InvalidInputError("build_reference needs at least one sample")
+    feeds = tuple(crop_feeds(dict(sample), specs) for sample in samples)
+    reference = Reference(feeds=feeds, expected=np.zeros(0, np.float32))
+    expected = run_reference(create_session(fp32_path, SessionSettings()), reference)
+    reference = Reference(feeds=feeds, expected=expected.astype(np.float16).astype(np.float32))
+    actual = run_reference(create_session(quantized_path, SessionSettings()), reference)
+    return reference, snr_db(reference.expected, actual)
 
 
 class _Counter:

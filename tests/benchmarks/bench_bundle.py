@@ -27,6 +27,7 @@ from report import RESULTS, machine_line, publish
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
+from engine.bundle.reference import snr_db  # noqa: E402
 
 COMPONENTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
 VARIANTS = ("torch-fp32", "ort-fp32", "ort-int8")
@@ -184,11 +185,6 @@ def ensure_bundles(preset: str) -> tuple[Path, dict[str, Path]]:
             print(f"  {time.perf_counter() - start:.0f} s", flush=True)
         bundles[precision] = out
     return source, bundles
-
-
-def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
-    noise = float(np.sum((reference.astype(np.float64) - test) ** 2))
-    return float("inf") if noise == 0 else 10 * np.log10(float(np.sum(reference.astype(np.float64) ** 2)) / noise)
 
 
 def main() -> None:
