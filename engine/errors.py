@@ -39,6 +39,12 @@ class ProviderError(RiffstudioError):
     exit_code = 4
 
 
+class EngineError(RiffstudioError):
+    """The engine process cannot be reached, refused us, or broke the protocol (see docs/protocol.md)."""
+
+    exit_code = 5
+
+
 class CancelledError(RiffstudioError):
     """The user cancelled a long job; not a failure, but the job produced nothing."""
 

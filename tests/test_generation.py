@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,7 +16,8 @@ from engine.errors import CancelledError, InvalidInputError
 from engine.generation.loop import init_image_from_audio, render_loop
 from engine.generation.pipeline import LoopGenerator
 from engine.generation.settings import GenerationSettings
-from engine.schedulers import SCHEDULER_NAMES
+from engine.schedulers import SCHEDULER_NAMES, make_scheduler
+from engine.schedulers.ays import ays_timesteps
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +31,8 @@ DIFFUSERS_CLASSES = {
     "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
     "dpmpp_2m_karras": ("DPMSolverMultistepScheduler",
                         {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True}),
+    "dpmpp_2m_ays": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "unipc": ("UniPCMultistepScheduler", {"solver_order": 2, "solver_type": "bh2"}),
 }
 
 
@@ -71,8 +75,11 @@ def test_same_image_as_diffusers_from_the_same_latents(generator, diffusers_pipe
     settings = GenerationSettings(prompt="a jazz saxophone solo", negative_prompt="muffled", steps=6,
                                   guidance=7.5, scheduler=name, width=WIDTH, seed=11)
     ours = generator.generate(settings, initial_noise=latents, step_rng=TorchNoise(11))
+    # Align Your Steps is diffusers' custom `timesteps=` (NVIDIA's recipe); the others are a step count.
+    schedule = ({"timesteps": ays_timesteps(settings.steps).tolist()} if name == "dpmpp_2m_ays"
+                else {"num_inference_steps": settings.steps})
     theirs = pipe(settings.prompt, negative_prompt=settings.negative_prompt, height=512, width=WIDTH,
-                  num_inference_steps=settings.steps, guidance_scale=settings.guidance,
+                  **schedule, guidance_scale=settings.guidance,
                   latents=torch.from_numpy(latents), generator=torch.Generator().manual_seed(11),
                   output_type="np").images[0]
     difference = np.abs(ours.image.astype(np.float64) - theirs * 255)
@@ -176,6 +183,10 @@ def test_generate_command_writes_loop_image_and_sidecar_without_torch(fp32_bundl
     (["bass", "--guidance", "-1"], "guidance must be"),
     (["bass", "--width", "500"], "multiple of 8"),
     (["bass", "--scheduler", "magic"], "unknown scheduler"),
+    (["bass", "--scheduler", "dpmpp_2m_ays", "--steps", "1"], "dpmpp_2m_ays takes 2 to 400 steps"),
+    (["bass", "--guidance-interval", "5,1"], "low bound 5.0 is above its high bound 1.0"),
+    (["bass", "--guidance-interval=-1,1"], "bounds must be noise levels from 0 to 1000"),
+    (["bass", "--guidance-interval", "fast"], "--guidance-interval takes LO,HI"),
 ])
 def test_bad_settings_give_one_line_and_no_files(run_cli, fp32_bundle, tmp_path, args, words):
     out = tmp_path / "out" / "loop.wav"
@@ -209,3 +220,94 @@ def test_unwritable_audio_format_is_refused_before_generating(run_cli, fp32_bund
     assert result.returncode == InvalidInputError.exit_code
     assert "use a .wav, .flac, .aiff or .ogg file name" in result.stderr
     assert not any(tmp_path.iterdir())
+
+
+# --- the guidance interval ---------------------------------------------------------------------------
+
+GUIDED = dict(prompt="a jazz saxophone solo", negative_prompt="muffled", steps=6, guidance=7.5, width=64, seed=4)
+
+
+def count_unet_batches(generator, monkeypatch) -> list[int]:
+    """Record the batch of every UNet call the generator makes (2: a guided step, 1: an unguided one)."""
+    batches: list[int] = []
+    original = generator._unet
+
+    def counting(sample, timestep, context):
+        batches.append(sample.shape[0])
+        return original(sample, timestep, context)
+
+    monkeypatch.setattr(generator, "_unet", counting)
+    return batches
+
+
+@pytest.mark.parametrize("scheduler", ["dpmpp_2m_karras", "unipc"])
+def test_guidance_interval_covering_every_step_is_exactly_full_guidance(generator, monkeypatch, scheduler):
+    full = generator.generate(GenerationSettings(**GUIDED, scheduler=scheduler))
+    batches = count_unet_batches(generator, monkeypatch)
+    covered = generator.generate(GenerationSettings(**GUIDED, scheduler=scheduler, guidance_interval=(0.0, 1000.0)))
+    assert np.array_equal(covered.latents, full.latents) and np.array_equal(covered.image, full.image)
+    assert batches == [2] * 6 and covered.timings["guided_steps"] == 6
+
+
+@pytest.mark.parametrize("scheduler", ["dpmpp_2m_karras", "pndm"])
+def test_empty_guidance_interval_is_exactly_the_unguided_result(generator, monkeypatch, scheduler):
+    unguided = generator.generate(GenerationSettings(**{**GUIDED, "guidance": 1.0}, scheduler=scheduler))
+    batches = count_unet_batches(generator, monkeypatch)
+    empty = generator.generate(GenerationSettings(**GUIDED, scheduler=scheduler, guidance_interval=(3.0, 3.0)))
+    assert np.array_equal(empty.latents, unguided.latents) and np.array_equal(empty.image, unguided.image)
+    assert set(batches) == {1} and empty.timings["guided_steps"] == 0
+    assert not np.array_equal(empty.image, generator.generate(GenerationSettings(**GUIDED, scheduler=scheduler)).image)
+
+
+def test_unet_calls_follow_the_guidance_interval(generator, monkeypatch):
+    """Steps whose noise level σ is in (low, high] run the batch-2 CFG call, the others one batch-1 call."""
+    from engine.generation.guidance import step_noise_levels
+
+    settings = GenerationSettings(**{**GUIDED, "steps": 10}, scheduler="dpmpp_2m_ays", guidance_interval=(0.5, 5.0))
+    levels = step_noise_levels(generator.manifest.scheduler,
+                               make_scheduler(settings.scheduler, generator.manifest.scheduler, 10).timesteps)
+    expected = [2 if 0.5 < level <= 5.0 else 1 for level in levels]
+    assert expected == [1, 1, 2, 2, 2, 2, 2, 2, 1, 1]  # σ 14.6, 6.5, 3.9 ... 0.65, 0.40, 0.15
+    batches = count_unet_batches(generator, monkeypatch)
+    result = generator.generate(settings)
+    assert batches == expected and result.timings["guided_steps"] == 6
+    # Audio-to-audio starts lower on the same σ scale: the interval keeps its meaning.
+    batches.clear()
+    generator.generate(replace(settings, strength=0.5), init_image=np.full((512, 64, 3), 128, np.uint8))
+    assert batches == expected[5:]
+
+
+def test_guidance_interval_is_recorded_in_the_sidecar_and_round_trips(generator):
+    settings = GenerationSettings(**{**GUIDED, "steps": 2}, guidance_interval=(0.3, 5))
+    loop = render_loop(generator, settings)
+    record = json.loads(json.dumps(loop.sidecar(generator)))
+    assert record["settings"]["guidance_interval"] == [0.3, 5]
+    again = GenerationSettings.from_dict(record["settings"])
+    assert again == loop.result.settings and again.guidance_interval == (0.3, 5)
+    assert GenerationSettings.from_dict({"prompt": "x"}).guidance_interval is None
+
+
+@pytest.mark.parametrize(("interval", "words"), [
+    ((5.0, 1.0), "low bound 5.0 is above its high bound 1.0"),
+    ((-0.5, 2.0), "from 0 to 1000"),
+    ((0.0, 1001.0), "from 0 to 1000"),
+    ((0.0, float("inf")), "two noise levels"),
+    ((0.0, float("nan")), "two noise levels"),
+    ((1.0,), "two noise levels"),
+    ("0.3,5", "two noise levels"),
+    ((True, 2.0), "two noise levels"),
+])
+def test_bad_guidance_intervals_are_refused_in_one_line(interval, words):
+    with pytest.raises(InvalidInputError, match=words) as raised:
+        GenerationSettings(prompt="bass", guidance_interval=interval).validate()
+    assert len(str(raised.value).splitlines()) == 1
+
+
+def test_guidance_interval_on_the_command_line():
+    from engine.generation.guidance import parse_guidance_interval
+
+    assert parse_guidance_interval("0.3,5") == (0.3, 5.0)
+    assert parse_guidance_interval(" 0 , 1000 ") == (0.0, 1000.0)
+    for text in ("1", "1,2,3", "a,b", ""):
+        with pytest.raises(InvalidInputError, match="--guidance-interval takes LO,HI"):
+            parse_guidance_interval(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -69,3 +70,21 @@ def test_bad_count_is_refused_before_anything_is_written(run_cli, fp32_bundle, t
     result = run_cli("interpolate", "jazz", "--model", fp32_bundle, "--out-dir", tmp_path / "x", "--count", "1")
     assert result.returncode == InvalidInputError.exit_code and "2 to 64 steps" in result.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_every_clip_keeps_the_guidance_interval(fp32_bundle):
+    generator = LoopGenerator(open_bundle(fp32_bundle))
+    start = GenerationSettings(prompt="jazz saxophone", seed=3, steps=3, width=WIDTH, scheduler="unipc",
+                               guidance_interval=(2.0, 2.0))  # empty: every step unguided
+    images = {}
+    interpolate(generator, start, "techno kick drum", 3, 2,
+                on_clip=lambda index, image, audio: images.__setitem__(index, image))
+    assert np.array_equal(images[0], generator.generate(start).image)
+    assert not np.array_equal(images[0], generator.generate(replace(start, guidance_interval=None)).image)
+
+
+def test_bad_guidance_interval_is_refused_before_anything_is_written(run_cli, fp32_bundle, tmp_path):
+    result = run_cli("interpolate", "jazz", "--model", fp32_bundle, "--out-dir", tmp_path / "x",
+                     "--guidance-interval", "5,1")
+    assert result.returncode == InvalidInputError.exit_code and "low bound 5.0" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "x").exists()

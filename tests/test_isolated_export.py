@@ -21,7 +21,8 @@ from engine.export.export_cache import export_with_cache
 from engine.export.source import load_checkpoint
 checkpoint = load_checkpoint(sys.argv[2])
 exported = export_with_cache(checkpoint, "vae_decoder", Path(sys.argv[3]), fixed_width=None, cache=None)
-loaded = sorted(m for m in sys.modules if m.startswith(("onnxscript", "onnx_ir", "torch.onnx._internal.exporter._core")))
+exporter = ("onnxscript", "onnx_ir", "torch.onnx._internal.exporter._core")
+loaded = sorted(m for m in sys.modules if m.startswith(exporter))
 print(json.dumps({"loaded": loaded, "error": exported.max_abs_error_vs_torch,
                   "outputs": [t.name for t in exported.outputs]}))
 """

@@ -37,6 +37,9 @@ DIFFUSERS = {  # name -> (diffusers class, from_config overrides)
                  {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": False}),
     "dpmpp_2m_karras": ("DPMSolverMultistepScheduler",
                         {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True}),
+    "dpmpp_2m_ays": ("DPMSolverMultistepScheduler",
+                     {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": False}),
+    "unipc": ("UniPCMultistepScheduler", {"solver_order": 2, "solver_type": "bh2"}),
 }
 SHAPE = (1, 4, 8, 8)
 FIELD = np.random.default_rng(7).standard_normal(SHAPE).astype(np.float32)
@@ -64,6 +67,33 @@ def diffusers_scheduler(name: str, config: dict = SCHEDULER_CONFIG):
     return getattr(diffusers, class_name).from_config(pipeline_config(config), **overrides)
 
 
+def nvidia_ays_timesteps(num_steps: int) -> list[int]:
+    """The AYS SD 1.5 schedule as NVIDIA's guide and diffusers give it: diffusers' published list at 10
+    steps, NVIDIA's `loglinear_interp` of it (rounded to whole timesteps) otherwise."""
+    published = list(diffusers.schedulers.AysSchedules["StableDiffusionTimesteps"])
+    if num_steps == len(published):
+        return published
+    xs, ys = np.linspace(0, 1, len(published)), np.log(np.asarray(published, float)[::-1])
+    return np.round(np.exp(np.interp(np.linspace(0, 1, num_steps), xs, ys))[::-1]).astype(int).tolist()
+
+
+def set_diffusers_timesteps(scheduler, name: str, num_steps: int) -> None:
+    """`set_timesteps` as the pipeline calls it: AYS passes its custom timesteps (diffusers' own AYS recipe)."""
+    if name == "dpmpp_2m_ays":
+        scheduler.set_timesteps(timesteps=nvidia_ays_timesteps(num_steps))
+    else:
+        scheduler.set_timesteps(num_steps)
+
+
+def refused_step_count(name: str, num_steps: int) -> bool:
+    """True (after checking the one-line refusal) where our scheduler is not defined for `num_steps`."""
+    if name != "dpmpp_2m_ays" or 2 <= num_steps <= 400:
+        return False
+    with pytest.raises(InvalidInputError, match="dpmpp_2m_ays takes 2 to 400 steps"):
+        make_scheduler(name, SCHEDULER_CONFIG, num_steps)
+    return True
+
+
 def error(ours: np.ndarray, theirs: np.ndarray) -> float:
     """Largest difference, relative to the reference's scale where that exceeds 1."""
     theirs = np.asarray(theirs, dtype=np.float64)
@@ -75,7 +105,7 @@ def run_diffusers(name, num_steps, noise, *, config=SCHEDULER_CONFIG, strength=1
     """(timesteps, sigmas or None, init_noise_sigma, states, per-step noise) the SD pipelines would produce.
     `pin_start`: start at step 0 explicitly rather than by looking the first timestep up."""
     scheduler = diffusers_scheduler(name, config)
-    scheduler.set_timesteps(num_steps)
+    set_diffusers_timesteps(scheduler, name, num_steps)
     if pin_start:
         scheduler.set_begin_index(0)
     generator = torch.Generator().manual_seed(seed)
@@ -144,7 +174,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::F
 @pytest.mark.parametrize("num_steps", [1, 2, 3, 4, 10, 25, 50])
 @pytest.mark.parametrize("name", SCHEDULER_NAMES)
 def test_text_to_audio_trajectory_matches_diffusers(name, num_steps):
-    assert_same_trajectory(name, num_steps)
+    if not refused_step_count(name, num_steps):
+        assert_same_trajectory(name, num_steps)
 
 
 @pytest.mark.parametrize(("num_steps", "strength"), [(10, 0.5), (25, 0.75), (3, 0.5), (50, 0.3), (7, 0.9)])
@@ -191,11 +222,108 @@ def test_other_training_configs_match_diffusers(name, config_change):
     ("dpmpp_2m", {"use_karras_sigmas": True}),  # ... and the σ schedule
     ("euler", {"final_sigmas_type": "sigma_min"}),
     ("euler", {"timestep_type": "continuous"}),  # only matters with v_prediction
+    ("dpmpp_2m_ays", {"final_sigmas_type": "sigma_min"}),
+    ("unipc", {"disable_corrector": [0, 1, 5]}),
+    ("unipc", {"final_sigmas_type": "sigma_min"}),
+    ("unipc", {"final_sigmas_type": "sigma_min", "lower_order_final": False}),
+    ("unipc", {"solver_type": "midpoint"}),  # a DPM-Solver config: diffusers' UniPC reads it as bh2
+    ("unipc", {"solver_order": 3, "solver_type": "bh1"}),  # the name fixes order 2 and bh2
 ])
 @pytest.mark.parametrize(("num_steps", "strength"), [(10, 1.0), (25, 0.5), (40, 0.75)])
 def test_solver_options_match_diffusers(name, config_change, num_steps, strength):
     assert_same_trajectory(name, num_steps, config={**SCHEDULER_CONFIG, **config_change}, strength=strength,
                            with_init=strength < 1)
+
+
+@pytest.mark.parametrize("num_steps", range(6, 13))
+@pytest.mark.parametrize("config_change", [{}, {"final_sigmas_type": "sigma_min"},
+                                           {"final_sigmas_type": "sigma_min", "lower_order_final": False}])
+@pytest.mark.parametrize("name", ["dpmpp_2m", "dpmpp_2m_karras", "dpmpp_2m_ays"])
+# Karras σ end at σ_min, so "sigma_min" makes the last step zero-length (h = 0), as in diffusers.
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
+def test_dpm_solver_lower_order_final_at_few_steps_matches_diffusers(name, config_change, num_steps):
+    """DPM-Solver++(2M) with diffusers' `lower_order_final` (its default, on below 15 steps): the last step
+    is first order (always, to σ = 0; under "sigma_min" only because of the option)."""
+    config = {**SCHEDULER_CONFIG, **config_change}
+    assert scheduler_settings(name, config).lower_order_final == config_change.get("lower_order_final", True)
+    assert diffusers_scheduler(name, config).config.lower_order_final == config_change.get("lower_order_final", True)
+    if num_steps in (6, 9, 12):
+        assert_same_trajectory(name, num_steps, config=config, strength=0.75, with_init=True)
+    assert_same_trajectory(name, num_steps, config=config)
+
+
+def test_lower_order_final_changes_the_last_step_only_where_diffusers_does():
+    config = {**SCHEDULER_CONFIG, "final_sigmas_type": "sigma_min"}
+    noise = np.random.default_rng(1).standard_normal(SHAPE).astype(np.float32)
+    with_option = sample(model, "dpmpp_2m", 8, config, noise)
+    without = sample(model, "dpmpp_2m", 8, {**config, "lower_order_final": False}, noise)
+    assert not np.array_equal(with_option, without)
+    np.testing.assert_array_equal(sample(model, "dpmpp_2m", 8, SCHEDULER_CONFIG, noise),
+                                  sample(model, "dpmpp_2m", 8, {**SCHEDULER_CONFIG, "lower_order_final": False},
+                                         noise))  # to σ = 0 the last step is first order either way
+
+
+def test_ays_schedule_is_nvidias_at_10_steps_and_log_linear_otherwise():
+    published = diffusers.schedulers.AysSchedules["StableDiffusionTimesteps"]
+    assert published == [999, 850, 736, 645, 545, 455, 343, 233, 124, 24]
+    assert make_scheduler("dpmpp_2m_ays", SCHEDULER_CONFIG, 10).timesteps.tolist() == published
+    for num_steps in (2, 3, 6, 8, 12, 15, 25, 50, 400):
+        timesteps = make_scheduler("dpmpp_2m_ays", SCHEDULER_CONFIG, num_steps).timesteps
+        assert timesteps.tolist() == nvidia_ays_timesteps(num_steps)
+        assert timesteps[0] == 999 and timesteps[-1] == 24 and np.all(np.diff(timesteps) < 0)
+    for bad in (1, 401):
+        with pytest.raises(InvalidInputError, match="dpmpp_2m_ays takes 2 to 400 steps"):
+            make_scheduler("dpmpp_2m_ays", SCHEDULER_CONFIG, bad)
+    with pytest.raises(InvalidInputError, match="1000 training timesteps; this model has 500"):
+        make_scheduler("dpmpp_2m_ays", {**SCHEDULER_CONFIG, "num_train_timesteps": 500}, 10)
+
+
+def test_unipc_corrects_with_the_evaluation_it_already_has():
+    """UniPC costs the same UNet calls as DPM-Solver++(2M) and lands elsewhere (its corrector), closer to
+    the converged end point at few steps on the stand-in model."""
+    noise = np.random.default_rng(4).standard_normal(SHAPE).astype(np.float32)
+    reference = sample(model, "dpmpp_2m", 200, SCHEDULER_CONFIG, noise)
+    calls = []
+
+    def counting(x, t):
+        calls.append(t)
+        return model(x, t)
+
+    unipc = sample(counting, "unipc", 8, SCHEDULER_CONFIG, noise)
+    assert len(calls) == 8
+    dpm = sample(model, "dpmpp_2m", 8, SCHEDULER_CONFIG, noise)
+    assert error(unipc, reference) < error(dpm, reference)
+    without_corrector = sample(model, "unipc", 8, {**SCHEDULER_CONFIG, "disable_corrector": list(range(8))}, noise)
+    assert error(without_corrector, dpm) < error(unipc, dpm)  # UniP-2 alone is a 2M-like multistep
+
+
+@pytest.mark.parametrize("num_steps", [1, 2, 5, 10, 20])
+def test_unipc_of_order_3_matches_diffusers(num_steps):
+    """The solver is written for any order (diffusers solves for its coefficients): order 3, built from the
+    settings directly, as diffusers' `solver_order=3`."""
+    from engine.schedulers import UniPC, UniPCSettings
+
+    noise = np.random.default_rng(num_steps).standard_normal(SHAPE).astype(np.float32)
+    theirs = diffusers.UniPCMultistepScheduler.from_config(pipeline_config(SCHEDULER_CONFIG), solver_order=3)
+    theirs.set_timesteps(num_steps)
+    ours = UniPC(UniPCSettings.from_config(SCHEDULER_CONFIG, solver_order=3), num_steps)
+    x_theirs, x_ours = torch.from_numpy(noise), noise
+    for i, t in enumerate(theirs.timesteps):
+        x_theirs = theirs.step(torch.from_numpy(model(x_theirs.numpy(), t)), t, x_theirs, return_dict=False)[0]
+        x_ours = ours.step(model(x_ours, ours.timesteps[i]), i, x_ours)
+        assert error(x_ours, x_theirs.numpy()) <= TOLERANCE, i
+
+
+@pytest.mark.parametrize(("change", "key"), [
+    ({"predict_x0": False}, "predict_x0"),
+    ({"use_karras_sigmas": True}, "use_karras_sigmas"),
+    ({"disable_corrector": "0"}, "disable_corrector"),
+    ({"thresholding": True}, "thresholding"),
+])
+def test_unsupported_unipc_options_are_refused_by_name(change, key):
+    with pytest.raises(InvalidInputError, match=key) as raised:
+        make_scheduler("unipc", {**SCHEDULER_CONFIG, **change}, 10)
+    assert len(str(raised.value).splitlines()) == 1
 
 
 @pytest.mark.parametrize("beta_schedule", ["scaled_linear", "linear", "squaredcos_cap_v2"])
@@ -217,6 +345,8 @@ def test_trained_betas_are_used_as_given():
 @pytest.mark.parametrize("name", SCHEDULER_NAMES)
 def test_schedules_match_diffusers_for_every_kind_of_step_count(name):
     for num_steps in (5, 7, 13, 20, 30, 99, 100, 250, 333, 500, 999, 1000):
+        if refused_step_count(name, num_steps):
+            continue
         if name in ("pndm", "ddim") and num_steps == 1000:
             # leading spacing + steps_offset 1 puts the first timestep at 1000: diffusers fails with an
             # IndexError on the first step, we refuse up front.
@@ -224,7 +354,7 @@ def test_schedules_match_diffusers_for_every_kind_of_step_count(name):
                 make_scheduler(name, SCHEDULER_CONFIG, num_steps)
             continue
         theirs = diffusers_scheduler(name)
-        theirs.set_timesteps(num_steps)
+        set_diffusers_timesteps(theirs, name, num_steps)
         ours = make_scheduler(name, SCHEDULER_CONFIG, num_steps)
         np.testing.assert_array_equal(ours.timesteps, np.asarray(theirs.timesteps, dtype=np.float32))
         if hasattr(theirs, "sigmas"):
@@ -287,7 +417,7 @@ def test_more_steps_converge_to_the_same_latent():
     reference as its step count grows."""
     noise = np.random.default_rng(5).standard_normal(SHAPE).astype(np.float32)
     reference = sample(model, "dpmpp_2m", 200, SCHEDULER_CONFIG, noise)
-    for name in ("ddim", "euler", "lms", "dpmpp_2m", "dpmpp_2m_karras", "pndm"):
+    for name in ("ddim", "euler", "lms", "dpmpp_2m", "dpmpp_2m_karras", "pndm", "dpmpp_2m_ays", "unipc"):
         distances = [error(sample(model, name, n, SCHEDULER_CONFIG, noise), reference) for n in (5, 20, 80)]
         assert distances[2] < distances[0], (name, distances)
 
@@ -408,7 +538,7 @@ def test_schedulers_need_no_torch_at_run_time():
 @given(name=st.sampled_from(SCHEDULER_NAMES), num_steps=st.integers(1, 999),
        strength=st.sampled_from([1.0, 0.8, 0.5]), seed=st.integers(0, 2 ** 32 - 1))
 def test_every_schedule_descends_and_ends_finite(name, num_steps, strength, seed):
-    if int(num_steps * strength) < 1:
+    if int(num_steps * strength) < 1 or refused_step_count(name, num_steps):
         return
     scheduler = make_scheduler(name, SCHEDULER_CONFIG, num_steps, strength=strength)
     timesteps = scheduler.timesteps

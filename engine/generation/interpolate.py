@@ -70,7 +70,8 @@ def interpolate(generator: LoopGenerator, start: GenerationSettings, end_prompt:
                                  fraction=(index + event.fraction) / count))
 
         latents = generator.denoise(latents, context, scheduler, start.guidance, np.random.default_rng([start.seed, 1]),
-                                    progress=step_progress, should_cancel=should_cancel)
+                                    progress=step_progress, should_cancel=should_cancel,
+                                    guidance_interval=start.guidance_interval)
         image = generator.decode_latents(latents)
         audio = decode_image(image, DEFAULT_PARAMS, quality=start.quality, stereo=False, should_cancel=should_cancel)
         if on_clip is not None:

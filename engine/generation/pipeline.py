@@ -6,7 +6,8 @@ negative prompt, classifier-free guidance `uncond + g * (cond - uncond)`, the sc
 VAE decoder on `latents / scale_factor`, then `(x / 2 + 0.5)` clipped and rounded to 8 bits.
 
 Sessions are created once per `LoopGenerator` and reused across jobs. The CFG pair runs as one batch-2
-UNet call when the model has a dynamic batch (CPU bundles), as two calls otherwise (QNN's fixed shapes).
+UNet call when the model has a dynamic batch (CPU bundles), as two calls otherwise (QNN's fixed shapes);
+steps outside the settings' guidance interval run the conditional UNet alone (batch 1), unguided.
 If the NPU fails mid-way, the same bundle's models carry on on the CPU and the result says so.
 """
 
@@ -117,9 +118,12 @@ class LoopGenerator:
 
         clock = time.perf_counter()
         latents = self.denoise(latents, context, scheduler, settings.guidance, rng, progress=progress,
-                               should_cancel=should_cancel, want_previews=want_previews)
+                               should_cancel=should_cancel, want_previews=want_previews,
+                               guidance_interval=settings.guidance_interval)
         timings["denoise_s"] = time.perf_counter() - clock
         timings["steps"] = float(len(scheduler.timesteps))
+        timings["guided_steps"] = float(self.guided_steps(scheduler, settings.guidance,
+                                                          settings.guidance_interval).sum())
         clock = time.perf_counter()
         image = self.decode_latents(latents)
         timings["vae_decode_s"] = time.perf_counter() - clock
@@ -146,17 +150,29 @@ class LoopGenerator:
 
     def denoise(self, latents: np.ndarray, context: np.ndarray, scheduler, guidance: float,
                 rng: np.random.Generator, *, progress: Progress | None = None,
-                should_cancel: ShouldCancel | None = None, want_previews: bool = False) -> np.ndarray:
+                should_cancel: ShouldCancel | None = None, want_previews: bool = False,
+                guidance_interval: tuple[float, float] | None = None) -> np.ndarray:
+        """The scheduler's trajectory from `latents`. Steps outside `guidance_interval` (σ bounds, see
+        engine/generation/guidance.py) run exactly as guidance 1 does: the conditional UNet alone."""
         total = len(scheduler.timesteps)
+        guided = self.guided_steps(scheduler, guidance, guidance_interval)
         for index, timestep in enumerate(scheduler.timesteps):
             if should_cancel is not None and should_cancel():
                 raise CancelledError(f"cancelled at step {index} of {total}")
             model_input = scheduler.scale_model_input(latents, index)
-            noise = self.predict_noise(model_input, float(timestep), context, guidance)
+            noise = self.predict_noise(model_input, float(timestep), context, guidance if guided[index] else 1.0)
             latents = scheduler.step(noise, index, latents, rng=rng)
             preview = latent_preview(latents) if want_previews else None
             _notify(progress, StepEvent("denoise", index + 1, total, 0.05 + 0.85 * (index + 1) / total, preview))
         return latents
+
+    def guided_steps(self, scheduler, guidance: float, interval: tuple[float, float] | None) -> np.ndarray:
+        """bool per step: where classifier-free guidance runs (a batch-2 UNet call, or a pair)."""
+        from engine.generation.guidance import guided_steps, step_noise_levels
+
+        if guidance <= 1.0:
+            return np.zeros(len(scheduler.timesteps), dtype=bool)
+        return guided_steps(step_noise_levels(self.manifest.scheduler, scheduler.timesteps), interval)
 
     def predict_noise(self, sample: np.ndarray, timestep: float, context: np.ndarray, guidance: float) -> np.ndarray:
         """The UNet's noise prediction, classifier-free guided when guidance > 1 (as diffusers decides)."""

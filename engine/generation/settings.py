@@ -46,6 +46,13 @@ class GenerationSettings:
     # Audio-to-audio ("riff on this"): the input loop and how far to move away from it (0..1).
     init_audio: str | None = None
     strength: float = DEFAULT_STRENGTH
+    # Guidance only on steps whose noise level σ is in (low, high] (engine/generation/guidance.py); the
+    # other steps run the conditional UNet alone, unguided. None: every step guided.
+    guidance_interval: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.guidance_interval, list):  # from JSON (the sidecar, the engine protocol)
+            object.__setattr__(self, "guidance_interval", tuple(self.guidance_interval))
 
     def validate(self, *, min_width: int = 64, max_width: int = 2048, width_step: int = 8) -> GenerationSettings:
         if not isinstance(self.prompt, str) or not self.prompt.strip():
@@ -66,10 +73,13 @@ class GenerationSettings:
         if not _finite(self.strength) or not 0.0 <= self.strength <= 1.0:
             raise InvalidInputError(f"strength must be from 0 to 1, not {self.strength!r} "
                                     "(0 keeps the input loop, 1 ignores it)")
-        from engine.schedulers import SCHEDULER_NAMES
+        from engine.generation.guidance import check_guidance_interval
+        from engine.schedulers import SCHEDULER_NAMES, check_scheduler_steps
 
         if self.scheduler not in SCHEDULER_NAMES:
             raise InvalidInputError(f"unknown scheduler {self.scheduler!r}: use one of {', '.join(SCHEDULER_NAMES)}")
+        check_scheduler_steps(self.scheduler, self.steps)
+        check_guidance_interval(self.guidance_interval)
         return self
 
     def to_dict(self) -> dict[str, Any]:

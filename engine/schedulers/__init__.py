@@ -2,7 +2,8 @@
 
 `make_scheduler(name, config, num_steps, strength=...)` is the one entry point; `sample` runs a whole
 trajectory with a plain callable as the model. One file per family: pndm, ddim, euler (+ ancestral),
-lms, dpm_solver; `noise` holds the training noise they share and how a bundle's config is read.
+lms, dpm_solver (+ `ays`, its Align Your Steps schedule), unipc; `noise` holds the training noise they
+share and how a bundle's config is read.
 """
 
 from engine.schedulers.ddim import DDIM, DDIMSettings
@@ -11,8 +12,15 @@ from engine.schedulers.euler import Euler, EulerAncestral, EulerAncestralSetting
 from engine.schedulers.lms import LMS, LMSSettings
 from engine.schedulers.noise import TrainingNoise
 from engine.schedulers.pndm import PNDM, PNDMSettings
-from engine.schedulers.registry import SCHEDULER_NAMES, Scheduler, make_scheduler, scheduler_settings
+from engine.schedulers.registry import (
+    SCHEDULER_NAMES,
+    Scheduler,
+    check_scheduler_steps,
+    make_scheduler,
+    scheduler_settings,
+)
 from engine.schedulers.sampling import sample
+from engine.schedulers.unipc import UniPC, UniPCSettings
 
 __all__ = [
     "DDIM",
@@ -30,6 +38,9 @@ __all__ = [
     "PNDMSettings",
     "Scheduler",
     "TrainingNoise",
+    "UniPC",
+    "UniPCSettings",
+    "check_scheduler_steps",
     "make_scheduler",
     "sample",
     "scheduler_settings",

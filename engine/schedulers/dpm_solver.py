@@ -40,7 +40,7 @@ from engine.schedulers.noise import (
     sigmas_of,
     timestep_of_sigma,
 )
-from engine.schedulers.sigmas import interpolated_sigmas, with_final_sigma
+from engine.schedulers.sigmas import interpolated_sigmas, multistep_timesteps, with_final_sigma
 
 
 @dataclass(frozen=True)
@@ -102,19 +102,18 @@ class DPMSolverSettings:
     from_dict = classmethod(settings_from_dict)
 
 
-def dpm_schedule(settings: DPMSolverSettings, num_steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """(timesteps, int64; σ per timestep plus the final σ, float32)."""
+def dpm_schedule(settings: DPMSolverSettings, num_steps: int,
+                 custom_timesteps: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(timesteps, int64; σ per timestep plus the final σ, float32). `custom_timesteps` replace the
+    spaced ones, as diffusers' `set_timesteps(timesteps=...)` (Align Your Steps): σ is interpolated at them."""
     train = settings.noise.num_train_timesteps
     alphas_cumprod = settings.noise.alphas_cumprod()
     train_sigmas = sigmas_of(alphas_cumprod)
-    if settings.timestep_spacing == "linspace":
-        timesteps = np.linspace(0, train - 1, num_steps + 1).round()[::-1][:-1].astype(np.int64)
-    elif settings.timestep_spacing == "leading":
-        ratio = train // (num_steps + 1)
-        timesteps = (np.arange(num_steps + 1) * ratio).round()[::-1][:-1].astype(np.int64) + settings.steps_offset
-    else:  # trailing
-        timesteps = np.arange(train, 0, -train / num_steps).round().astype(np.int64) - 1
-    if settings.use_karras_sigmas:
+    if custom_timesteps is not None:
+        timesteps = np.asarray(custom_timesteps, dtype=np.int64)
+    else:
+        timesteps = multistep_timesteps(train, settings.timestep_spacing, settings.steps_offset, num_steps)
+    if settings.use_karras_sigmas and custom_timesteps is None:
         sigma_min = settings.sigma_min if settings.sigma_min is not None else float(train_sigmas[0])
         sigma_max = settings.sigma_max if settings.sigma_max is not None else float(train_sigmas[-1])
         sigmas = karras_sigmas(sigma_min, sigma_max, num_steps)
@@ -144,11 +143,12 @@ class DPMSolverPP2M:
 
     ancestral = False
 
-    def __init__(self, settings: DPMSolverSettings, num_steps: int, begin: int = 0) -> None:
+    def __init__(self, settings: DPMSolverSettings, num_steps: int, begin: int = 0, *,
+                 custom_timesteps: np.ndarray | None = None) -> None:
         self.settings = settings
         self.num_steps = num_steps
         self.begin = begin
-        all_timesteps, self.all_sigmas = dpm_schedule(settings, num_steps)
+        all_timesteps, self.all_sigmas = dpm_schedule(settings, num_steps, custom_timesteps)
         self._schedule_length = len(all_timesteps)
         self.timesteps = all_timesteps[begin:].astype(np.float32)
         self.sigmas = self.all_sigmas[begin:]

@@ -18,12 +18,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from engine.errors import InvalidInputError
+from engine.schedulers.ays import check_ays_steps, dpm_solver_ays
 from engine.schedulers.ddim import DDIM, DDIMSettings
 from engine.schedulers.dpm_solver import DPMSolverPP2M, DPMSolverSettings
 from engine.schedulers.euler import Euler, EulerAncestral, EulerAncestralSettings, EulerSettings
 from engine.schedulers.lms import LMS, LMSSettings
 from engine.schedulers.noise import check_steps, first_step
 from engine.schedulers.pndm import PNDM, PNDMSettings
+from engine.schedulers.unipc import UniPC, UniPCSettings
 
 
 class Scheduler(Protocol):
@@ -61,8 +63,15 @@ _SCHEDULERS: dict[str, tuple[type, dict[str, Any], Callable[..., Scheduler]]] = 
     "dpmpp_2m_karras": (DPMSolverSettings,
                         {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
                         DPMSolverPP2M),
+    # NVIDIA's Align Your Steps timesteps for SD 1.5 (log-linear for other counts), DPM-Solver++(2M) on them.
+    "dpmpp_2m_ays": (DPMSolverSettings,
+                     {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": False},
+                     dpm_solver_ays),
+    "unipc": (UniPCSettings, {"solver_order": 2, "solver_type": "bh2"}, UniPC),
 }
 SCHEDULER_NAMES: tuple[str, ...] = tuple(_SCHEDULERS)
+# Step counts a scheduler allows beyond the model's (1 .. training timesteps): name -> check.
+_STEP_CHECKS: dict[str, Callable[[int], None]] = {"dpmpp_2m_ays": check_ays_steps}
 
 
 def scheduler_settings(name: str, config: Mapping[str, Any]) -> Any:
@@ -80,7 +89,16 @@ def make_scheduler(name: str, config: Mapping[str, Any], num_steps: int, *, stre
     settings_cls, overrides, scheduler_cls = _lookup(name)
     settings = settings_cls.from_config(config, **overrides)
     steps = check_steps(num_steps, settings.noise)
+    check_scheduler_steps(name, steps)
     return scheduler_cls(settings, steps, first_step(steps, strength))
+
+
+def check_scheduler_steps(name: str, num_steps: int) -> None:
+    """Refuse, with one line, a step count scheduler `name` is not defined for (before any model work)."""
+    _lookup(name)
+    check = _STEP_CHECKS.get(name)
+    if check is not None:
+        check(num_steps)
 
 
 def _lookup(name: str) -> tuple[type, dict[str, Any], Callable[..., Scheduler]]:

@@ -3,8 +3,8 @@ walk the same σ schedule, feed the model the same scaled input and noise a clea
 
 The latent at noise level σ is x = x_0 + σ ε; the model was trained on x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε,
 which is x / sqrt(σ² + 1). σ_i is the training σ interpolated linearly at the (possibly fractional)
-timestep t_i, then a final σ (0, or the smallest training σ) after the last step. DPM-Solver++ builds its
-σ table from the same pieces (`interpolated_sigmas`, `with_final_sigma`).
+timestep t_i, then a final σ (0, or the smallest training σ) after the last step. DPM-Solver++ and UniPC build
+their σ tables from the same pieces (`multistep_timesteps`, `interpolated_sigmas`, `with_final_sigma`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,17 @@ def discrete_timesteps(noise: TrainingNoise, spacing: str, steps_offset: int, nu
     if spacing == "leading":
         return (np.arange(num_steps) * (train // num_steps)).round()[::-1].astype(np.float32) + steps_offset
     return np.arange(train, 0, -train / num_steps).round().astype(np.float32) - 1
+
+
+def multistep_timesteps(train: int, spacing: str, steps_offset: int, num_steps: int) -> np.ndarray:
+    """The multistep solvers' timesteps (DPM-Solver++, UniPC), decreasing whole training timesteps, int64:
+    n + 1 points spaced over the training range, the last (t = 0) dropped."""
+    if spacing == "linspace":
+        return np.linspace(0, train - 1, num_steps + 1).round()[::-1][:-1].astype(np.int64)
+    if spacing == "leading":
+        ratio = train // (num_steps + 1)
+        return (np.arange(num_steps + 1) * ratio).round()[::-1][:-1].astype(np.int64) + steps_offset
+    return np.arange(train, 0, -train / num_steps).round().astype(np.int64) - 1  # trailing
 
 
 def interpolated_sigmas(train_sigmas: np.ndarray, timesteps: np.ndarray) -> np.ndarray:

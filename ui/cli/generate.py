@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"denoising steps (default {DEFAULT_STEPS})")
     parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
                         help=f"how closely to follow the prompt (default {DEFAULT_GUIDANCE:g})")
+    parser.add_argument("--guidance-interval", metavar="LO,HI",
+                        help="guide only steps with noise level σ in (LO, HI], e.g. 0.3,5; the others run "
+                        "one unguided UNet call (default: every step)")
     parser.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=f"sampler (default {DEFAULT_SCHEDULER})")
     parser.add_argument("--width", type=int, default=512, help="image width in px, multiple of 8 (512 = 5.1 s)")
     add_provider_arguments(parser)
@@ -43,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"with --init-audio: 0 keeps it, 1 ignores it (default {DEFAULT_STRENGTH:g})")
     parser.add_argument("--quality", choices=("draft", "standard", "high"), default="standard",
                         help="audio decoding quality")
+    parser.add_argument("--engine", action="store_true",
+                        help="run in the engine process (started if needed; keeps the model warm between runs)")
     parser.set_defaults(run=run)
 
 
@@ -52,10 +57,15 @@ def run(args: argparse.Namespace) -> int:
     settings = GenerationSettings(
         prompt=args.prompt, negative_prompt=args.negative, seed=args.seed, steps=args.steps,
         guidance=args.guidance, scheduler=args.scheduler, width=args.width, quality=args.quality,
-        init_audio=str(args.init_audio) if args.init_audio else None, strength=args.strength)
+        init_audio=str(args.init_audio) if args.init_audio else None, strength=args.strength,
+        guidance_interval=guidance_interval_arg(args))
     settings.validate()
     check_output_paths(args.out, args.image)
     noise = read_latents(args.latents) if args.latents else None
+    if getattr(args, "engine", False):
+        from ui.cli.engine import run_generate_in_engine
+
+        return run_generate_in_engine(args, settings)
 
     from engine.generation.loop import render_loop
     from ui.cli.progress import TerminalProgress
@@ -74,6 +84,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.out} (seed {loop.result.settings.seed}, {loop.audio.shape[0] / loop.sample_rate:.2f} s, "
           f"{timings.get('denoise_s', 0) + timings.get('vae_decode_s', 0) + timings.get('audio_s', 0):.1f} s)")
     return 0
+
+
+def guidance_interval_arg(args: argparse.Namespace) -> tuple[float, float] | None:
+    """--guidance-interval LO,HI as numbers (generate and interpolate), or None when not given."""
+    from engine.generation.guidance import parse_guidance_interval
+
+    text = getattr(args, "guidance_interval", None)
+    return None if text is None else parse_guidance_interval(text)
 
 
 def check_output_paths(out: Path, image: Path | None) -> None:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from engine.errors import InvalidInputError
+from ui.cli.generate import guidance_interval_arg
 from ui.cli.provider_args import add_provider_arguments, open_generator
 
 
@@ -27,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--negative", default="")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="denoising steps per clip")
     parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    parser.add_argument("--guidance-interval", metavar="LO,HI", help="guide only steps with σ in (LO, HI]")
     parser.add_argument("--scheduler", default=DEFAULT_SCHEDULER)
     parser.add_argument("--width", type=int, default=512)
     add_provider_arguments(parser)
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     end_seed = args.end_seed if args.end_seed is not None else args.seed
     start = GenerationSettings(prompt=args.start, negative_prompt=args.negative, seed=args.seed, steps=args.steps,
                                guidance=args.guidance, scheduler=args.scheduler, width=args.width,
-                               quality=args.quality).validate()
+                               quality=args.quality, guidance_interval=guidance_interval_arg(args)).validate()
     GenerationSettings(prompt=end_prompt, seed=end_seed).validate()
     interpolation_weights(args.count)
     if args.out_dir.exists() and not args.out_dir.is_dir():

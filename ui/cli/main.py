@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from engine.errors import RiffstudioError
 from engine.version import __version__
-from ui.cli import app, codec, generate, interpolate, model
+from ui.cli import app, codec, engine, generate, interpolate, model
 
-COMMANDS = (app, model, codec, generate, interpolate)
+COMMANDS = (app, model, codec, generate, interpolate, engine)
 
 
 def build_parser() -> argparse.ArgumentParser:

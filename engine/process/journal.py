@@ -1,0 +1,186 @@
+"""The job journal: SQLite in WAL mode, the engine's memory of every job across crashes and reboots.
+
+The engine writes a job here before it acknowledges the `submit`, and again at every change of state, so
+the journal is always at least as far along as anything a client was told. On start, `recover` turns
+what the last engine left running into work to redo: re-queued, unless that job was running when the
+engine died twice already, in which case it fails on its own and the queue moves on.
+
+Writes are `synchronous=FULL` (a commit survives a power cut, not just a crash); one connection behind
+one lock serves the engine's threads.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.process.protocol import PRIORITIES, JobInfo
+
+SCHEMA = 1
+MAX_CRASHES = 2
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- submission order: FIFO within a priority
+    id TEXT NOT NULL UNIQUE,
+    key TEXT UNIQUE,                        -- the client's idempotency key
+    priority INTEGER NOT NULL,              -- index in PRIORITIES: 0 runs first
+    state TEXT NOT NULL,                    -- queued, running, done, failed, cancelled
+    request TEXT NOT NULL,                  -- JSON: the submit's settings, bundle, provider, ...
+    attempts INTEGER NOT NULL DEFAULT 0,    -- times started
+    crashes INTEGER NOT NULL DEFAULT 0,     -- times it was running when the engine died
+    last_crash TEXT,
+    result TEXT,                            -- JSON of the `done` event
+    error_code TEXT,
+    error_message TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, priority, seq);
+"""
+
+
+@dataclass(frozen=True)
+class JournalJob:
+    id: str
+    seq: int
+    key: str | None
+    priority: str
+    state: str
+    request: dict[str, Any]
+    attempts: int
+    crashes: int
+    last_crash: str | None
+    result: dict[str, Any] | None
+    error_code: str | None
+    error_message: str | None
+    created: float
+    updated: float
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        """Sort key of the run queue: priority first, then submission order."""
+        return PRIORITIES.index(self.priority), self.seq
+
+    def info(self) -> JobInfo:
+        error = f"{self.error_code}: {self.error_message}" if self.state == "failed" else None
+        return JobInfo(job=self.id, state=self.state, priority=self.priority,
+                       prompt=str(self.request.get("settings", {}).get("prompt", "")), created=self.created,
+                       updated=self.updated, attempts=self.attempts, crashes=self.crashes,
+                       folder=(self.result or {}).get("folder"), error=error, key=self.key)
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        with self._lock, self._db:
+            self._db.executescript(_TABLES)
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> JournalJob | None:
+        return self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+
+    def recent(self, limit: int = 20) -> list[JournalJob]:
+        return self._many("SELECT * FROM jobs ORDER BY seq DESC LIMIT ?", (max(0, limit),))
+
+    def queued(self) -> list[JournalJob]:
+        """Every queued job, in the order they will run."""
+        return self._many("SELECT * FROM jobs WHERE state = 'queued' ORDER BY priority, seq", ())
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    def submit(self, request: dict[str, Any], priority: str, key: str | None) -> tuple[JournalJob, bool]:
+        """(the job, whether it was already known by its key): committed before this returns."""
+        now = time.time()
+        with self._lock:
+            if key is not None:
+                row = self._db.execute("SELECT * FROM jobs WHERE key = ?", (key,)).fetchone()
+                if row is not None:
+                    return _job(row), True
+            job_id = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{secrets.token_hex(3)}"
+            self._db.execute(
+                "INSERT INTO jobs (id, key, priority, state, request, created, updated) "
+                "VALUES (?, ?, ?, 'queued', ?, ?, ?)",
+                (job_id, key, PRIORITIES.index(priority), json.dumps(request), now, now))
+            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _job(row), False
+
+    def mark_running(self, job_id: str) -> JournalJob:
+        self._update(job_id, "state = 'running', attempts = attempts + 1")
+        return self.get(job_id)
+
+    def mark_done(self, job_id: str, result: dict[str, Any]) -> None:
+        self._update(job_id, "state = 'done', result = ?", json.dumps(result))
+
+    def mark_failed(self, job_id: str, code: str, message: str) -> None:
+        self._update(job_id, "state = 'failed', error_code = ?, error_message = ?", code, message)
+
+    def mark_cancelled(self, job_id: str, reason: str) -> None:
+        self._update(job_id, "state = 'cancelled', error_code = 'cancelled', error_message = ?", reason)
+
+    def requeue(self, job_id: str) -> None:
+        """Back in the queue without counting a crash (the engine was asked to stop)."""
+        self._update(job_id, "state = 'queued'")
+
+    def recover(self, reason: str, finished: Callable[[JournalJob], bool] = lambda job: False) -> list[JournalJob]:
+        """After an engine died: each job it left running is re-queued, or failed if this is its second
+        crash, unless `finished(job)` (its results were written before the engine died: re-queued, it is
+        adopted, not rendered again). Returns the jobs that failed."""
+        failed = []
+        for job in self._many("SELECT * FROM jobs WHERE state = 'running'", ()):
+            crashes = job.crashes + 1
+            if crashes >= MAX_CRASHES and not finished(job):
+                self._update(job.id, "crashes = ?, last_crash = ?, state = 'failed', error_code = 'engine_crashed', "
+                             "error_message = ?", crashes, reason,
+                             f"this job stopped the engine twice (last: {reason})")
+                failed.append(self.get(job.id))
+            else:
+                self._update(job.id, "crashes = ?, last_crash = ?, state = 'queued'", crashes, reason)
+        return failed
+
+    # -- sqlite --------------------------------------------------------------------------------------
+
+    def _update(self, job_id: str, assignments: str, *values: Any) -> None:
+        with self._lock, self._db:
+            self._db.execute(f"UPDATE jobs SET {assignments}, updated = ? WHERE id = ?",
+                             (*values, time.time(), job_id))
+
+    def _one(self, sql: str, args: tuple) -> JournalJob | None:
+        with self._lock:
+            row = self._db.execute(sql, args).fetchone()
+        return _job(row) if row is not None else None
+
+    def _many(self, sql: str, args: tuple) -> list[JournalJob]:
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [_job(row) for row in rows]
+
+
+_COLUMNS = ("seq", "id", "key", "priority", "state", "request", "attempts", "crashes", "last_crash", "result",
+            "error_code", "error_message", "created", "updated")
+
+
+def _job(row: tuple) -> JournalJob:
+    data = dict(zip(_COLUMNS, row, strict=True))
+    data["priority"] = PRIORITIES[data["priority"]]
+    data["request"] = json.loads(data["request"])
+    data["result"] = json.loads(data["result"]) if data["result"] else None
+    return JournalJob(**data)

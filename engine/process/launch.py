@@ -1,0 +1,79 @@
+"""How an engine process starts: its arguments (shared by `riffstudio engine serve` and by clients that
+start one), the command a client spawns, and the foreground run with its one-line report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine.errors import RiffstudioError
+from engine.process.settings import DEFAULT_IDLE_TIMEOUT_S, EngineSettings
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT_S, metavar="S",
+                        help=f"exit after S seconds with no client and no work (default {DEFAULT_IDLE_TIMEOUT_S:g})")
+    parser.add_argument("--threads", type=int, default=0, metavar="N",
+                        help="ONNX Runtime intra-op threads (default 0: the physical cores)")
+    parser.add_argument("--memory-limit", type=int, default=0, metavar="MB",
+                        help="refuse jobs estimated to need more than this (default 0: no ceiling)")
+    parser.add_argument("--model", metavar="BUNDLE", help="open this bundle at start, so the first job is warm")
+    parser.add_argument("--provider", choices=("auto", "cpu", "qnn"), default="auto",
+                        help="the provider for --model (default auto)")
+    parser.add_argument("--after-crash", metavar="REASON", help=argparse.SUPPRESS)  # from a restarting client
+
+
+def settings_from_args(args: argparse.Namespace) -> EngineSettings:
+    model = str(Path(args.model).resolve()) if args.model else None
+    return EngineSettings(idle_timeout_s=args.idle_timeout, intra_op_threads=args.threads,
+                          memory_limit_mb=args.memory_limit, model=model, provider=args.provider,
+                          after_crash=args.after_crash)
+
+
+def serve_command(settings: EngineSettings) -> list[str]:
+    return [sys.executable, "-m", "engine.process", "serve", *settings.serve_args()]
+
+
+def spawn(settings: EngineSettings, log_file: Path) -> subprocess.Popen:
+    """Start an engine detached from the caller (its own session: a client's Ctrl-C or death never
+    reaches it), its output appended to `log_file`."""
+    with open(log_file, "ab") as log:
+        kwargs = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS} \
+            if sys.platform == "win32" else {"start_new_session": True}
+        return subprocess.Popen(serve_command(settings), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                close_fds=True, **kwargs)
+
+
+def run_serve(settings: EngineSettings) -> int:
+    """The engine in the foreground; a second one finds the first and says so instead of starting."""
+    from engine.process.server import EngineAlreadyRunning, serve
+
+    def ready(info) -> None:
+        print(f"engine running (pid {info.pid}, protocol {info.protocol}) at {info.address}", flush=True)
+
+    try:
+        why = serve(settings, ready)
+    except EngineAlreadyRunning as error:
+        print(str(error), flush=True)
+        return 0
+    print(f"engine stopped: {why}", flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.process")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_serve_arguments(commands.add_parser("serve"))
+    args = parser.parse_args(argv)
+    try:
+        code = run_serve(settings_from_args(args))
+    except RiffstudioError as error:
+        print(f"riffstudio: {error}", file=sys.stderr, flush=True)
+        code = error.exit_code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # daemon threads may sit in blocking reads: skip interpreter teardown

@@ -1,0 +1,56 @@
+"""Where the engine keeps its things, per user (platformdirs): the runtime dir for the connection file and
+socket (gone at logout, private to the user), the data dir for the journal, the log and the results.
+
+Every path is computed when asked, never at import, so tests (and users) can move them with the
+XDG_* environment variables (or their macOS / Windows equivalents)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP = "riffstudio"
+
+
+def runtime_dir() -> Path:
+    """Private (0700) folder for the connection file, the locks and the socket."""
+    from platformdirs import user_runtime_dir
+
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and not os.path.isdir(xdg):
+        # platformdirs ignores an XDG_RUNTIME_DIR that is not 0700: make it so, rather than let two calls
+        # (before and after the folder exists) disagree.
+        Path(xdg).mkdir(parents=True, mode=0o700)
+
+    return _private(Path(user_runtime_dir(APP, appauthor=False)))
+
+
+def engine_data_dir() -> Path:
+    """The journal and the engine's log."""
+    from platformdirs import user_data_dir
+
+    return _private(Path(user_data_dir(APP, appauthor=False)) / "engine")
+
+
+def results_dir() -> Path:
+    """One folder per job, named by the job's id."""
+    from platformdirs import user_data_dir
+
+    path = Path(user_data_dir(APP, appauthor=False)) / "results"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def journal_path() -> Path:
+    return engine_data_dir() / "journal.sqlite3"
+
+
+def log_path() -> Path:
+    return engine_data_dir() / "engine.log"
+
+
+def _private(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.name == "posix":
+        os.chmod(path, 0o700)
+    return path
