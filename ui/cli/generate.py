@@ -48,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="audio decoding quality")
     parser.add_argument("--engine", action="store_true",
                         help="run in the engine process (started if needed; keeps the model warm between runs)")
+    from ui.cli.grid_args import add_grid_arguments
+
+    add_grid_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -62,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
     settings.validate()
     check_output_paths(args.out, args.image)
     noise = read_latents(args.latents) if args.latents else None
+    if getattr(args, "bpm", None) is not None:  # on the grid: plugin's fitting (ui/cli/generate_grid.py)
+        from ui.cli.generate_grid import run_generate_on_grid
+
+        return run_generate_on_grid(args, settings, noise)
     if getattr(args, "engine", False):
         from ui.cli.engine import run_generate_in_engine
 

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from engine.errors import RiffstudioError
 from engine.version import __version__
-from ui.cli import app, codec, engine, generate, interpolate, model
+from ui.cli import app, batch, codec, engine, generate, interpolate, loop, model
 
-COMMANDS = (app, model, codec, generate, interpolate, engine)
+COMMANDS = (app, model, codec, generate, interpolate, engine, loop, batch)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,353 @@
+"""Batch rendering of preset files: resumable, exactly once, through one interface in-process or in the engine.
+
+    renderer = InProcessRenderer()          # or EngineRenderer(): the same items through engine.client
+    run_batch(Path("pack.toml"), Path("out"), renderer)
+
+Layout: OUT/<preset>/<prompt>_<bpm>bpm_<bars>bars_seed<N>.wav with its JSON sidecar, and OUT/summary.json
+(+ summary.csv): every item with its key, state and paths, and the seeds drawn for `count = N` presets.
+
+Exactly once: an item is keyed by its settings (prompt, seed, model, grid, format...). Its audio is
+written atomically first, then its sidecar (atomically, naming the audio's SHA-256 and the key), so an
+item is done exactly when its sidecar reads back and its audio has that hash: checked at every start,
+never assumed. Killed anywhere (kill -9 included), a rerun skips what is done, removes the temporary
+files a killed writer left, and renders the rest under the names it had planned for them (recorded in
+the summary before any rendering), so no result is ever duplicated. Through the engine the item key is
+also the job's idempotency key: a job the engine had already taken is followed, not queued again.
+A changed preset file: changed items get new keys and render; unchanged ones are kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from engine.atomic import atomic_path, check_writable_folder, write_errors
+from engine.errors import CancelledError, InvalidInputError, RiffstudioError
+from engine.version import __version__
+from plugin.grid_loop import file_sha256, fit_image, is_complete, write_grid_loop
+from plugin.names import loop_name, unique_path
+from plugin.presets import BatchItem, expand, read_presets
+
+SUMMARY = "summary.json"
+SUMMARY_CSV = "summary.csv"
+SUMMARY_SCHEMA = 1
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class Rendered:
+    """What a renderer gives back for an item: the painted image, its natural decode, and the record."""
+
+    image: np.ndarray  # uint8 (512, width, 3)
+    audio: np.ndarray  # float32 (samples, channels), the image decoded at its own length
+    sample_rate: int
+    record: dict[str, Any]  # settings (with the seed), bundle, provider, notes, timings
+
+
+class Renderer(Protocol):
+    def render(self, item: BatchItem, progress: Progress) -> Rendered: ...
+
+    def close(self) -> None: ...
+
+
+class InProcessRenderer:
+    """Items rendered in this process (one LoopGenerator per bundle and provider, opened once)."""
+
+    def __init__(self) -> None:
+        self._generators: dict[tuple[str, str], Any] = {}
+        self.cancel_now = threading.Event()
+
+    def render(self, item: BatchItem, progress: Progress) -> Rendered:
+        from engine.generation.loop import render_loop
+
+        generator = self._generator(item.model, item.provider)
+        loop = render_loop(generator, item.settings, should_cancel=self.cancel_now.is_set,
+                           progress=lambda e: progress(f"{e.stage} {e.step}/{e.total}", e.fraction))
+        record = loop.sidecar(generator)
+        record.pop("audio", None)
+        return Rendered(image=loop.image, audio=loop.audio, sample_rate=loop.sample_rate, record=record)
+
+    def _generator(self, model: str, provider: str):
+        if (model, provider) not in self._generators:
+            from engine.bundle import open_bundle
+            from engine.generation.pipeline import LoopGenerator
+            from engine.generation.providers import choose_provider
+
+            bundle = open_bundle(model)
+            session_settings, _ = choose_provider(provider, bundle)
+            self._generators[(model, provider)] = LoopGenerator(bundle, session_settings)
+        return self._generators[(model, provider)]
+
+    def close(self) -> None:
+        self._generators.clear()
+
+
+class EngineRenderer:
+    """Items rendered by the engine process (engine.client), as batch-priority jobs keyed by the item key."""
+
+    def __init__(self, client=None) -> None:
+        from engine.client import EngineClient
+
+        self.client = client or EngineClient(name="riffstudio-batch")
+        self.cancel_now = threading.Event()
+
+    def render(self, item: BatchItem, progress: Progress, *, priority: str = "batch") -> Rendered:
+        from engine.codec.audio_io import read_audio
+        from engine.codec.image_file import read_spectrogram_image
+        from engine.errors import EngineError
+        from engine.process import protocol as p
+
+        settings = item.settings
+        job = self.client.submit(settings, item.model, provider=item.provider, priority=priority,
+                                 key=f"batch-{item.key}")
+        if job.queued.duplicate and job.queued.state in ("cancelled", "failed"):
+            # An earlier run's job under this key was stopped or failed: this run asks afresh.
+            job = self.client.submit(settings, item.model, provider=item.provider, priority=priority,
+                                     key=f"batch-{item.key}-{uuid.uuid4().hex[:8]}")
+        try:
+            for event in job.events():
+                if isinstance(event, p.Progress):
+                    progress(f"{event.stage} {event.step}/{event.total}", event.fraction)
+                if self.cancel_now.is_set():
+                    self.client.cancel(job.id)
+        except KeyboardInterrupt:  # stopped now: the engine drops the job too (a rerun submits it again)
+            self.client.cancel(job.id)
+            raise
+        result = job.result
+        if isinstance(result, p.Cancelled):
+            raise CancelledError(f"the engine cancelled the job ({result.reason})")
+        if isinstance(result, p.Failed):
+            error = InvalidInputError if result.code in ("invalid_input", "memory") else EngineError
+            raise error(result.message)
+        record = json.loads(Path(result.paths["sidecar"]).read_text(encoding="utf-8"))
+        record.pop("audio", None)
+        record.pop("image", None)
+        record["engine_job"] = result.job
+        image = read_spectrogram_image(result.paths["image"]).pixels
+        audio, rate = read_audio(result.paths["audio"])
+        return Rendered(image=image, audio=audio, sample_rate=rate, record=record)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@dataclass
+class BatchResult:
+    done: int
+    skipped: int
+    failed: int
+    remaining: int
+    interrupted: bool
+    summary: Path
+
+
+class Interrupt:
+    """Ctrl+C: the first stops the batch after the current item; a second stops it at once."""
+
+    def __init__(self, renderer=None, say: Callable[[str], None] | None = None) -> None:
+        self.requested = False
+        self.renderer = renderer
+        self.say = say or (lambda text: print(text, file=sys.stderr))
+
+    def __call__(self, signum, frame) -> None:
+        if self.requested:
+            if self.renderer is not None and hasattr(self.renderer, "cancel_now"):
+                self.renderer.cancel_now.set()
+            raise KeyboardInterrupt
+        self.requested = True
+        self.say("\nstopping after the current item (Ctrl+C again to stop now)")
+
+    @contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def plan(presets_path: Path, out: Path, *, default_model: str | None = None) -> tuple[list[BatchItem], dict]:
+    """The items of a preset file with their planned paths, and the summary to write (nothing written)."""
+    from engine.bundle import open_bundle
+
+    presets = read_presets(presets_path, default_model=default_model)
+    previous = _read_summary(out)
+    drawn = {k: list(v) for k, v in previous.get("seeds", {}).items()}
+
+    def limits(model: str):
+        try:
+            return open_bundle(model).manifest
+        except RiffstudioError as error:
+            raise InvalidInputError(f"{presets_path.name}: model {model}: {error}") from None
+
+    items = expand(presets_path, presets, drawn, bundle_limits=limits)
+    known = {entry["key"]: entry for entry in previous.get("items", []) if isinstance(entry, dict) and "key" in entry}
+    taken = {entry["audio"].casefold() for entry in known.values() if "audio" in entry}
+    taken |= {Path(entry["audio"]).with_suffix(".json").as_posix().casefold() for entry in known.values()
+              if "audio" in entry}
+    entries = []
+    seen: set[str] = set()
+    for item in items:
+        if item.key in seen:
+            continue  # the same loop listed twice: rendered once
+        seen.add(item.key)
+        entry = known.get(item.key)
+        if entry is None or "audio" not in entry:
+            options = item.options
+            grid = options.grid() if options else None
+            by_beats = options is not None and options.beats is not None
+            stem = loop_name(item.settings.prompt, bpm=options.bpm if options else None,
+                             bars=float(grid.bars) if grid and not by_beats else None,
+                             beats=float(grid.beats) if grid and by_beats else None, seed=item.settings.seed)
+            folder_taken = {name.split("/", 1)[1] for name in taken if name.startswith(item.folder.casefold() + "/")}
+            path = unique_path(out / item.folder, stem, f".{item.audio_format}", taken=folder_taken)
+            relative = f"{item.folder}/{path.name}"
+            taken.add(relative.casefold())
+            taken.add(Path(relative).with_suffix(".json").as_posix().casefold())
+            entry = {"key": item.key, "audio": relative}
+        entries.append({"key": item.key, "label": item.label, "preset": item.preset, "seed": item.settings.seed,
+                        "audio": entry["audio"], "sidecar": str(Path(entry["audio"]).with_suffix(".json").as_posix()),
+                        "state": "pending"})
+    unique_items = list({item.key: item for item in items}.values())
+    summary = {"schema": SUMMARY_SCHEMA, "riffstudio_version": __version__, "presets": str(presets_path.name),
+               "seeds": drawn, "items": entries}
+    return unique_items, summary
+
+
+def run_batch(presets_path: Path, out: Path, renderer: Renderer, *, default_model: str | None = None,
+              say: Callable[[str], None] | None = None, item_progress: Callable[[str, float], None] | None = None,
+              interrupt: Interrupt | None = None) -> BatchResult:
+    say = say or (lambda text: print(text, file=sys.stderr))
+    items, summary = plan(presets_path, out, default_model=default_model)
+    check_writable_folder(out)
+    out.mkdir(parents=True, exist_ok=True)
+    removed = remove_partials(out)
+    if removed:
+        say(f"removed {removed} unfinished temporary file(s) from an interrupted run")
+    entries = {entry["key"]: entry for entry in summary["items"]}
+    skipped = 0
+    for item in items:
+        entry = entries[item.key]
+        if is_complete(out / entry["audio"], item.key):
+            entry["state"] = "done"
+            skipped += 1
+    write_summary(out, summary)
+    interrupt = interrupt or Interrupt(renderer, say)
+    done = failed = 0
+    total = len(items)
+    pending = [item for item in items if entries[item.key]["state"] != "done"]
+    if skipped:
+        say(f"{skipped} of {total} item(s) already complete: kept")
+    with interrupt.installed():
+        for number, item in enumerate(pending, start=1):
+            if interrupt.requested:
+                break
+            entry = entries[item.key]
+            say(f"[{skipped + number}/{total}] {item.label}")
+            started = time.perf_counter()
+            try:
+                render_item(item, out / entry["audio"], renderer, presets_path,
+                            item_progress or (lambda stage, fraction: None))
+            except (CancelledError, KeyboardInterrupt):
+                entry["state"] = "pending"
+                write_summary(out, summary)
+                raise
+            except RiffstudioError as error:
+                entry["state"] = "failed"
+                entry["error"] = str(error)
+                failed += 1
+                say(f"  failed: {error}")
+            else:
+                entry["state"] = "done"
+                entry.pop("error", None)
+                entry["seconds"] = round(time.perf_counter() - started, 3)
+                done += 1
+            write_summary(out, summary)
+    remaining = sum(1 for entry in entries.values() if entry["state"] == "pending")
+    return BatchResult(done=done, skipped=skipped, failed=failed, remaining=remaining,
+                       interrupted=interrupt.requested and remaining > 0, summary=out / SUMMARY)
+
+
+def render_item(item: BatchItem, path: Path, renderer: Renderer, presets_path: Path, progress: Progress) -> None:
+    rendered = renderer.render(item, progress)
+    record = {**rendered.record, "batch": {"key": item.key, "presets": presets_path.name, "item": item.label}}
+    seed = rendered.record.get("settings", {}).get("seed", item.settings.seed)
+    if item.options is None:
+        write_plain_loop(path, rendered, record, item.audio_format)
+        return
+    fitted = fit_image(rendered.image, item.options, analysis_audio=rendered.audio,
+                       analysis_rate=rendered.sample_rate, quality=item.settings.quality)
+    write_grid_loop(path, fitted, item.options, record, prompt=item.settings.prompt, seed=seed)
+
+
+def write_plain_loop(path: Path, rendered: Rendered, record: dict[str, Any], audio_format: str) -> None:
+    """A loop as painted (no bpm): audio, then the sidecar naming its hash."""
+    from engine.codec.audio_io import write_audio
+
+    with write_errors(path):
+        write_audio(path, rendered.audio, rendered.sample_rate)
+        sidecar = {"schema": 1, "riffstudio_version": __version__, **record,
+                   "audio": {"file": path.name, "sample_rate": rendered.sample_rate,
+                             "samples": int(rendered.audio.shape[0]), "channels": int(rendered.audio.shape[1]),
+                             "sha256": file_sha256(path)}}
+        with atomic_path(path.with_suffix(".json")) as temporary:
+            temporary.write_text(json.dumps(sidecar, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def write_summary(out: Path, summary: dict[str, Any]) -> None:
+    counts: dict[str, int] = {}
+    for entry in summary["items"]:
+        counts[entry["state"]] = counts.get(entry["state"], 0) + 1
+    summary["counts"] = counts
+    summary["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    with write_errors(out / SUMMARY):
+        with atomic_path(out / SUMMARY) as temporary:
+            temporary.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["key", "preset", "item", "seed", "state", "audio", "sidecar", "error"])
+        for entry in summary["items"]:
+            writer.writerow([entry["key"], entry["preset"], entry["label"], entry["seed"], entry["state"],
+                             entry["audio"], entry["sidecar"], entry.get("error", "")])
+        with atomic_path(out / SUMMARY_CSV) as temporary:
+            temporary.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+def remove_partials(out: Path) -> int:
+    """Remove the temporary files (.NAME.XXXX.partial*) an atomic write killed mid-way left behind."""
+    count = 0
+    for root, _, files in os.walk(out):
+        for name in files:
+            if name.startswith(".") and ".partial" in name:
+                try:
+                    os.remove(os.path.join(root, name))
+                    count += 1
+                except OSError:
+                    pass
+    return count
+
+
+def _read_summary(out: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and data.get("schema") == SUMMARY_SCHEMA else {}

@@ -1,0 +1,96 @@
+"""File names for loops, safe on Windows, macOS and Linux, and never two results on one name.
+
+    loop_name("funky slap bass", bpm=100, bars=2, seed=7)  -> "funky-slap-bass_100bpm_2bars_seed7"
+    unique_path(folder, stem, ".wav", taken=set())          -> a path no file (and no earlier pick) has
+
+The BPM goes into the name (Ableton Live, and sample packs, read it from there). Names are Unicode
+NFC (macOS stores NFD; the same prompt must give the same name everywhere), hold letters, digits
+and `-_.` only (no path separators, Windows' forbidden `<>:"/\\|?*`, controls or bidirectional marks
+that make a name display reversed), never a Windows reserved device name (CON, NUL, COM1, LPT1...),
+never start or end with a dot or a space, and stay well under every file system's 255-byte limit
+(with room for the atomic writer's temporary name). Uniqueness is case-insensitive, as on Windows
+and macOS.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from pathlib import Path
+
+MAX_STEM_BYTES = 120  # UTF-8 bytes of the prompt part: the whole name stays far below 255
+_RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+             *(f"COM{d}" for d in "0123456789¹²³"), *(f"LPT{d}" for d in "0123456789¹²³")}
+_SEPARATORS = re.compile(r"[\s\-_.]+")
+
+
+def slug(text: str, *, fallback: str = "loop", max_bytes: int = MAX_STEM_BYTES) -> str:
+    """A safe, readable file-name part from free text (a prompt, a preset name)."""
+    text = unicodedata.normalize("NFKC", str(text))
+    kept = []
+    for char in text:
+        category = unicodedata.category(char)
+        if category[0] in "LN" or char in "-_.":
+            kept.append(char)
+        else:  # spaces, punctuation, symbols (emoji), controls, format marks (RTL/LTR overrides)
+            kept.append(" ")
+    words = [word for word in _SEPARATORS.split("".join(kept)) if word]
+    result = "-".join(words).strip(". -_").lower()
+    result = unicodedata.normalize("NFC", result)
+    while len(result.encode("utf-8")) > max_bytes:
+        result = result[:-1]
+    result = result.strip(". -_")
+    if not result:
+        result = fallback
+    if result.split(".")[0].upper() in _RESERVED:
+        result = f"{result}-"
+    return result
+
+
+def loop_name(prompt: str, *, bpm: float | None = None, bars: float | None = None, seed: int | None = None,
+              beats: float | None = None) -> str:
+    """The file stem for a loop: prompt, tempo, length and seed."""
+    parts = [slug(prompt)]
+    if bpm is not None:
+        parts.append(f"{_number(bpm)}bpm")
+    if bars is not None:
+        parts.append(f"{_number(bars)}bar" + ("" if float(bars) == 1 else "s"))
+    elif beats is not None:
+        parts.append(f"{_number(beats)}beat" + ("" if float(beats) == 1 else "s"))
+    if seed is not None:
+        parts.append(f"seed{int(seed)}")
+    return "_".join(parts)
+
+
+def unique_path(folder: str | os.PathLike[str], stem: str, suffix: str, *, taken: set[str] | None = None,
+                extra_suffixes: tuple[str, ...] = (".json",)) -> Path:
+    """folder/stem+suffix, or stem-2, stem-3... when that name (or its sidecar's, compared without case)
+    is already on disk or in `taken`; the name chosen is added to `taken`."""
+    folder = Path(folder)
+    taken = taken if taken is not None else set()
+    existing = {name.casefold() for name in os.listdir(folder)} if folder.is_dir() else set()
+    number = 1
+    while True:
+        candidate = stem if number == 1 else f"{stem}-{number}"
+        names = [f"{candidate}{ext}".casefold() for ext in (suffix, *extra_suffixes)]
+        if not any(name in existing or name in taken for name in names):
+            taken.update(names)
+            return folder / f"{candidate}{suffix}"
+        number += 1
+
+
+def is_safe_name(name: str) -> bool:
+    """What every name made here satisfies (used by the tests and by batch before writing)."""
+    if not name or name != unicodedata.normalize("NFC", name) or len(name.encode("utf-8")) > 200:
+        return False
+    if name[0] in ". " or name[-1] in ". ":
+        return False
+    if any(char in '<>:"/\\|?*' or unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in name):
+        return False
+    return name.split(".")[0].upper() not in _RESERVED
+
+
+def _number(value: float) -> str:
+    value = float(value)
+    return str(int(value)) if value.is_integer() else f"{value:g}".replace(".", "p")

@@ -1,0 +1,236 @@
+"""`riffstudio batch`: preset files checked before anything is written, results exactly once across kill -9,
+Ctrl+C after the current item, changed presets re-rendered alone, and the same results through the engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import soundfile
+from conftest import REPO
+
+from plugin.batch import SUMMARY, EngineRenderer, InProcessRenderer, run_batch
+from plugin.grid_loop import file_sha256, is_complete
+from plugin.presets import PresetFileError, read_presets
+from ui.cli.main import main
+
+XDG = ("XDG_DATA_HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
+# Fast items on the tiny model: 2 beats at 200 bpm paint a 144 px image; 2 Euler steps.
+FAST = 'steps = 2\nscheduler = "euler"\nquality = "draft"\nbpm = 200\nbeats = 2\n'
+
+
+@pytest.fixture(autouse=True)
+def private_dirs(tmp_path, monkeypatch):
+    for name in XDG:
+        folder = tmp_path / "xdg" / name.split("_")[1].lower()
+        folder.mkdir(parents=True, mode=0o700)
+        monkeypatch.setenv(name, str(folder))
+
+
+def six_items(folder: Path, bundle: Path) -> Path:
+    path = folder / "pack.toml"
+    path.write_text(f"""# six loops
+[defaults]
+model = "{bundle}"
+{FAST}
+[[preset]]
+name = "funk bass"
+prompt = "funky slap bass"
+seeds = [1, 2, 3]
+
+[[preset]]
+prompt = "lofi piano / rain"
+count = 2
+format = "flac"
+
+[[preset]]
+prompt = "CON"
+seeds = [5]
+bpm = 180
+""", encoding="utf-8")
+    return path
+
+
+def result_files(out: Path) -> list[Path]:
+    return sorted(p for p in out.rglob("*") if p.is_file() and p.name not in (SUMMARY, "summary.csv"))
+
+
+def check_complete(out: Path, count: int) -> dict:
+    summary = json.loads((out / SUMMARY).read_text())
+    assert summary["counts"] == {"done": count}
+    files = result_files(out)
+    assert not [p for p in files if ".partial" in p.name or p.name.startswith(".")]  # nothing half-written left
+    assert len(files) == 2 * count  # each result exactly once: its audio and its sidecar, nothing else
+    keys = set()
+    for entry in summary["items"]:
+        audio = out / entry["audio"]
+        assert is_complete(audio, entry["key"]), entry
+        sidecar = json.loads(audio.with_suffix(".json").read_text())
+        keys.add(sidecar["batch"]["key"])
+        info = soundfile.info(audio)
+        assert info.frames == sidecar["audio"]["samples"] == sidecar["fit"]["samples"] * info.samplerate // 44100
+    assert len(keys) == count
+    csv_lines = (out / "summary.csv").read_text().splitlines()
+    assert len(csv_lines) == count + 1 and all(",done," in line for line in csv_lines[1:])
+    return summary
+
+
+def _batch_process(presets: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ui.cli.main", "batch", str(presets), "--out", str(out)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+
+
+def _wait_done(out: Path, count: int, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            summary = json.loads((out / SUMMARY).read_text())
+            if summary.get("counts", {}).get("done", 0) >= count:
+                return
+        except (OSError, ValueError):
+            pass
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.02)
+    raise AssertionError(f"{count} items not done within {timeout} s")
+
+
+@pytest.mark.slow
+def test_batch_killed_after_the_second_item_resumes_exactly_once(tmp_path, fp32_bundle):
+    presets = six_items(tmp_path, fp32_bundle)
+    out = tmp_path / "pack"
+    process = _batch_process(presets, out)
+    _wait_done(out, 2, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    first = json.loads((out / SUMMARY).read_text())
+    kept = {e["audio"]: (out / e["audio"]).stat().st_ino for e in first["items"] if e["state"] == "done"}
+    assert len(kept) >= 2
+    seeds_drawn = first["seeds"]
+
+    again = subprocess.run([sys.executable, "-m", "ui.cli.main", "batch", str(presets), "--out", str(out)], cwd=REPO,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"{6 - len(kept)} rendered, {len(kept)} already complete" in again.stdout
+    summary = check_complete(out, 6)
+    assert summary["seeds"] == seeds_drawn  # count = 2 drew its seeds once
+    for audio, inode in kept.items():
+        assert (out / audio).stat().st_ino == inode  # complete results were kept, not redone
+    names = [e["audio"] for e in summary["items"]]
+    assert "funk-bass/funky-slap-bass_200bpm_2beats_seed1.wav" in names
+    assert any(n.startswith("con-/con-_180bpm") for n in names)
+    # A third run has nothing to do.
+    assert main(["batch", str(presets), "--out", str(out)]) == 0
+    assert result_files(out) == sorted(out / n for n in names for n in (n, str(Path(n).with_suffix(".json"))))
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_after_the_current_item(tmp_path, fp32_bundle):
+    presets = six_items(tmp_path, fp32_bundle)
+    out = tmp_path / "pack"
+    process = _batch_process(presets, out)
+    deadline = time.monotonic() + 120
+    while not (out / SUMMARY).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # inside the first item
+    process.send_signal(signal.SIGINT)
+    _stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "stopping after the current item" in stderr
+    summary = json.loads((out / SUMMARY).read_text())
+    done = [e for e in summary["items"] if e["state"] == "done"]
+    assert 1 <= len(done) <= 2 and summary["counts"]["pending"] == 6 - len(done)
+    for entry in done:
+        assert is_complete(out / entry["audio"], entry["key"])
+    assert len(result_files(out)) == 2 * len(done)
+
+
+def test_changed_presets_render_only_what_changed(tmp_path, fp32_bundle):
+    presets = tmp_path / "two.toml"
+    text = f'[defaults]\nmodel = "{fp32_bundle}"\n{FAST}\n[[preset]]\nprompt = "kick"\nseeds = [1]\n\n' \
+           '[[preset]]\nprompt = "snare"\nseeds = [1]\n'
+    presets.write_text(text)
+    out = tmp_path / "out"
+    renderer = InProcessRenderer()
+    first = run_batch(presets, out, renderer, say=lambda _: None)
+    assert (first.done, first.skipped) == (2, 0)
+    kick = out / "kick" / "kick_200bpm_2beats_seed1.wav"
+    kick_hash = file_sha256(kick)
+    presets.write_text(text.replace('"snare"', '"clap"'))
+    second = run_batch(presets, out, renderer, say=lambda _: None)
+    assert (second.done, second.skipped, second.failed) == (1, 1, 0)
+    assert file_sha256(kick) == kick_hash
+    assert (out / "clap" / "clap_200bpm_2beats_seed1.wav").is_file()
+    assert [e["label"] for e in json.loads((out / SUMMARY).read_text())["items"]] == ["kick (seed 1)", "clap (seed 1)"]
+    # A damaged result is not taken as done: checked, not assumed.
+    data = bytearray(kick.read_bytes())
+    data[-10] ^= 0xFF
+    kick.write_bytes(bytes(data))
+    third = run_batch(presets, out, renderer, say=lambda _: None)
+    assert (third.done, third.skipped) == (1, 1)
+    assert file_sha256(kick) == kick_hash  # rendered again, the same loop
+
+
+MALFORMED = {
+    "bad TOML": ('[[preset]]\nprompt = "kick"\nbpm = \n', 3, "not valid TOML"),
+    "unknown key": ('[[preset]]\nprompt = "kick"\n\ntempo = 100\n', 4, "tempo: unknown key"),
+    "bpm as words": ('[defaults]\nsteps = 2\n[[preset]]\nprompt = "kick"\nbpm = "fast"\n', 5, "bpm: must be a number"),
+    "seeds and count": ('[[preset]]\nprompt = "kick"\nseeds = [1, 2]\ncount = 3\n', 4,
+                        "count: give either seeds or count"),
+    "out of range": ('[[preset]]\nprompt = "kick"\nbpm = 100\n\nsteps = 0\n', 5, "steps: steps must be"),
+    "bad meter in defaults": ('[defaults]\nmeter = "4"\n[[preset]]\nprompt = "kick"\nbpm = 100\n', 2, "meter:"),
+    "no prompt": ('[[preset]]\nname = "x"\nseeds = [1]\n', 1, "prompt: missing"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_preset_files_name_file_line_and_key_and_write_nothing(tmp_path, capsys, fp32_bundle, case):
+    text, line, words = MALFORMED[case]
+    presets = tmp_path / "bad.toml"
+    presets.write_text(text)
+    out = tmp_path / "out"
+    assert main(["batch", str(presets), "--model", str(fp32_bundle), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"riffstudio: bad.toml:{line}: ") and words in err, err
+    assert err.count("\n") == 1
+    assert not out.exists()
+    with pytest.raises(PresetFileError):
+        read_presets(presets)
+
+
+def test_the_example_preset_file_is_valid():
+    presets = read_presets(REPO / "docs" / "batch-presets.example.toml")
+    assert [p.values.get("name") for p in presets] == ["funk bass", "lofi keys", "riff on my loop"]
+    assert presets[1].values["bpm"] == 85 and presets[0].values["bpm"] == 100
+
+
+@pytest.mark.slow
+def test_batch_through_the_engine_gives_the_same_results(tmp_path, fp32_bundle, monkeypatch):
+    from engine_fixtures import engine_home
+
+    presets = tmp_path / "one.toml"
+    presets.write_text(f'[defaults]\nmodel = "{fp32_bundle}"\n{FAST}\n[[preset]]\nprompt = "funky slap bass"\n'
+                       'seeds = [1, 2]\n')
+    local = run_batch(presets, tmp_path / "local", InProcessRenderer(), say=lambda _: None)
+    assert local.done == 2
+    with engine_home(monkeypatch):
+        renderer = EngineRenderer()
+        try:
+            remote = run_batch(presets, tmp_path / "engine", renderer, say=lambda _: None)
+            again = run_batch(presets, tmp_path / "engine", renderer, say=lambda _: None)
+        finally:
+            renderer.close()
+    assert (remote.done, again.skipped, again.done) == (2, 2, 0)
+    check_complete(tmp_path / "engine", 2)
+    for name in ("funky-slap-bass_200bpm_2beats_seed1.wav", "funky-slap-bass_200bpm_2beats_seed2.wav"):
+        engine_file = tmp_path / "engine" / "funky-slap-bass" / name
+        sidecar = json.loads(engine_file.with_suffix(".json").read_text())
+        assert sidecar["engine_job"]
+        local_audio, _ = soundfile.read(tmp_path / "local" / "funky-slap-bass" / name, dtype="int32")
+        engine_audio, _ = soundfile.read(engine_file, dtype="int32")
+        assert (local_audio == engine_audio).all()  # one interface, the same loop either way

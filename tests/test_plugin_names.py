@@ -1,0 +1,46 @@
+"""File names from hostile prompts: valid on Windows, macOS and Linux, and never two results on one name."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from plugin.names import MAX_STEM_BYTES, is_safe_name, loop_name, slug, unique_path
+
+HOSTILE = ["a/b\\c", "../../etc/passwd", "CON", "con", "NUL.txt", "LPT1", "COM9", "..", "....", ". . .",
+           "🎸🔥🥁", "x" * 500, "é" * 500, "\u202eevil\u202c txt", "\u200fright\u200e-left", "tab\tnew\nline",
+           'what<>:"|?*', "  spaced  ", "", "Cafe\u0301", "Café", "カフェ ループ", "null\x00byte"]
+
+
+@pytest.mark.parametrize("prompt", HOSTILE)
+def test_hostile_prompts_give_valid_names(prompt, tmp_path):
+    stem = loop_name(prompt, bpm=120, bars=2, seed=7)
+    name = f"{stem}.wav"
+    assert is_safe_name(name), name
+    assert stem.endswith("_120bpm_2bars_seed7")
+    assert len(slug(prompt).encode("utf-8")) <= MAX_STEM_BYTES
+    assert unicodedata.is_normalized("NFC", name)
+    assert not any(unicodedata.category(c) == "Cf" for c in name)  # no RTL/LTR marks
+    path = unique_path(tmp_path, stem, ".wav")
+    path.write_bytes(b"x")  # the OS takes it, in the folder asked for
+    assert path.parent == tmp_path and path.exists()
+
+
+def test_reserved_names_are_never_produced():
+    for word in ("CON", "prn", "Aux", "nul", "COM1", "lpt9"):
+        assert slug(word).split(".")[0].upper() not in {"CON", "PRN", "AUX", "NUL", "COM1", "LPT9"}
+
+
+def test_composed_and_decomposed_prompts_give_the_same_name():
+    assert loop_name("Cafe\u0301 loop", seed=1) == loop_name("Café loop", seed=1)
+
+
+def test_names_are_unique_case_insensitively_on_disk_and_within_a_run(tmp_path):
+    (tmp_path / "Funk_120bpm_1bar_seed1.wav").write_bytes(b"x")
+    taken: set[str] = set()
+    names = [unique_path(tmp_path, "funk_120bpm_1bar_seed1", ".wav", taken=taken).name for _ in range(3)]
+    assert names == ["funk_120bpm_1bar_seed1-2.wav", "funk_120bpm_1bar_seed1-3.wav", "funk_120bpm_1bar_seed1-4.wav"]
+    hostile = {unique_path(tmp_path, loop_name(p, bpm=100, bars=1, seed=3), ".wav", taken=taken).name.casefold()
+               for p in HOSTILE}
+    assert len(hostile) == len(HOSTILE)  # every prompt its own file, even those that slug alike

@@ -1,0 +1,88 @@
+"""`riffstudio generate ... --bpm B --bars N`: paint enough image for the bars, then fit it onto the grid."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from dataclasses import replace
+
+
+def run_generate_on_grid(args: argparse.Namespace, settings, noise) -> int:
+    from engine.bundle import open_bundle
+    from engine.errors import InvalidInputError
+    from plugin.grid_loop import check_grid_outputs, fit_image, paint_width, write_grid_loop
+    from ui.cli.grid_args import grid_options
+    from ui.cli.progress import TerminalProgress
+
+    options = grid_options(args)
+    check_grid_outputs(args.out, options)
+    if args.image is not None:
+        from engine.atomic import check_writable
+
+        if args.image.suffix.lower() != ".png":
+            raise InvalidInputError(f"cannot write the spectrogram to {args.image.name}: use a .png file name")
+        check_writable(args.image)
+    manifest = open_bundle(args.model).manifest
+    if noise is None:  # given latents fix the width; otherwise paint as much as the bars need
+        width = manifest.image_width if manifest.fixed_shapes else paint_width(
+            options.grid(), settings.width, min_width=manifest.min_image_width, max_width=manifest.max_image_width,
+            width_step=manifest.width_step)
+        settings = replace(settings, width=width)
+    bar = TerminalProgress()
+    try:
+        if getattr(args, "engine", False):
+            if noise is not None:
+                raise InvalidInputError("--latents cannot go through the engine: leave out --engine")
+            rendered = _render_in_engine(args, settings, bar)
+            image, audio, rate, record = rendered.image, rendered.audio, rendered.sample_rate, rendered.record
+        else:
+            from engine.generation.loop import render_loop
+            from ui.cli.provider_args import open_generator
+
+            generator = open_generator(args)
+            loop = render_loop(generator, settings, initial_noise=noise,
+                               progress=lambda e: bar(f"{e.stage} {e.step}/{e.total}", e.fraction))
+            image, audio, rate = loop.image, loop.audio, loop.sample_rate
+            record = loop.sidecar(generator)
+            record.pop("audio", None)
+        bar("fitting to the grid", 1.0)
+        fitted = fit_image(image, options, analysis_audio=audio, analysis_rate=rate, quality=settings.quality)
+    finally:
+        bar.close()
+    for note in record.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
+    seed = record.get("settings", {}).get("seed")
+    if args.image is not None:
+        from engine.atomic import write_errors
+        from engine.codec import DEFAULT_MAX_VALUE, DEFAULT_PARAMS, EncodedImage
+        from engine.codec.image_file import write_spectrogram_image
+
+        record["image"] = {"file": args.image.name}
+        with write_errors(args.image):
+            write_spectrogram_image(args.image, EncodedImage(pixels=image, max_value=DEFAULT_MAX_VALUE, stereo=False,
+                                                             params=DEFAULT_PARAMS))
+    sidecar = write_grid_loop(args.out, fitted, options, record, prompt=settings.prompt, seed=seed)
+    report = fitted.report
+    found = f"tempo found {report.tempo_found:.2f} bpm" if report.tempo_found else "no tempo found"
+    print(f"wrote {args.out} (seed {seed}, {sidecar['audio']['samples']} samples = {float(fitted.grid.bars):g} bars "
+          f"at {fitted.grid.bpm:g} bpm; {report.mode} fit: {found}, stretch {report.stretch:.3f})")
+    if report.mode == "length":
+        print(f"note: {report.reason}", file=sys.stderr)
+    return 0
+
+
+def _render_in_engine(args: argparse.Namespace, settings, bar):
+    from pathlib import Path
+
+    from engine.client import EngineClient
+    from plugin.batch import EngineRenderer
+    from plugin.presets import BatchItem
+
+    if settings.init_audio:
+        settings = replace(settings, init_audio=str(Path(settings.init_audio).resolve()))
+    item = BatchItem(key=uuid.uuid4().hex, preset=0, folder="", settings=settings, options=None, audio_format="wav",
+                     model=str(Path(args.model).resolve()), provider=args.provider)
+    with EngineClient(name="riffstudio-generate") as client:
+        renderer = EngineRenderer(client)
+        return renderer.render(item, bar, priority="interactive")
