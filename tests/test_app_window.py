@@ -1,17 +1,25 @@
-"""The desktop app's main window, driven through a real Qt widget tree."""
+"""The desktop app's main window, driven through a real Qt widget tree (no engine needed for these)."""
 
 from __future__ import annotations
 
-import os
-
+import pytest
+from engine_fixtures import engine_home
 from PySide6.QtCore import Qt
 
-from ui.main_window import MainWindow
+
+@pytest.fixture
+def window(qtbot, monkeypatch):
+    from ui.app.settings import AppSettings
+    from ui.app.window import MainWindow
+
+    with engine_home(monkeypatch):
+        win = MainWindow(AppSettings())
+        qtbot.addWidget(win)
+        yield win
+        win.shutdown()
 
 
-def test_generate_is_enabled_only_with_a_prompt(qtbot):
-    window = MainWindow()
-    qtbot.addWidget(window)
+def test_generate_is_enabled_only_with_a_prompt(qtbot, window):
     assert not window.generate_button.isEnabled()
     qtbot.keyClicks(window.prompt, "   ")
     assert not window.generate_button.isEnabled()
@@ -19,16 +27,110 @@ def test_generate_is_enabled_only_with_a_prompt(qtbot):
     assert window.generate_button.isEnabled()
 
 
-def test_generate_button_emits_the_trimmed_prompt(qtbot):
-    window = MainWindow()
-    qtbot.addWidget(window)
+def test_generate_button_asks_for_a_job(qtbot, window):
     qtbot.keyClicks(window.prompt, "  lofi piano  ")
-    with qtbot.waitSignal(window.generate_requested) as signal:
+    with qtbot.waitSignal(window.generate.generate_requested):
         qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
-    assert signal.args == ["lofi piano"]
+    assert window.generate.values().prompt == "lofi piano"
 
 
-def test_app_command_opens_a_window_and_exits_cleanly(run_cli):
-    result = run_cli("app", "--quit-after", "0.3", env={"QT_QPA_PLATFORM": "offscreen"}, timeout=60)
+def test_advanced_options_are_folded_away_with_sensible_defaults(qtbot, window):
+    panel = window.generate
+    window.show()
+    assert not panel.advanced.isVisible()
+    assert (panel.steps.value(), panel.guidance.value(), panel.scheduler.currentText()) == (15, 7.0, "dpmpp_2m_karras")
+    qtbot.mouseClick(panel.advanced_toggle, Qt.MouseButton.LeftButton)
+    assert panel.advanced.isVisible()
+
+
+def test_an_unlocked_seed_changes_each_time_a_locked_one_stays(window):
+    panel = window.generate
+    panel.prompt.setText("x")
+    seeds = {panel.values().seed for _ in range(5)}
+    assert len(seeds) > 1
+    panel.seed_lock.setChecked(True)
+    panel.seed.setValue(1234)
+    assert {panel.values().seed for _ in range(3)} == {1234}
+
+
+def test_the_link_toggle_without_the_link_extra_says_why_and_turns_off(qtbot, window):
+    import importlib.util
+
+    if importlib.util.find_spec("aalink") is not None:
+        pytest.skip("aalink is installed here")
+    qtbot.mouseClick(window.generate.link, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.generate.link.isChecked(), timeout=10_000)
+    assert "riffstudio[link]" in window.statusBar().currentMessage()
+
+
+def test_mel_axis_ticks_are_not_linear_and_low_frequencies_sit_at_the_bottom():
+    from engine.codec.params import SpectrogramParams
+    from ui.app.axes import frequency_ticks, time_ticks
+
+    ticks = dict((label, fraction) for fraction, label in frequency_ticks(SpectrogramParams()))
+    assert 0 < ticks["100"] < ticks["1k"] < ticks["10k"] == pytest.approx(1.0)
+    assert ticks["1k"] > 0.3  # mel: 1 kHz is far above 10% of the height
+    bars = time_ticks(0, 4.0, bpm=120)
+    assert [label for _, label, major in bars if major] == ["1", "2", "3"]
+
+
+def test_app_command_opens_a_window_and_exits_cleanly(run_cli, monkeypatch):
+    with engine_home(monkeypatch):
+        result = run_cli("app", "--quit-after", "0.3", env={"QT_QPA_PLATFORM": "offscreen"}, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert os.environ.get("QT_QPA_PLATFORM") == "offscreen"
+
+
+def test_the_app_process_never_imports_the_generation_code_or_onnx_runtime():
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport ui.app.window, ui.app.controller, ui.app.exports, ui.app.screenshot\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('engine.generation', 'onnxruntime', 'torch'))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert result.stdout.strip() == "[]"
+
+
+def test_spectrogram_click_seeks_and_the_wheel_zooms_around_the_pointer(qtbot):
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QImage
+
+    from ui.app.spectrogram_view import SpectrogramView
+
+    view = SpectrogramView()
+    qtbot.addWidget(view)
+    view.resize(844, 300)
+    view.show()
+    image = QImage(500, 512, QImage.Format.Format_Grayscale8)
+    image.fill(128)
+    view.set_image(image, bpm=120)
+    assert view.duration_s == pytest.approx(5.0)
+    with qtbot.waitSignal(view.seek_requested) as seek:
+        qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=QPoint(44 + 396, 150))  # half-way across the plot
+    assert seek.args[0] == pytest.approx(2.5, abs=0.02)
+    view.zoom_by(4.0, anchor_s=2.5)
+    start, end = view._visible()
+    assert end - start == pytest.approx(1.25) and start < 2.5 < end
+
+
+def test_settings_survive_a_restart(monkeypatch):
+    from dataclasses import replace
+
+    from ui.app.settings import AppSettings, load_settings, save_settings
+
+    with engine_home(monkeypatch) as home:
+        chosen = replace(AppSettings(), export_dir=str(home / "loops"), bit_depth="16", theme="light",
+                         engine_threads=2, loop_playback=False, volume=0.5)
+        save_settings(chosen)
+        assert load_settings() == chosen
+
+
+def test_the_model_manager_runs_model_check_in_a_child_process(qtbot, fp32_bundle):
+    from ui.app.model_dialog import ModelDialog
+
+    dialog = ModelDialog(str(fp32_bundle), "")
+    qtbot.addWidget(dialog)
+    qtbot.mouseClick(dialog.check, Qt.MouseButton.LeftButton)
+    assert dialog.process is not None  # running, and the dialog (the GUI thread) is free meanwhile
+    qtbot.waitUntil(lambda: dialog.process is None, timeout=120_000)
+    assert "(exit code 0)" in dialog.log.toPlainText()

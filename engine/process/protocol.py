@@ -24,7 +24,7 @@ import numpy as np
 
 from engine.errors import EngineError
 
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"  # 1.1: model_loaded.reason
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # a preview is ~12 KB; anything near this is a bug or an attack
 
 Priority = Literal["interactive", "batch"]
@@ -295,6 +295,7 @@ class ModelLoaded(Message):
     bundle: str
     provider: str
     seconds: float
+    reason: str = ""  # why this provider runs (choose_provider's sentence), for the app's model manager; 1.1
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,7 @@ class Engine:
         self._generator_key: tuple | None = None
         self._stop = threading.Event()
         self._stop_reason = ""
+        self._provider_reason = ""  # choose_provider's sentence for the warm generator (model_loaded.reason)
         self._last_activity = time.monotonic()
         self.journal: Journal | None = None
         self.info: files.ConnectionInfo | None = None
@@ -487,7 +488,7 @@ class Engine:
                                             lambda stage, fraction: reply(p.ModelProgress(
                                                 re=request.id, stage=stage, fraction=fraction)))
             reply(p.ModelLoaded(re=request.id, bundle=str(generator.bundle.path), provider=generator.provider,
-                                seconds=round(time.perf_counter() - start, 4)))
+                                seconds=round(time.perf_counter() - start, 4), reason=self._provider_reason))
         except RiffstudioError as error:
             reply(p.Error(re=request.id, code=error_code(error), message=str(error)))
         except Exception as error:
@@ -593,6 +594,7 @@ class Engine:
             self._generator, self._generator_key = None, None  # free the old sessions before opening new ones
         base = SessionSettings(intra_op_threads=self.settings.intra_op_threads)
         session_settings, why = choose_provider(provider, bundle, base)
+        self._provider_reason = why
         log.info("opening %s: %s", path, why)
         generator = LoopGenerator(bundle, session_settings, session_options=session_options or None)
         with self._lock:

@@ -1,0 +1,89 @@
+"""A finished result as the file a DAW gets: a closed WAV in the permanent export folder, DAW-named.
+
+Why a permanent folder and never a temp file: Ableton (and others) reference a dropped sample where it
+lies; a temp file vanishes and the set shows it missing next week. Why export when the job finishes and
+not when the drag starts: a drag must start at once, with a file that is already whole.
+
+On the grid (BPM + bars) the loop goes through plugin/'s fitting (`fit_image` + `write_grid_loop`: exact
+length, acid/smpl/cue/INFO chunks); in seconds mode the engine's WAV is copied under the DAW name.
+This runs on a worker thread (fitting is DSP): never call it from the GUI thread.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.atomic import atomic_path
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    audio: str  # the engine's loop.wav
+    image: str  # the engine's loop.png
+    sidecar: dict[str, Any]
+    folder: Path
+    bpm: float | None = None
+    bars: float | None = None
+    bit_depth: str = "24"
+    sample_rate: int = 44100
+    audio_format: str = "wav"  # wav (what drags hand out), flac or aiff (Export...)
+
+
+def export_loop(request: ExportRequest) -> Path:
+    """Write the DAW file for one result; returns its path (complete and closed when this returns)."""
+    from plugin.names import loop_name, unique_path
+
+    settings = request.sidecar.get("settings", {})
+    prompt = str(settings.get("prompt", "loop"))
+    seed = settings.get("seed")
+    request.folder.mkdir(parents=True, exist_ok=True)
+    stem = loop_name(prompt, bpm=request.bpm, bars=request.bars if request.bpm else None, seed=seed)
+    out = unique_path(request.folder, stem, f".{request.audio_format}")
+    if request.bpm and request.bars:
+        _export_on_grid(request, out, prompt, seed)
+    elif request.audio_format == "wav" and request.audio.lower().endswith(".wav"):
+        with atomic_path(out) as temporary:
+            shutil.copyfile(request.audio, temporary)
+    else:
+        import soundfile
+
+        audio, rate = soundfile.read(request.audio, dtype="float32", always_2d=True)
+        subtype = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}[request.bit_depth]
+        if request.audio_format == "flac" and subtype == "FLOAT":
+            subtype = "PCM_24"  # FLAC holds integers only
+        with atomic_path(out) as temporary:
+            soundfile.write(temporary, audio, rate, format=request.audio_format.upper(), subtype=subtype)
+    return out
+
+
+def _export_on_grid(request: ExportRequest, out: Path, prompt: str, seed: int | None) -> None:
+    from engine.codec.audio_io import read_audio
+    from engine.codec.image_file import read_spectrogram_image
+    from plugin.grid_loop import GridOptions, fit_image, write_grid_loop
+
+    options = GridOptions(bpm=float(request.bpm), bars=float(request.bars), bit_depth=request.bit_depth,
+                          sample_rate=request.sample_rate).validate(out)
+    image = read_spectrogram_image(request.image)
+    audio, rate = read_audio(request.audio)
+    quality = str(request.sidecar.get("settings", {}).get("quality", "standard"))
+    fitted = fit_image(image.pixels, options, analysis_audio=audio, analysis_rate=rate, quality=quality)
+    record = {"settings": request.sidecar.get("settings", {}), "bundle": request.sidecar.get("bundle", {}),
+              "source": {"audio": request.audio}}
+    write_grid_loop(out, fitted, options, record, prompt=prompt, seed=seed)
+
+
+def paint_width_for(bpm: float, bars: float, minimum: int = 64) -> int:
+    """The image width to ask the engine for a loop of `bars` at `bpm` (plugin/'s rule, pure arithmetic)."""
+    from plugin.fit import Grid
+    from plugin.grid_loop import paint_width
+
+    return paint_width(Grid.parse(bpm=bpm, bars=bars), minimum)
+
+
+def width_for_seconds(seconds: float) -> int:
+    """Image columns for `seconds` of audio: 100 columns a second (10 ms hop), a multiple of 8."""
+    columns = round(seconds * 100) + 1
+    return int(min(max(-(-columns // 8) * 8, 64), 2048))

@@ -1,0 +1,197 @@
+"""The generate panel: prompt and negative prompt (completed from history), seed with lock and dice,
+length in bars at a BPM or in seconds, quality, and the advanced options folded away.
+
+It only collects choices: `values()` is a frozen GenerateValues, turned into a job by the window."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from PySide6.QtCore import QStringListModel, Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QCompleter,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.schedulers import SCHEDULER_NAMES
+
+QUALITIES = ("draft", "standard", "high")
+MAX_SEED = 2**31 - 1  # QSpinBox holds a signed 32-bit int; the engine takes up to 2**32 - 1
+
+
+@dataclass(frozen=True)
+class GenerateValues:
+    prompt: str
+    negative: str
+    seed: int | None  # None: the engine picks (seed unlocked)
+    steps: int
+    guidance: float
+    scheduler: str
+    quality: str
+    bpm: float | None  # None: seconds mode
+    bars: float | None
+    seconds: float
+    strength: float
+
+    def settings(self, width: int) -> dict:
+        """The GenerationSettings dict the engine validates (the app never imports engine.generation)."""
+        return {"prompt": self.prompt, "negative_prompt": self.negative, "seed": self.seed, "steps": self.steps,
+                "guidance": self.guidance, "scheduler": self.scheduler, "width": width, "quality": self.quality}
+
+
+class GeneratePanel(QWidget):
+    generate_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.prompt = QLineEdit(objectName="prompt")
+        self.prompt.setPlaceholderText("Describe a loop, e.g. funky slap bass, 100 bpm")
+        self.negative = QLineEdit(objectName="negative")
+        self.negative.setPlaceholderText("Negative prompt (what to avoid), e.g. vocals, noise")
+        self.prompt_history = QStringListModel(self)
+        self.negative_history = QStringListModel(self)
+        for edit, model in ((self.prompt, self.prompt_history), (self.negative, self.negative_history)):
+            completer = QCompleter(model, edit)
+            completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+            completer.setFilterMode(Qt.MatchFlag.MatchContains)
+            edit.setCompleter(completer)
+
+        self.generate_button = QPushButton("Generate", objectName="generate")
+        self.generate_button.setToolTip("Generate (Ctrl+Enter)")
+        self.generate_button.setEnabled(False)
+        self.generate_button.setMinimumHeight(34)
+
+        self.seed = QSpinBox(objectName="seed")
+        self.seed.setRange(0, MAX_SEED)
+        self.seed.setValue(random.randint(0, 99999))
+        self.seed_lock = QCheckBox("Lock", objectName="seed_lock")
+        self.seed_lock.setToolTip("Locked: every generate uses this seed. Unlocked: a new seed each time")
+        self.dice = QToolButton(objectName="dice")
+        self.dice.setText("⚄")
+        self.dice.setToolTip("A new random seed")
+
+        self.length_mode = QComboBox(objectName="length_mode")
+        self.length_mode.addItems(["bars", "seconds"])
+        self.bars = QDoubleSpinBox(objectName="bars", decimals=0, minimum=1, maximum=16, value=2)
+        self.bpm = QDoubleSpinBox(objectName="bpm", decimals=1, minimum=40, maximum=240, value=120)
+        self.bpm.setSuffix(" bpm")
+        self.link = QToolButton(objectName="link", checkable=True)
+        self.link.setText("Link")
+        self.link.setToolTip("Follow the tempo of an Ableton Link session on your network (the link extra)")
+        self.seconds = QDoubleSpinBox(objectName="seconds", decimals=1, minimum=0.7, maximum=20.0, value=5.1)
+        self.seconds.setSuffix(" s")
+        self.quality = QComboBox(objectName="quality")
+        self.quality.addItems(QUALITIES)
+        self.quality.setCurrentText("standard")
+
+        self.steps = QSpinBox(objectName="steps", minimum=1, maximum=150, value=15)
+        self.guidance = QDoubleSpinBox(objectName="guidance", decimals=1, minimum=0, maximum=30, value=7.0,
+                                       singleStep=0.5)
+        self.scheduler = QComboBox(objectName="scheduler")
+        self.scheduler.addItems(list(SCHEDULER_NAMES))
+        self.scheduler.setCurrentText("dpmpp_2m_karras")
+        self.strength = QSlider(Qt.Orientation.Horizontal, objectName="strength", minimum=5, maximum=100, value=75)
+        self.strength_label = QLabel("0.75")
+
+        self.advanced_toggle = QToolButton(objectName="advanced_toggle", checkable=True)
+        self.advanced_toggle.setText("▸ Advanced")
+        self.advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.advanced = QWidget(objectName="advanced")
+        form = QFormLayout(self.advanced)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Steps", self.steps)
+        form.addRow("Guidance", self.guidance)
+        form.addRow("Scheduler", self.scheduler)
+        strength_row = QHBoxLayout()
+        strength_row.addWidget(self.strength, 1)
+        strength_row.addWidget(self.strength_label)
+        form.addRow("Riff strength", strength_row)
+        self.advanced.setVisible(False)
+
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(8)
+        grid.addWidget(QLabel("Length"), 0, 0)
+        length_row = QHBoxLayout()
+        length_row.addWidget(self.bars, 1)
+        length_row.addWidget(self.seconds, 1)
+        length_row.addWidget(self.length_mode)
+        grid.addLayout(length_row, 0, 1)
+        grid.addWidget(QLabel("Tempo"), 1, 0)
+        tempo_row = QHBoxLayout()
+        tempo_row.addWidget(self.bpm, 1)
+        tempo_row.addWidget(self.link)
+        grid.addLayout(tempo_row, 1, 1)
+        grid.addWidget(QLabel("Seed"), 2, 0)
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.dice)
+        seed_row.addWidget(self.seed_lock)
+        grid.addLayout(seed_row, 2, 1)
+        grid.addWidget(QLabel("Quality"), 3, 0)
+        grid.addWidget(self.quality, 3, 1)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        title = QLabel("GENERATE", objectName="section")
+        layout.addWidget(title)
+        layout.addWidget(self.prompt)
+        layout.addWidget(self.negative)
+        layout.addLayout(grid)
+        layout.addWidget(self.advanced_toggle)
+        layout.addWidget(self.advanced)
+        layout.addWidget(self.generate_button)
+
+        self.prompt.textChanged.connect(lambda text: self.generate_button.setEnabled(bool(text.strip())))
+        self.prompt.returnPressed.connect(self._request)
+        self.generate_button.clicked.connect(self._request)
+        self.dice.clicked.connect(self.roll_seed)
+        self.length_mode.currentTextChanged.connect(self._length_mode_changed)
+        self.advanced_toggle.toggled.connect(self._fold)
+        self.strength.valueChanged.connect(lambda v: self.strength_label.setText(f"{v / 100:.2f}"))
+        self._length_mode_changed(self.length_mode.currentText())
+
+    def _request(self) -> None:
+        if self.prompt.text().strip():
+            self.generate_requested.emit()
+
+    def _fold(self, open_: bool) -> None:
+        self.advanced.setVisible(open_)
+        self.advanced_toggle.setText(("▾" if open_ else "▸") + " Advanced")
+
+    def _length_mode_changed(self, mode: str) -> None:
+        bars = mode == "bars"
+        self.bars.setVisible(bars)
+        self.seconds.setVisible(not bars)
+
+    def roll_seed(self) -> None:
+        self.seed.setValue(random.randint(0, MAX_SEED))
+
+    def set_history(self, prompts: list[str], negatives: list[str]) -> None:
+        self.prompt_history.setStringList(prompts)
+        self.negative_history.setStringList(negatives)
+
+    def values(self) -> GenerateValues:
+        """The choices now; an unlocked seed is rolled first, so each generate gets a new one (shown)."""
+        if not self.seed_lock.isChecked():
+            self.roll_seed()
+        bars_mode = self.length_mode.currentText() == "bars"
+        return GenerateValues(prompt=self.prompt.text().strip(), negative=self.negative.text().strip(),
+                              seed=self.seed.value(), steps=self.steps.value(), guidance=self.guidance.value(),
+                              scheduler=self.scheduler.currentText(), quality=self.quality.currentText(),
+                              bpm=self.bpm.value() if bars_mode else None,
+                              bars=self.bars.value() if bars_mode else None, seconds=self.seconds.value(),
+                              strength=self.strength.value() / 100)

@@ -1,0 +1,152 @@
+"""The library as a Qt list model (rows = LibraryLoop, newest first) and the row painter.
+
+Dragging rows is Qt's own item-view drag: `mimeData` gives file URLs only (see drag.py), so a
+multi-selection drags several WAVs at once. Thumbnails are loaded once per row, scaled on read."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from PySide6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QImageReader, QPainter, QPixmap
+from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
+
+from ui.app.drag import file_mime_data
+from ui.app.library import LibraryLoop
+
+LOOP_ROLE = Qt.ItemDataRole.UserRole + 1
+THUMB = QSize(84, 44)
+
+
+class LibraryModel(QAbstractListModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loops: list[LibraryLoop] = []
+        self._thumbs: dict[str, QPixmap] = {}
+        self.colour_map = "heat"
+
+    def set_colour_map(self, name: str) -> None:
+        self.beginResetModel()
+        self.colour_map = name
+        self._thumbs.clear()
+        self.endResetModel()
+
+    def set_loops(self, loops: list[LibraryLoop]) -> None:
+        self.beginResetModel()
+        self.loops = list(loops)
+        self.endResetModel()
+
+    def row_of(self, job: str) -> int:
+        return next((row for row, loop in enumerate(self.loops) if loop.job == job), -1)
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self.loops)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.row() >= len(self.loops):
+            return None
+        loop = self.loops[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return loop.prompt
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{loop.prompt}\n{loop.drag_file}"
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self.thumbnail(loop)
+        if role == LOOP_ROLE:
+            return loop
+        return None
+
+    def thumbnail(self, loop: LibraryLoop) -> QPixmap:
+        pixmap = self._thumbs.get(loop.job)
+        if pixmap is None:
+            from ui.app.spectrogram_view import coloured
+
+            reader = QImageReader(loop.image)
+            reader.setScaledSize(THUMB)
+            pixmap = QPixmap.fromImage(coloured(reader.read(), self.colour_map))
+            self._thumbs[loop.job] = pixmap
+        return pixmap
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        base = super().flags(index)
+        return base | Qt.ItemFlag.ItemIsDragEnabled if index.isValid() else base
+
+    def supportedDragActions(self) -> Qt.DropAction:
+        return Qt.DropAction.CopyAction
+
+    def mimeTypes(self) -> list[str]:
+        return ["text/uri-list"]
+
+    def mimeData(self, indexes) -> QMimeData:
+        rows = sorted({index.row() for index in indexes if index.isValid()})
+        return file_mime_data([self.loops[row].drag_file for row in rows])
+
+
+class LoopDelegate(QStyledItemDelegate):
+    """A row like a sample browser's: thumbnail, prompt, then seed / length / tempo / rating / favourite."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        return QSize(option.rect.width(), THUMB.height() + 12)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
+              index: QModelIndex | QPersistentModelIndex) -> None:
+        loop: LibraryLoop = index.data(LOOP_ROLE)
+        painter.save()
+        palette = option.palette
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        if selected:
+            painter.fillRect(option.rect, palette.highlight())
+        elif option.state & QStyle.StateFlag.State_MouseOver:
+            painter.fillRect(option.rect, palette.alternateBase())
+        rect = option.rect.adjusted(6, 6, -6, -6)
+        thumb = index.data(Qt.ItemDataRole.DecorationRole)
+        thumb_rect = QRect(rect.left(), rect.top(), THUMB.width(), THUMB.height())
+        if isinstance(thumb, QPixmap) and not thumb.isNull():
+            painter.drawPixmap(thumb_rect, thumb)
+        text_rect = rect.adjusted(THUMB.width() + 10, 0, 0, 0)
+        color = palette.highlightedText().color() if selected else palette.text().color()
+        bold = QFont(option.font)
+        bold.setBold(True)
+        painter.setFont(bold)
+        painter.setPen(color)
+        metrics = painter.fontMetrics()
+        title = metrics.elidedText(loop.prompt, Qt.TextElideMode.ElideRight, text_rect.width() - 22)
+        painter.drawText(text_rect.adjusted(0, 2, 0, 0), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, title)
+        if loop.favourite:
+            painter.setPen(QColor("#ff5c8a"))
+            painter.drawText(text_rect.adjusted(0, 2, 0, 0), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
+                             "♥")
+        painter.setFont(option.font)
+        dim = QColor(color)
+        dim.setAlpha(150)
+        painter.setPen(dim)
+        details = painter.fontMetrics().elidedText(describe(loop), Qt.TextElideMode.ElideRight, text_rect.width())
+        painter.drawText(text_rect.adjusted(0, 0, 0, -2), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
+                         details)
+        painter.restore()
+
+
+def describe(loop: LibraryLoop, *, age: bool = True) -> str:
+    parts = [f"{loop.duration_s:.1f} s"]
+    if loop.bpm:
+        parts.append(f"{loop.bpm:g} bpm")
+    if loop.bars:
+        parts.append(f"{loop.bars:g} bar" + ("" if loop.bars == 1 else "s"))
+    if loop.rating:
+        parts.append("★" * loop.rating + "☆" * (5 - loop.rating))
+    parts.append(f"seed {loop.seed}")
+    if age:
+        parts.append(_age(loop.created))
+    return "  ·  ".join(parts)
+
+
+def _age(created: float) -> str:
+    seconds = max(time.time() - created, 0)
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    return time.strftime("%d %b", time.localtime(created))

@@ -1,0 +1,122 @@
+"""The queue: one row per job with its state, a real progress bar (the engine's fraction), the live
+latent preview of the current step, and cancel. Rows render what the controller reports; nothing more."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+STAGES = {"load": "loading the model", "text": "reading the prompt", "denoise": "painting",
+          "decode": "decoding", "audio": "making audio"}
+
+
+def preview_image(rgb: np.ndarray) -> QImage:
+    """A preview array (uint8 H x W x 3) as a QImage that owns its pixels."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    height, width = rgb.shape[:2]
+    return QImage(rgb.data, width, height, width * 3, QImage.Format.Format_RGB888).copy()
+
+
+class JobRow(QFrame):
+    cancel_requested = Signal(str)
+
+    def __init__(self, job: str, label: str) -> None:
+        super().__init__(objectName="job_row")
+        self.job = job
+        self.state = "queued"
+        self.preview = QLabel(objectName="job_preview")
+        self.preview.setFixedSize(64, 40)
+        self.preview.setScaledContents(True)
+        self.title = QLabel(label, objectName="job_title")
+        self.title.setMinimumWidth(10)
+        self.title.setToolTip(label)
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status = QLabel("queued", objectName="job_state")
+        self.progress = QProgressBar(objectName="job_progress")
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.setFixedHeight(6)
+        self.cancel = QToolButton(objectName="job_cancel")
+        self.cancel.setText("✕")
+        self.cancel.setToolTip("Cancel this job")
+        self.cancel.clicked.connect(lambda: self.cancel_requested.emit(self.job))
+        text = QVBoxLayout()
+        text.setSpacing(2)
+        text.addWidget(self.title)
+        text.addWidget(self.progress)
+        text.addWidget(self.status)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.addWidget(self.preview)
+        layout.addLayout(text, 1)
+        layout.addWidget(self.cancel, 0, Qt.AlignmentFlag.AlignTop)
+        self.previews_seen = 0
+
+    def set_progress(self, stage: str, fraction: float) -> None:
+        self.state = "running"
+        self.progress.setValue(int(fraction * 1000))
+        self.status.setText(f"{STAGES.get(stage, stage)} · {fraction:.0%}")
+
+    def set_preview(self, image: QImage) -> None:
+        self.previews_seen += 1
+        self.preview.setPixmap(QPixmap.fromImage(image))
+
+    def finish(self, state: str, text: str) -> None:
+        self.state = state
+        if state == "done":
+            self.progress.setValue(1000)
+        self.status.setText(text)
+        self.cancel.setEnabled(False)
+
+
+class QueuePanel(QWidget):
+    cancel_requested = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.rows: dict[str, JobRow] = {}
+        self._list = QVBoxLayout()
+        self._list.setSpacing(4)
+        self._list.addStretch(1)
+        inner = QWidget()
+        inner.setLayout(self._list)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(inner)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QLabel("QUEUE", objectName="section"))
+        layout.addWidget(scroll, 1)
+
+    def add(self, job: str, label: str) -> JobRow:
+        row = self.rows.get(job)
+        if row is None:
+            row = JobRow(job, label)
+            row.cancel_requested.connect(self.cancel_requested)
+            self.rows[job] = row
+            self._list.insertWidget(0, row)
+        return row
+
+    def row(self, job: str) -> JobRow | None:
+        return self.rows.get(job)
+
+    def prune(self, keep: int = 12) -> None:
+        """Finished rows beyond the newest `keep` go (the library has them)."""
+        finished = [row for row in self.rows.values() if row.state in ("done", "failed", "cancelled")]
+        for row in finished[:-keep] if len(finished) > keep else []:
+            self.rows.pop(row.job, None)
+            row.deleteLater()

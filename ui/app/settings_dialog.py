@@ -1,0 +1,91 @@
+"""Settings: export folder and format, audio device, provider, NPU mode, engine threads, theme.
+Edits a copy; the window gets a new frozen AppSettings on OK."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from ui.app.settings import EXPORT_FORMATS, THEMES, AppSettings
+
+
+def output_devices() -> list[str]:
+    """Output device names, or [] without PortAudio (sounddevice imported only here, when asked)."""
+    try:
+        import sounddevice
+
+        return [d["name"] for d in sounddevice.query_devices() if d.get("max_output_channels", 0) > 0]
+    except Exception:
+        return []
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.original = settings
+        self.export_dir = QLineEdit(str(settings.export_folder()))
+        browse = QPushButton("Choose…")
+        browse.clicked.connect(self._browse)
+        self.export_format = QComboBox()
+        self.export_format.addItems(list(EXPORT_FORMATS))
+        self.bit_depth = QComboBox()
+        self.bit_depth.addItems(["16", "24", "32f"])
+        self.bit_depth.setCurrentText(str(settings.bit_depth))
+        self.device = QComboBox()
+        self.device.addItem("System default", "")
+        for name in output_devices():
+            self.device.addItem(name, name)
+        self.provider = QComboBox()
+        self.provider.addItems(["auto", "cpu", "qnn"])
+        self.provider.setCurrentText(settings.provider)
+        self.npu_mode = QComboBox()
+        from engine.sessions import HTP_PERFORMANCE_MODES
+
+        self.npu_mode.addItems(list(HTP_PERFORMANCE_MODES))
+        self.npu_mode.setCurrentText(settings.npu_mode)
+        self.threads = QSpinBox(minimum=0, maximum=64, value=settings.engine_threads)
+        self.threads.setSpecialValueText("physical cores")
+        self.theme = QComboBox()
+        self.theme.addItems(list(THEMES))
+        self.theme.setCurrentText(settings.theme)
+        folder = QHBoxLayout()
+        folder.addWidget(self.export_dir, 1)
+        folder.addWidget(browse)
+        form = QFormLayout(self)
+        form.addRow("Export folder", folder)
+        form.addRow("Format", self.export_format)
+        form.addRow("Bit depth", self.bit_depth)
+        form.addRow("Audio output", self.device)
+        form.addRow("Provider", self.provider)
+        form.addRow("NPU mode", self.npu_mode)
+        form.addRow("Engine threads", self.threads)
+        form.addRow("Theme", self.theme)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export folder", self.export_dir.text())
+        if folder:
+            self.export_dir.setText(folder)
+
+    def value(self) -> AppSettings:
+        return replace(self.original, export_dir=self.export_dir.text().strip(),
+                       export_format=self.export_format.currentText(), bit_depth=self.bit_depth.currentText(),
+                       audio_device=self.device.currentData() or "", provider=self.provider.currentText(),
+                       npu_mode=self.npu_mode.currentText(), engine_threads=self.threads.value(),
+                       theme=self.theme.currentText())

@@ -1,0 +1,669 @@
+"""The main window: generate on the left (with the queue), the result in the middle, the library on the
+right; everything one drag away. It wires views to the controller and the library, and nothing else:
+no engine calls, no DSP, no ONNX here (see controller.py for the threads)."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QModelIndex, QObject, Qt, QTimer
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.version import __version__
+from ui.app.controller import EngineController, FinishedJob, JobRequest
+from ui.app.drag import drag_files, dropped_audio, file_mime_data, reveal_in_file_manager
+from ui.app.exports import ExportRequest, paint_width_for, width_for_seconds
+from ui.app.generate_panel import MAX_SEED, GeneratePanel, GenerateValues
+from ui.app.library import Intent, Library, LibraryLoop, import_results
+from ui.app.library_model import LOOP_ROLE, describe
+from ui.app.playback import Player
+from ui.app.queue_panel import QueuePanel, preview_image
+from ui.app.settings import AppSettings, load_settings, save_settings
+
+EMPTY_STATE = ("No model yet. Choose a model bundle folder (one made by `riffstudio model convert`, with "
+               "manifest.json inside) and type a prompt.")
+
+
+def library_path() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("riffstudio", appauthor=False)) / "library.sqlite3"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: AppSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or load_settings()
+        self.setWindowTitle(f"Riffstudio {__version__}")
+        self.resize(1380, 820)
+        self.setAcceptDrops(True)
+        self.library = Library(library_path())
+        self.controller = EngineController(lambda: self.settings.export_folder(), self._engine_settings())
+        self.player = Player()
+        self.player.volume = self.settings.volume
+        self.player.looping = self.settings.loop_playback
+        self.player.device = self.settings.audio_device or None
+        self.controller.bit_depth = self.settings.bit_depth
+        self.current: LibraryLoop | None = None
+        self.active_job: str | None = None
+        self.requests: dict[str, JobRequest] = {}
+        self.audio_message_shown = False
+        self.bundle_problem = ""
+        self.closed = False
+
+        self._build()
+        self._connect()
+        self._shortcuts()
+        for job in self.adopt_finished_results():
+            loop = self.library.get(job)
+            if loop is not None:
+                self.export_to(self.settings.export_folder(), [loop])
+        self.refresh_library()
+        if self.library_model.loops:  # open where the producer left off: the newest loop
+            self._show_loop(self.library_model.loops[0])
+            self._select_in_library(self.library_model.loops[0].job)
+        self.set_bundle(self.settings.bundle, check=bool(self.settings.bundle))
+
+    # -- construction --------------------------------------------------------------------------------
+
+    def _engine_settings(self):
+        from engine.process.settings import EngineSettings
+
+        return EngineSettings(intra_op_threads=self.settings.engine_threads) \
+            if self.settings.engine_threads else None
+
+    def _build(self) -> None:
+        self.generate = GeneratePanel()
+        self.prompt = self.generate.prompt
+        self.generate_button = self.generate.generate_button
+        self.queue = QueuePanel()
+
+        left = QWidget(objectName="panel")
+        left_layout = QVBoxLayout(left)
+        left_layout.addWidget(self.generate)
+        left_layout.addWidget(self.queue, 1)
+
+        # The top bar: name, model chip, settings.
+        title = QLabel("riffstudio", objectName="title")
+        self.model_label = QLabel("No model", objectName="dim")
+        self.model_message = QLabel("", objectName="model_message")
+        self.model_message.setStyleSheet("color: #ff6b6b;")
+        self.model_message.setVisible(False)
+        self.choose_model = QPushButton("Model…", objectName="choose_model")
+        self.settings_button = QPushButton("Settings", objectName="settings_button")
+        self.provider_line = ""
+        top = QHBoxLayout()
+        top.addWidget(title)
+        top.addSpacing(16)
+        top.addWidget(self.model_label)
+        top.addWidget(self.model_message, 1)
+        top.addStretch(0)
+        top.addWidget(QLabel("Ctrl+Enter generate · Space play · Ctrl+F search · Ctrl+E export", objectName="dim"))
+        top.addSpacing(12)
+        top.addWidget(self.choose_model)
+        top.addWidget(self.settings_button)
+
+        # The banner: engine trouble, non-blocking.
+        self.banner = QFrame(objectName="banner")
+        self.banner_label = QLabel("", objectName="banner_text")
+        self.banner_label.setWordWrap(True)
+        banner_close = QToolButton()
+        banner_close.setText("✕")
+        banner_close.clicked.connect(self.banner.hide)
+        banner_layout = QHBoxLayout(self.banner)
+        banner_layout.setContentsMargins(10, 6, 6, 6)
+        banner_layout.addWidget(self.banner_label, 1)
+        banner_layout.addWidget(banner_close)
+        self.banner.hide()
+
+        # Empty state (no bundle yet).
+        self.empty_state = QFrame(objectName="empty_state")
+        empty_layout = QVBoxLayout(self.empty_state)
+        self.empty_text = QLabel(EMPTY_STATE)
+        self.empty_text.setWordWrap(True)
+        self.empty_text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_button = QPushButton("Choose a model bundle…")
+        empty_layout.addStretch(1)
+        empty_layout.addWidget(self.empty_text)
+        empty_layout.addWidget(self.empty_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        empty_layout.addStretch(1)
+
+        # The result and the library (their own modules; aliases keep the window's names short).
+        from ui.app.library_pane import LibraryPane
+        from ui.app.result_pane import ResultPane
+
+        centre = ResultPane(loop_playback=self.settings.loop_playback, volume=self.settings.volume)
+        for name in ("spectrogram", "result_title", "result_meta", "play_button", "loop_toggle", "volume",
+                     "favourite", "more_like_this", "riff_on_this", "longer", "export_button", "copy_button",
+                     "reveal_button", "drag_hint", "colour_map", "result_actions"):
+            setattr(self, name, getattr(centre, name))
+        right = LibraryPane()
+        for name in ("search", "favourites_only", "library_model", "library_view", "library_count"):
+            setattr(self, name, getattr(right, name))
+        self.result_pane, self.library_pane = centre, right
+
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(centre)
+        splitter.addWidget(right)
+        left.setMinimumWidth(300)
+        right.setMinimumWidth(380)
+        splitter.setStretchFactor(0, 0)
+        splitter.setStretchFactor(1, 1)
+        splitter.setStretchFactor(2, 0)
+        splitter.setSizes([330, 700, 440])
+        splitter.setChildrenCollapsible(False)
+        self.workspace = splitter
+
+        root = QWidget()
+        layout = QVBoxLayout(root)
+        layout.setContentsMargins(10, 8, 10, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.empty_state)
+        layout.addWidget(splitter, 1)
+        self.setCentralWidget(root)
+        self.statusBar().showMessage("Ready")
+        self._show_loop(None)
+
+        from ui.app.tempo_link import LinkFollower
+
+        self.link = LinkFollower()
+        self.playhead_timer = QTimer(self)
+        self.playhead_timer.setInterval(30)
+        self.playhead_timer.timeout.connect(self._tick_playhead)
+
+    def _connect(self) -> None:
+        c = self.controller
+        c.engine_state.connect(lambda text: self.statusBar().showMessage(text))
+        c.engine_trouble.connect(self.show_engine_trouble)
+        c.job_queued.connect(self._on_queued)
+        c.job_started.connect(lambda job: self._row_text(job, "running"))
+        c.job_progress.connect(self._on_progress)
+        c.job_preview.connect(self._on_preview)
+        c.job_done.connect(self._on_done)
+        c.job_failed.connect(self._on_failed)
+        c.job_cancelled.connect(lambda job: self._finish_row(job, "cancelled", "cancelled"))
+        c.submit_failed.connect(lambda text: self.statusBar().showMessage(f"riffstudio: {text}"))
+        c.bundle_checked.connect(self._on_bundle_checked)
+        c.exported.connect(self._on_exported)
+        c.model_loaded.connect(self._on_model_loaded)
+        self.generate.generate_requested.connect(self.generate_now)
+        self.generate.link.toggled.connect(lambda on: self.link.start() if on else self.link.stop())
+        self.link.tempo.connect(self.generate.bpm.setValue)
+        self.link.stopped.connect(self._link_stopped)
+        self.queue.cancel_requested.connect(self.controller.cancel)
+        self.spectrogram.seek_requested.connect(self._seek)
+        self.spectrogram.drag_requested.connect(self.drag_current)
+        self.player.unavailable.connect(self._audio_unavailable)
+        self.player.state_changed.connect(self._playing_changed)
+        self.play_button.clicked.connect(self.toggle_play)
+        self.loop_toggle.toggled.connect(lambda on: setattr(self.player, "looping", on))
+        self.volume.valueChanged.connect(lambda v: setattr(self.player, "volume", v / 100))
+        self.favourite.toggled.connect(self._set_favourite)
+        self.more_like_this.clicked.connect(self.generate_more_like_this)
+        self.riff_on_this.clicked.connect(self.generate_riff_on_this)
+        self.longer.clicked.connect(self.generate_same_seed_longer)
+        self.export_button.clicked.connect(self.export_dialog)
+        self.copy_button.clicked.connect(self.copy_selection)
+        self.reveal_button.clicked.connect(self.reveal_current)
+        self.choose_model.clicked.connect(self.open_model_manager)
+        self.settings_button.clicked.connect(self.open_settings)
+        self.colour_map.currentTextChanged.connect(self.spectrogram.set_colour_map)
+        self.colour_map.currentTextChanged.connect(self.library_model.set_colour_map)
+        self.empty_button.clicked.connect(self.choose_bundle)
+        self.search.textChanged.connect(lambda _: self.refresh_library())
+        self.favourites_only.toggled.connect(lambda _: self.refresh_library())
+        self.library_view.selectionModel().currentChanged.connect(self._library_current_changed)
+        self.library_view.doubleClicked.connect(lambda index: self.toggle_play())
+        for widget in (self.library_view, self.spectrogram):
+            widget.installEventFilter(self)
+
+    def _shortcuts(self) -> None:
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            QShortcut(QKeySequence(keys), self, activated=self.generate_now)
+        QShortcut(QKeySequence("Ctrl+F"), self, activated=lambda: (self.search.setFocus(), self.search.selectAll()))
+        QShortcut(QKeySequence("Ctrl+E"), self, activated=self.export_dialog)
+        QShortcut(QKeySequence("Ctrl+Shift+C"), self, activated=self.copy_selection)
+        QShortcut(QKeySequence(Qt.Key.Key_Delete), self.library_view, activated=self.delete_selection,
+                  context=Qt.ShortcutContext.WidgetShortcut)
+        QShortcut(QKeySequence("Ctrl+M"), self, activated=self.generate_more_like_this)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Space plays from the library and the spectrogram (text boxes keep their spaces); 0-5 rate a loop."""
+        if event.type() == QEvent.Type.KeyPress and not event.modifiers():
+            if event.key() == Qt.Key.Key_Space:
+                self.toggle_play()
+                return True
+            if watched is self.library_view and Qt.Key.Key_0 <= event.key() <= Qt.Key.Key_5 and self.current:
+                self.library.set_rating(self.current.job, event.key() - Qt.Key.Key_0)  # 0..5 stars
+                self.current = self.library.get(self.current.job)
+                self.refresh_library()
+                return True
+        return super().eventFilter(watched, event)
+
+    # -- the model -----------------------------------------------------------------------------------
+
+    def set_bundle(self, path: str, *, check: bool = True) -> None:
+        self.settings = replace(self.settings, bundle=path)
+        has = bool(path)
+        self.empty_state.setVisible(not has)
+        self.model_label.setText(f"Model: {Path(path).name}" if has else "No model")
+        self.model_message.setVisible(False)
+        self.bundle_problem = ""
+        if has and check:
+            self.model_label.setText(f"Model: {Path(path).name} (checking…)")
+            self.controller.check_bundle(path)
+
+    def open_model_manager(self) -> None:
+        from ui.app.model_dialog import ModelDialog
+
+        dialog = ModelDialog(self.settings.bundle, self.provider_line, self)
+        dialog.bundle_chosen.connect(self._bundle_from_manager)
+        dialog.open()
+
+    def _bundle_from_manager(self, path: str) -> None:
+        if path != self.settings.bundle:
+            self.set_bundle(path)
+            save_settings(self.settings)
+
+    def open_settings(self) -> None:
+        from ui.app.settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self.settings, self)
+        if dialog.exec():
+            self.apply_settings(dialog.value())
+
+    def apply_settings(self, settings: AppSettings) -> None:
+        from ui.app.theme import apply_theme
+
+        theme_changed = settings.theme != self.settings.theme
+        self.settings = settings
+        self.controller.bit_depth = settings.bit_depth
+        self.player.device = settings.audio_device or None
+        if theme_changed:
+            apply_theme(QApplication.instance(), settings.theme)
+        save_settings(settings)
+
+    def choose_bundle(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a model bundle folder", self.settings.bundle)
+        if folder:
+            self.set_bundle(folder)
+            save_settings(self.settings)
+
+    def _on_bundle_checked(self, path: str, problem: str, precision: str = "") -> None:
+        if path != self.settings.bundle:
+            return
+        self.bundle_problem = problem
+        if problem:
+            self.model_label.setText(f"Model: {Path(path).name}")
+            self.model_message.setText(f"riffstudio: {problem}")
+            self.model_message.setVisible(True)
+            self.statusBar().showMessage(f"riffstudio: {problem}")
+            return
+        self.model_label.setText(f"Model: {Path(path).name} · loading…")
+        if precision == "qnn" and self.settings.provider != "cpu" and not any((Path(path) / "cache").glob("*")):
+            self.model_label.setText(f"Model: {Path(path).name} · compiling for the NPU (minutes, once)…")
+            self.statusBar().showMessage("The first load of an NPU bundle takes a few minutes, once: QNN compiles its "
+                                         "graph for this chip and caches it in the bundle's cache/ folder")
+        self.controller.load_model(path, self.settings.provider)
+        self._follow_pending()
+
+    def _on_model_loaded(self, provider: str, line: str) -> None:
+        name = Path(self.settings.bundle).name
+        if provider:
+            device = "NPU" if provider == "qnn" else "CPU"
+            self.model_label.setText(f"Model: {name} · runs on the {device}")
+            self.model_label.setToolTip(line)
+            self.provider_line = line
+        self.statusBar().showMessage(line)
+
+    # -- generating ----------------------------------------------------------------------------------
+
+    def generate_now(self) -> None:
+        values = self.generate.values()
+        if not values.prompt:
+            self.prompt.setFocus()
+            return
+        width = paint_width_for(values.bpm, values.bars) if values.bpm and values.bars \
+            else width_for_seconds(values.seconds)
+        self.submit(JobRequest(settings=values.settings(width), bundle=self.settings.bundle,
+                               provider=self.settings.provider, bpm=values.bpm, bars=values.bars,
+                               label=values.prompt, session_options=self.session_options()))
+
+    def session_options(self) -> dict:
+        return {"htp_performance_mode": self.settings.npu_mode} if self.settings.provider != "cpu" else {}
+
+    def submit(self, request: JobRequest) -> bool:
+        if not request.bundle:
+            self.statusBar().showMessage("riffstudio: choose a model bundle first (Model…)")
+            return False
+        if self.bundle_problem:
+            self.statusBar().showMessage(f"riffstudio: {self.bundle_problem}")
+            return False
+        self.statusBar().showMessage("Queued: " + (request.label or request.settings.get("prompt", "")))
+        self.controller.submit(request)
+        return True
+
+    def _from_loop(self, loop: LibraryLoop, label: str, **changes) -> JobRequest:
+        settings = {**loop.settings, **changes}
+        return JobRequest(settings=settings, bundle=self.settings.bundle, provider=self.settings.provider,
+                          bpm=loop.bpm, bars=loop.bars, label=f"{label}: {loop.prompt}")
+
+    def generate_more_like_this(self) -> None:
+        """Same settings, a new seed."""
+        if self.current is not None:
+            seed = random.randint(0, MAX_SEED)
+            while seed == self.current.seed:
+                seed = random.randint(0, MAX_SEED)
+            self.submit(self._from_loop(self.current, "more like", seed=seed))
+
+    def generate_riff_on_this(self) -> None:
+        if self.current is not None:
+            self.riff_on_file(self.current.audio, prompt=self.current.prompt, base=self.current)
+
+    def generate_same_seed_longer(self) -> None:
+        loop = self.current
+        if loop is None:
+            return
+        request = self._from_loop(loop, "longer", width=min(int(loop.settings.get("width", 512)) * 2, 2048))
+        if loop.bpm and loop.bars:
+            bars = loop.bars * 2
+            request = replace(request, bars=bars,
+                              settings={**request.settings, "width": paint_width_for(loop.bpm, bars)})
+        self.submit(request)
+
+    def riff_on_file(self, path: str, *, prompt: str | None = None, base: LibraryLoop | None = None) -> bool:
+        """Audio-to-audio from `path` (a dropped file or a library loop), at the panel's strength."""
+        values: GenerateValues = self.generate.values()
+        prompt = prompt or values.prompt or Path(path).stem.replace("_", " ")
+        width = paint_width_for(values.bpm, values.bars) if values.bpm and values.bars \
+            else width_for_seconds(values.seconds)
+        settings = dict(base.settings) if base is not None else values.settings(width)
+        settings.update(prompt=prompt, init_audio=str(Path(path).resolve()), strength=values.strength,
+                        seed=random.randint(0, MAX_SEED))
+        return self.submit(JobRequest(settings=settings, bundle=self.settings.bundle, provider=self.settings.provider,
+                                      bpm=base.bpm if base else values.bpm, bars=base.bars if base else values.bars,
+                                      label=f"riff on {Path(path).name}"))
+
+    # -- job events ----------------------------------------------------------------------------------
+
+    def _on_queued(self, job: str, request: JobRequest) -> None:
+        self.requests[job] = request
+        self.library.remember_intent(job, Intent(bpm=request.bpm, bars=request.bars))
+        self.queue.add(job, request.label or request.settings.get("prompt", job))
+        self.active_job = job
+
+    def _row_text(self, job: str, text: str) -> None:
+        row = self.queue.row(job)
+        if row is not None:
+            row.status.setText(text)
+
+    def _on_progress(self, job: str, stage: str, fraction: float) -> None:
+        row = self.queue.row(job)
+        if row is not None:
+            row.set_progress(stage, fraction)
+
+    def _on_preview(self, job: str, rgb) -> None:
+        image = preview_image(rgb)
+        row = self.queue.row(job)
+        if row is not None:
+            row.set_preview(image)
+        if job == self.active_job:
+            self.spectrogram.set_image(image, preview=True)
+
+    def _on_done(self, job: str, finished: FinishedJob) -> None:
+        loop = self.library.add_result(job, finished.paths, finished.sidecar, export=finished.export)
+        if finished.export and not loop.export:
+            self.library.set_export(job, finished.export)
+            loop = self.library.get(job) or loop
+        self._finish_row(job, "done", f"done in {finished.seconds:.1f} s · seed {loop.seed}")
+        self.refresh_library()
+        if job == self.active_job or self.current is None:
+            self._show_loop(loop)
+            self._select_in_library(job)
+        message = finished.export_error or f"Ready to drag: {Path(loop.drag_file).name}"
+        self.statusBar().showMessage(message)
+
+    def _on_exported(self, job: str, path: str) -> None:
+        """A loop's DAW file: the library keeps the one in the export folder (what drags hand out)."""
+        loop = self.library.get(job)
+        if loop is not None and Path(path).parent == self.settings.export_folder() and not loop.export:
+            self.library.set_export(job, path)
+            self.refresh_library()
+            if self.current is not None and self.current.job == job:
+                self.current = self.library.get(job)
+        self.statusBar().showMessage(f"Exported {path}")
+
+    def _on_failed(self, job: str, message: str) -> None:
+        self._finish_row(job, "failed", message)
+        self.statusBar().showMessage(f"riffstudio: {message}")
+
+    def _finish_row(self, job: str, state: str, text: str) -> None:
+        row = self.queue.row(job)
+        if row is not None:
+            row.finish(state, text)
+        self.queue.prune()
+
+    def _link_stopped(self, why: str) -> None:
+        self.generate.link.blockSignals(True)
+        self.generate.link.setChecked(False)
+        self.generate.link.blockSignals(False)
+        if why:
+            self.statusBar().showMessage(f"riffstudio: {why}")
+
+    def show_engine_trouble(self, text: str) -> None:
+        self.banner_label.setText(text)
+        self.banner.show()
+
+    # -- the library ---------------------------------------------------------------------------------
+
+    def adopt_finished_results(self) -> list[str]:
+        """Loops the engine finished while the app was closed (its results folders) join the library."""
+        from engine.process.paths import results_dir
+
+        return import_results(self.library, results_dir())
+
+    def _follow_pending(self) -> None:
+        known = self.library.known_jobs()
+        for job in self.library.pending_jobs():
+            if job not in known and job not in self.requests:
+                intent = self.library.intent(job)
+                request = JobRequest(settings={}, bundle=self.settings.bundle, bpm=intent.bpm, bars=intent.bars,
+                                     label="from last session")
+                self.requests[job] = request
+                self.controller.follow(job, request)
+
+    def refresh_library(self) -> None:
+        if self.closed:
+            return
+        current = self.current.job if self.current else None
+        loops = self.library.search(self.search.text(), favourites_only=self.favourites_only.isChecked())
+        self.library_model.set_loops(loops)
+        self.library_count.setText(f"{len(loops)} loops")
+        self.generate.set_history(self.library.prompts(), self.library.negatives())
+        if current:
+            self._select_in_library(current, show=False)
+
+    def _select_in_library(self, job: str, show: bool = True) -> None:
+        row = self.library_model.row_of(job)
+        if row >= 0:
+            index = self.library_model.index(row)
+            self.library_view.setCurrentIndex(index)
+            self.library_view.scrollTo(index)
+
+    def _library_current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
+        loop = current.data(LOOP_ROLE) if current.isValid() else None
+        if loop is not None and (self.current is None or loop.job != self.current.job):
+            self.player.stop()
+            self._show_loop(loop)
+
+    def _show_loop(self, loop: LibraryLoop | None) -> None:
+        self.current = loop
+        for widget in self.result_actions:
+            widget.setEnabled(loop is not None)
+        if loop is None:
+            self.result_title.setText("")
+            self.result_meta.setText("")
+            self.spectrogram.clear(self.spectrogram.message)
+            return
+        self.result_title.setText(loop.prompt)
+        self.result_meta.setText(describe(loop) + f"  ·  {loop.settings.get('scheduler', '')} "
+                                 f"{loop.settings.get('steps', '')} steps")
+        self.spectrogram.set_image(QImage(loop.image), bpm=loop.bpm)
+        self.favourite.blockSignals(True)
+        self.favourite.setChecked(loop.favourite)
+        self.favourite.blockSignals(False)
+
+    def selected_loops(self) -> list[LibraryLoop]:
+        rows = sorted({index.row() for index in self.library_view.selectionModel().selectedIndexes()})
+        loops = [self.library_model.loops[row] for row in rows]
+        return loops or ([self.current] if self.current else [])
+
+    def _set_favourite(self, on: bool) -> None:
+        if self.current is not None and not self.closed:
+            self.library.set_favourite(self.current.job, on)
+            self.current = self.library.get(self.current.job)
+            self.refresh_library()
+
+    def confirm(self, text: str) -> bool:
+        return QMessageBox.question(self, "Riffstudio", text) == QMessageBox.StandardButton.Yes
+
+    def delete_selection(self) -> None:
+        loops = self.selected_loops()
+        if not loops or not self.confirm(f"Delete {len(loops)} loop(s) and their files?"):
+            return
+        for loop in loops:
+            self.library.delete(loop.job)
+            shutil.rmtree(loop.folder, ignore_errors=True)
+            if loop.export:
+                for path in (Path(loop.export), Path(loop.export).with_suffix(".json")):
+                    path.unlink(missing_ok=True)
+        self.current = None
+        self._show_loop(None)
+        self.refresh_library()
+
+    # -- to the DAW ----------------------------------------------------------------------------------
+
+    def drag_paths(self) -> list[str]:
+        return [loop.drag_file for loop in self.selected_loops() if Path(loop.drag_file).is_file()]
+
+    def drag_current(self) -> None:
+        if self.current is not None:
+            pixmap = QPixmap.fromImage(self.spectrogram.image.scaled(160, 80))
+            drag_files(self.spectrogram, [self.current.drag_file], pixmap)
+
+    def copy_selection(self) -> None:
+        paths = self.drag_paths()
+        if paths:
+            QApplication.clipboard().setMimeData(file_mime_data(paths))
+            self.statusBar().showMessage(f"Copied {len(paths)} file(s): paste into your DAW or a folder")
+
+    def reveal_current(self) -> None:
+        if self.current is not None:
+            reveal_in_file_manager(self.current.drag_file)
+
+    def export_dialog(self) -> None:
+        loops = self.selected_loops()
+        if not loops:
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Export to folder", str(self.settings.export_folder()))
+        if folder:
+            self.export_to(Path(folder), loops, self.settings.export_format)
+
+    def export_to(self, folder: Path, loops: list[LibraryLoop], audio_format: str = "wav") -> None:
+        from engine.process.results import read_results
+
+        for loop in loops:
+            found = read_results(Path(loop.folder), Path(loop.audio).suffix[1:])
+            sidecar = found[1] if found else {"settings": loop.settings}
+            self.controller.export(ExportRequest(audio=loop.audio, image=loop.image, sidecar=sidecar, folder=folder,
+                                                 bpm=loop.bpm, bars=loop.bars,
+                                                 bit_depth=self.settings.bit_depth, audio_format=audio_format),
+                                   loop.job)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.source() is None and dropped_audio(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        files = dropped_audio(event.mimeData())
+        if files and event.source() is None:
+            event.acceptProposedAction()
+            for path in files:
+                self.riff_on_file(path)
+
+    # -- playback ------------------------------------------------------------------------------------
+
+    def toggle_play(self) -> None:
+        if self.current is None:
+            return
+        self.player.toggle(self.current.drag_file)
+
+    def _seek(self, seconds: float) -> None:
+        self.spectrogram.set_playhead(seconds)
+        if self.player.playing:
+            self.player.seek(seconds)
+        elif self.current is not None:
+            self.player.play(self.current.drag_file, seconds)
+
+    def _playing_changed(self, playing: bool) -> None:
+        self.play_button.setText("■ Stop" if playing else "▶ Play")
+        if playing:
+            self.playhead_timer.start()
+        else:
+            self.playhead_timer.stop()
+
+    def _tick_playhead(self) -> None:
+        self.spectrogram.set_playhead(self.player.position_s())
+
+    def _audio_unavailable(self, message: str) -> None:
+        self.audio_message_shown = True
+        self.statusBar().showMessage(message)
+
+    # -- closing -------------------------------------------------------------------------------------
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not getattr(self, "_sized", False):
+            self._sized = True
+            width = self.workspace.width() or self.width()
+            self.workspace.setSizes([330, max(width - 330 - 440, 300), 440])
+
+    def closeEvent(self, event) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Let go of the engine (it keeps running queued jobs), the player and the library. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        self.link.stop()
+        self.link.blockSignals(True)
+        self.controller.blockSignals(True)  # late worker news must not reach a closed library
+        self.player.blockSignals(True)
+        self.playhead_timer.stop()
+        self.player.stop()
+        self.controller.close()
+        self.settings = replace(self.settings, volume=self.volume.value() / 100,
+                                loop_playback=self.loop_toggle.isChecked())
+        save_settings(self.settings)
+        self.library.close()
