@@ -56,3 +56,9 @@ def reason(error: BaseException, limit: int | None = None) -> str:
     lines = str(error).strip().splitlines()
     text = lines[0] if lines else type(error).__name__
     return text[:limit] if limit else text
+
+
+class HubError(RiffstudioError):
+    """Qualcomm AI Hub (`riffstudio model compile`) cannot be used: no token, refused, unreachable, busy."""
+
+    exit_code = 6

@@ -34,7 +34,32 @@ def settings_from_args(args: argparse.Namespace) -> EngineSettings:
                           after_crash=args.after_crash)
 
 
+CLI_NAME = "riffstudio-cli"
+
+
+def is_frozen() -> bool:
+    """True inside the PyInstaller app folder, where `sys.executable` is our program, not Python."""
+    return bool(getattr(sys, "frozen", False))
+
+
+def frozen_cli() -> Path:
+    """The console `riffstudio-cli` beside the running program in the app folder: the windowed app
+    cannot run `-m` modules, and a console program keeps the engine's output for its log."""
+    name = CLI_NAME + (".exe" if sys.platform == "win32" else "")
+    return Path(sys.executable).resolve().parent / name
+
+
+def riffstudio_command() -> list[str]:
+    """How to run `riffstudio ...` as a child process: the CLI program in the app folder, else this
+    interpreter on the CLI module (no reliance on the `riffstudio` script being on PATH)."""
+    return [str(frozen_cli())] if is_frozen() else [sys.executable, "-m", "ui.cli.main"]
+
+
 def serve_command(settings: EngineSettings) -> list[str]:
+    """The engine's command line: `riffstudio-cli engine serve` in the app folder; from source
+    `python -m engine.process serve`, so the engine package does not depend on the command line's."""
+    if is_frozen():
+        return [*riffstudio_command(), "engine", "serve", *settings.serve_args()]
     return [sys.executable, "-m", "engine.process", "serve", *settings.serve_args()]
 
 

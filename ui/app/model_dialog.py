@@ -4,7 +4,6 @@ import torch or open every ONNX session, which must never happen in the window's
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from PySide6.QtCore import QProcess, Signal
@@ -101,7 +100,11 @@ class ModelDialog(QDialog):
 
         process.finished.connect(finished)
         process.setWorkingDirectory(str(Path(__file__).resolve().parents[2]))
-        process.start(sys.executable, ["-m", "ui.cli.main", *args])
+        # The same `riffstudio` as this app: this interpreter from source, `riffstudio-cli` in the app folder.
+        from engine.process.launch import riffstudio_command
+
+        command = riffstudio_command()
+        process.start(command[0], [*command[1:], *args])
         self.process = process
 
     def _accept(self) -> None:

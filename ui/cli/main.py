@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
         "With no command, opens the desktop app.",
     )
     parser.add_argument("--version", action="version", version=f"riffstudio {__version__}")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check that riffstudio works on this machine ([--json] [--model BUNDLE]; "
+                        "see `riffstudio --self-test --help`)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for command in COMMANDS:
         command.register(subparsers)
@@ -32,6 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--self-test"]:
+        from ui.cli import self_test
+
+        return self_test.main(argv[1:])
+    if argv[:1] == ["--qt-probe"]:  # hidden: the self-test's window, in a child process
+        from ui.cli import self_test
+
+        return self_test.qt_probe()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

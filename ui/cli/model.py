@@ -42,10 +42,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="execution provider to check on (default: qnn for qnn bundles, else cpu)")
     check.set_defaults(run=run_check)
 
+    compile_ = commands.add_parser(
+        "compile", help="compile a qnn bundle for a Snapdragon device with Qualcomm AI Hub (needs the hub extra)",
+        description="Upload each model of a qnn bundle to Qualcomm AI Hub, compile it for DEVICE "
+        "(precompiled QNN ONNX), and write the compiled models into the bundle. Needs an AI Hub API token "
+        "(`qai-hub configure --api_token TOKEN`).")
+    compile_.add_argument("bundle", type=Path, metavar="BUNDLE")
+    compile_.add_argument("--device", required=True, metavar="NAME",
+                          help='an AI Hub device name, e.g. "Snapdragon X Elite CRD"')
+    compile_.add_argument("--profile", action="store_true",
+                          help="also profile each compiled model on the device and print its latency beside "
+                          "Qualcomm's published figures")
+    compile_.set_defaults(run=run_compile)
+
 
 def run_convert(args: argparse.Namespace) -> int:
     from engine.atomic import write_errors
-    from engine.export.convert import ConvertSettings, convert
+
+    try:
+        from engine.export.convert import ConvertSettings, convert
+    except ImportError as error:  # the app folder ships no conversion code (no torch)
+        from engine.errors import InvalidInputError
+
+        raise InvalidInputError(f"model conversion is not part of this install ({error.name} is missing): run "
+                                "it from a source install with the export extra (pip install -e '.[export]')") from None
     from ui.cli.progress import TerminalProgress
 
     settings = ConvertSettings(source=args.source, out=args.out, precision=args.precision,
@@ -60,6 +80,15 @@ def run_convert(args: argparse.Namespace) -> int:
         progress.close()
     print(f"wrote {args.out} ({manifest.precision}, {len(manifest.files)} files); "
           f"check it with: riffstudio model check {args.out}")
+    return 0
+
+
+def run_compile(args: argparse.Namespace) -> int:
+    from engine.hub.compile import compile_bundle
+
+    result = compile_bundle(args.bundle, args.device, profile=args.profile,
+                            report=lambda line: print(line, flush=True))
+    print(result.render())
     return 0
 
 
