@@ -63,14 +63,17 @@ class TorchNoise:
 
 
 @pytest.mark.parametrize("name", SCHEDULER_NAMES)
-def test_same_image_as_diffusers_from_the_same_latents(generator, diffusers_pipeline, name):
+def test_same_image_as_diffusers_from_the_same_latents(generator, diffusers_pipeline, tiny_sd_dir, name):
     import diffusers
     import torch
 
     assert set(DIFFUSERS_CLASSES) == set(SCHEDULER_NAMES)
     class_name, overrides = DIFFUSERS_CLASSES[name]
     pipe = diffusers_pipeline
-    pipe.scheduler = getattr(diffusers, class_name).from_config(pipe.scheduler.config, **overrides)
+    # From the checkpoint's own config each time: the pipeline's scheduler still carries the previous
+    # case's overrides (use_karras_sigmas=True after dpmpp_2m_karras), which from_config would keep.
+    config = diffusers.PNDMScheduler.from_pretrained(tiny_sd_dir, subfolder="scheduler").config
+    pipe.scheduler = getattr(diffusers, class_name).from_config(config, **overrides)
     latents = np.random.default_rng(3).standard_normal((1, 4, 64, WIDTH // 8), dtype=np.float32)
     settings = GenerationSettings(prompt="a jazz saxophone solo", negative_prompt="muffled", steps=6,
                                   guidance=7.5, scheduler=name, width=WIDTH, seed=11)
