@@ -27,7 +27,7 @@ PROMPTS = ("funky slap bass, 100 bpm", "ambient synth pads, slow, dreamy", "tech
 WIDTH = 64  # px: what runs under the emulator must stay small
 
 
-def run_model(cpu: str, model: Path, inputs: Path, outputs: Path) -> None:
+def run_model(cpu: str, model: Path, inputs: Path, outputs: Path, timeout: float = 300) -> None:
     """Run `model` on every array of the .npz `inputs` (its one input each) on `cpu`; save the outputs."""
     script = (
         "import sys, numpy as np, onnxruntime as ort\n"
@@ -35,7 +35,7 @@ def run_model(cpu: str, model: Path, inputs: Path, outputs: Path) -> None:
         "name = session.get_inputs()[0].name\n"
         "with np.load(sys.argv[2]) as feeds:\n"
         "    np.savez(sys.argv[3], **{k: session.run(None, {name: feeds[k]})[0] for k in feeds.files})\n")
-    result = run_python_on(cpu, "-c", script, str(model), str(inputs), str(outputs))
+    result = run_python_on(cpu, "-c", script, str(model), str(inputs), str(outputs), timeout=timeout)
     assert result.returncode == 0, result.stderr
 
 
