@@ -47,6 +47,30 @@ def analysis_freqs(params: SpectrogramParams) -> np.ndarray:
     return np.linspace(0.0, params.sample_rate // 2, params.n_fft // 2 + 1)
 
 
+def sparse_triangles(freqs: np.ndarray, corners: np.ndarray) -> scipy.sparse.csr_matrix:
+    """`triangles(freqs, corners).T` as a sparse (len(corners) - 2, len(freqs)) float64 matrix.
+
+    Built without the dense matrix (8821 x 512 at the defaults: ~0.2-0.4 s of a cold start, for 0.2%
+    non-zero entries). A frequency lies under at most two filters, the one falling from the corner
+    at or below it and the one rising from there, so only those two weights are evaluated, with
+    torchaudio's formula as `triangles` writes it: the same numbers to the bit.
+    """
+    freqs = np.asarray(freqs, dtype=np.float64)
+    filters = corners.size - 2
+    widths = np.diff(corners)
+    above = np.searchsorted(corners, freqs, side="right")  # corners[above - 1] <= f < corners[above]
+    rows = np.stack([above - 2, above - 1], axis=1).ravel()  # falling, rising; columns stay in order
+    cols = np.repeat(np.arange(freqs.size), 2)
+    inside = (rows >= 0) & (rows < filters)
+    rows, cols = rows[inside], cols[inside]
+    at = freqs[cols]
+    rising = (at - corners[rows]) / widths[rows]
+    falling = (corners[rows + 2] - at) / widths[rows + 1]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    keep = weights > 0
+    return scipy.sparse.csr_matrix((weights[keep], (rows[keep], cols[keep])), shape=(filters, freqs.size))
+
+
 @lru_cache(maxsize=8)
 def analysis_filterbank(params: SpectrogramParams) -> scipy.sparse.csr_matrix:
     """The encoder's filterbank as a sparse (num_bins, used_bins) float32 matrix.
@@ -55,10 +79,11 @@ def analysis_filterbank(params: SpectrogramParams) -> scipy.sparse.csr_matrix:
     magnitudes for those alone; each bin feeds at most two filters, so sparse is ~100x less work
     than the dense (8821, 512) product.
     """
-    weights = triangles(analysis_freqs(params), filter_corners(params))
-    used = int(np.flatnonzero(weights.any(axis=1))[-1]) + 1
-    matrix = scipy.sparse.csr_matrix(weights[:used].T.astype(np.float32))
-    matrix.sum_duplicates()
+    weights = sparse_triangles(analysis_freqs(params), filter_corners(params))
+    used = int(weights.indices.max()) + 1
+    matrix = weights[:, :used].astype(np.float32).tocsr()
+    matrix.eliminate_zeros()  # a weight too small for float32
+    matrix.sort_indices()
     return matrix
 
 
