@@ -4,7 +4,7 @@
     audio_record = write_loop_file(path, fitted, LoopFileSettings(bit_depth="24", sample_rate=48000),
                                    prompt=..., seed=...)
 
-Resampling is scipy's polyphase filter (`engine.codec.resample`, bit-identical to `resample_poly`),
+Resampling is scipy's polyphase filter (`scipy.signal.resample_poly`, the well-kept library itself),
 run on the loop wrapped around itself so the seam stays seamless, then cut to the exact length at the
 new rate. Loudness is ITU-R BS.1770 integrated loudness (pyloudnorm); true peak is measured 4x
 oversampled (BS.1770's method) and kept below the ceiling by lowering the gain, never by clipping.
@@ -24,7 +24,6 @@ import numpy as np
 import soundfile
 
 from engine.atomic import atomic_path
-from engine.codec.resample import resample_by
 from engine.errors import InvalidInputError
 from engine.version import __version__
 from plugin.fit import FittedLoop
@@ -83,6 +82,15 @@ def resample_loop(audio: np.ndarray, from_rate: int, to_rate: int, num_samples: 
     if out.shape[0] < num_samples:
         out = np.pad(out, ((0, num_samples - out.shape[0]), (0, 0)))
     return out
+
+
+def resample_by(samples: np.ndarray, up: int, down: int) -> np.ndarray:
+    """scipy's polyphase resampler (Kaiser, beta 5) along axis 0, float32: the files a producer keeps go
+    through the well-kept library itself. (The codec's own copy of this filter, `engine.codec.resample`,
+    only serves its internal decode rates, where importing scipy.signal would double a cold decode.)"""
+    from scipy.signal import resample_poly
+
+    return resample_poly(np.asarray(samples, dtype=np.float32), up, down, axis=0).astype(np.float32)
 
 
 def true_peak(audio: np.ndarray) -> float:
