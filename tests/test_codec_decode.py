@@ -277,7 +277,7 @@ def test_resampler_is_scipys_resample_poly(up, down, shape):
 
 
 # Times a fresh interpreter's first decode and then warm ones, and lists the scipy modules decoding needed.
-_FRESH_PROCESS_DECODES = """
+FRESH_PROCESS_DECODES = """
 import json, sys, time
 import numpy as np
 from PIL import Image
@@ -300,7 +300,7 @@ def decode_in_fresh_process(image_path, cwd, decodes: int = 1 + WARM_DECODES) ->
 
     Run in `cwd` (an empty folder), so the interpreter imports the installed riffstudio.
     """
-    result = subprocess.run([sys.executable, "-c", _FRESH_PROCESS_DECODES, str(image_path), str(decodes)],
+    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS_DECODES, str(image_path), str(decodes)],
                             cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)

@@ -41,22 +41,6 @@ WARM_DECODES = 3
 TARGET_RATIO = 8.0  # whole process, recipe / ours
 TARGET_FIRST = 1.2  # first decode / warm decode
 
-# Times a fresh interpreter's first decode and then warm ones (as tests/test_codec_decode.py does).
-_FIRST_AND_WARM = """
-import json, sys, time
-import numpy as np
-from PIL import Image
-from engine.codec import decode_image
-
-image = np.asarray(Image.open(sys.argv[1]))
-times = []
-for _ in range(int(sys.argv[2])):
-    start = time.perf_counter()
-    decode_image(image)
-    times.append(time.perf_counter() - start)
-print(json.dumps(times))
-"""
-
 
 def run_recipe(image_path: Path, out: Path) -> None:
     """The recipe's whole job in this (fresh) process: read the image, decode it, write a 24-bit WAV."""
@@ -100,8 +84,11 @@ def decoded_in(stdout: str) -> float:
 
 def first_and_warm(image: Path, cwd: Path) -> list[float]:
     """Decode times in one fresh interpreter: the first, then WARM_DECODES warm ones."""
-    _, stdout = timed_process([sys.executable, "-c", _FIRST_AND_WARM, str(image), str(1 + WARM_DECODES)], cwd)
-    return json.loads(stdout)
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_codec_decode import FRESH_PROCESS_DECODES  # the script the suite's cold-start test runs
+
+    _, stdout = timed_process([sys.executable, "-c", FRESH_PROCESS_DECODES, str(image), str(1 + WARM_DECODES)], cwd)
+    return json.loads(stdout)["times"]
 
 
 def main() -> int:
