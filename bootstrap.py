@@ -64,7 +64,7 @@ def main(argv: list[str]) -> None:
                  f"this is {sys.version.split()[0]}")
     python = ensure_venv()
     if argv[:1] == ["test"]:
-        install(python, "dev,export")
+        install(python, "dev,export,hub")
         run([str(python), "-m", "ruff", "check", "."])
         run([str(python), "-m", "pytest", *argv[1:]])
     else:
