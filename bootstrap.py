@@ -1,7 +1,7 @@
 """Set up `.venv` and run riffstudio or its test suite: the README's two commands.
 
     python bootstrap.py              # install the app into .venv and open it
-    python bootstrap.py test [ARGS]  # install with the dev + export extras, run ruff and pytest ARGS
+    python bootstrap.py test [ARGS]  # install with the dev + export + hub extras, run ruff and pytest ARGS
 
 Standard library only, so it runs on a fresh Windows, macOS or Linux machine with just Python 3.11+.
 An install is skipped when nothing it depends on changed since the last one (a stamp inside .venv).
