@@ -22,15 +22,25 @@ WIDTH = 64  # the narrowest loop: a 4-step job takes well under a second on the 
 XDG = ("XDG_DATA_HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
 
 
+def make_private_home(prefix: str) -> tuple[Path, dict[str, str]]:
+    """A fresh temporary home with a 0700 folder per XDG variable, and those variables' values (short
+    paths: Unix socket paths are limited to ~100 bytes). The caller sets them and removes the home."""
+    home = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp" if os.name == "posix" else None))
+    folders = {}
+    for name in XDG:
+        folder = home / name.split("_")[1].lower()
+        folder.mkdir(mode=0o700)
+        folders[name] = str(folder)
+    return home, folders
+
+
 @contextlib.contextmanager
 def engine_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every XDG folder in a fresh temporary home (short: Unix socket paths are limited to ~100 bytes);
     any engine still running there at the end is killed."""
-    home = Path(tempfile.mkdtemp(prefix="rs-engine-", dir="/tmp" if os.name == "posix" else None))
-    for name in XDG:
-        folder = home / name.split("_")[1].lower()
-        folder.mkdir(mode=0o700)
-        monkeypatch.setenv(name, str(folder))
+    home, folders = make_private_home("rs-engine-")
+    for name, folder in folders.items():
+        monkeypatch.setenv(name, folder)
     monkeypatch.delenv("RIFFSTUDIO_ENGINE_TEST_CRASH", raising=False)
     monkeypatch.delenv("RIFFSTUDIO_ENGINE_TEST_HANG", raising=False)
     try:

@@ -50,7 +50,7 @@ def test_reference_outputs_hold_on_the_npu(qnn_bundle):
     minutes on the HTP simulator: it passed with all four models within 3 dB, see docs/qnn-notes.md):
     the NPU, CPU fallback disabled, scores its stored reference inputs within 3 dB of what the CPU's
     QDQ emulation scored at conversion."""
-    from engine.bundle.reference import MAX_LOSS_DB, read_reference, run_reference, snr_db
+    from engine.bundle.reference import MAX_LOSS_DB, read_reference, run_feeds, snr_db
     from engine.sessions import create_session
 
     bundle = open_bundle(qnn_bundle)
@@ -58,5 +58,5 @@ def test_reference_outputs_hold_on_the_npu(qnn_bundle):
     reference = read_reference(bundle.path / spec.reference)
     strict = bundle.session_settings(SessionSettings(provider="qnn", disable_cpu_fallback=True))
     session = create_session(bundle.component_path("text_encoder"), strict, cache_dir=bundle.cache_dir())
-    here = snr_db(reference.expected, run_reference(session, reference))
+    here = snr_db(reference.expected, run_feeds(session, reference.feeds))
     assert here > spec.validation["reference_snr_db"] - MAX_LOSS_DB

@@ -20,7 +20,7 @@ import numpy as np
 
 from engine.bundle.bundle import Bundle, open_bundle
 from engine.bundle.manifest import COMPONENTS, ComponentSpec, TensorSpec
-from engine.bundle.reference import MAX_LOSS_DB, read_reference, run_reference, snr_db
+from engine.bundle.reference import MAX_LOSS_DB, read_reference, run_feeds, snr_db
 from engine.cpu_features import cpu_info
 from engine.errors import ModelBundleError
 from engine.tokenizer import PromptTokenizer
@@ -118,7 +118,7 @@ def _reference_snr(bundle: Bundle, component: str, spec: ComponentSpec, session:
     if not spec.reference or converted is None:
         return None
     reference = read_reference(bundle.path / spec.reference)
-    here = snr_db(reference.expected, run_reference(session, reference))
+    here = snr_db(reference.expected, run_feeds(session, reference.feeds))
     loss = converted - here
     if loss > MAX_LOSS_DB:
         where = "on the NPU" if provider == "qnn" else f"on this CPU ({cpu_info().describe()})"

@@ -15,6 +15,7 @@ so the check stays quick at full size.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,9 +82,9 @@ def read_reference(path: Path) -> Reference:
     return Reference(feeds=tuple(grouped[index] for index in sorted(grouped)), expected=expected)
 
 
-def run_reference(session: object, reference: Reference) -> np.ndarray:
-    """The session's first output for every reference feed, concatenated like `expected`."""
-    return np.concatenate([session.run(None, feeds)[0] for feeds in reference.feeds])  # type: ignore[attr-defined]
+def run_feeds(session: object, feeds: Sequence[dict[str, np.ndarray]]) -> np.ndarray:
+    """The session's first output for every feed, concatenated on the batch axis (like `expected`)."""
+    return np.concatenate([session.run(None, feed)[0] for feed in feeds])  # type: ignore[attr-defined]
 
 
 def snr_db(reference: np.ndarray, test: np.ndarray) -> float:

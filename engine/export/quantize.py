@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.bundle.reference import Reference, crop_feeds, run_reference, snr_db
+from engine.bundle.reference import Reference, crop_feeds, run_feeds, snr_db
 from engine.errors import InvalidInputError, ModelBundleError
 from engine.export.ranges import collect_ranges, write_calibration_cache
 
@@ -221,10 +221,9 @@ def build_reference(fp32_path: str | Path, quantized_path: str | Path, samples: 
     if not samples:
         raise InvalidInputError("build_reference needs at least one sample")
     feeds = tuple(crop_feeds(dict(sample), specs) for sample in samples)
-    reference = Reference(feeds=feeds, expected=np.zeros(0, np.float32))
-    expected = run_reference(create_session(fp32_path, SessionSettings()), reference)
+    expected = run_feeds(create_session(fp32_path, SessionSettings()), feeds)
     reference = Reference(feeds=feeds, expected=expected.astype(np.float16).astype(np.float32))
-    actual = run_reference(create_session(quantized_path, SessionSettings()), reference)
+    actual = run_feeds(create_session(quantized_path, SessionSettings()), feeds)
     return reference, snr_db(reference.expected, actual)
 
 

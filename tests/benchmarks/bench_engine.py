@@ -24,7 +24,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,11 +36,11 @@ PROMPT = "funky slap bass, 100 bpm"
 
 
 def private_home() -> Path:
-    home = Path(tempfile.mkdtemp(prefix="rs-bench-", dir="/tmp" if os.name == "posix" else None))
-    for name in ("XDG_DATA_HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
-        folder = home / name.split("_")[1].lower()
-        folder.mkdir(mode=0o700)
-        os.environ[name] = str(folder)
+    """The engine tests' private home (tests/engine_fixtures.py), set in this process's environment."""
+    from engine_fixtures import make_private_home
+
+    home, folders = make_private_home("rs-bench-")
+    os.environ.update(folders)
     return home
 
 
