@@ -115,15 +115,17 @@ client = EngineClient(name="doomed")
 job = client.submit(loop_settings("orphan", steps=30), {str(fp32_bundle)!r}, key="orphan-key")
 for event in job.events(timeout=60):
     if getattr(event, "stage", "") == "denoise":
-        print(job.id, flush=True)
+        print("job", job.id, flush=True)
         break
 import time; time.sleep(60)
 """
     process = start_client_process(f"import sys; sys.path.insert(0, 'tests')\n{script}")
-    job_id = process.stdout.readline().strip()
+    line = process.stdout.readline()
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
-    assert job_id, process.stderr.read()
+    words = line.split()
+    assert len(words) == 2 and words[0] == "job", f"{line!r}: {process.stderr.read()}"
+    job_id = words[1]
     with EngineClient(name="finder") as finder:
         again = finder.submit(loop_settings("orphan", steps=30), fp32_bundle, key="orphan-key")
         assert again.id == job_id and again.queued.duplicate

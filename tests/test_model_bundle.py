@@ -257,3 +257,15 @@ def test_fp32_and_int8_bundles_share_one_export_per_model(fp32_bundle, int8_bund
     record = json.loads((matching[0] / "export.json").read_text())
     manifest = json.loads((int8_bundle / "manifest.json").read_text())
     assert manifest["components"]["unet"]["validation"]["max_abs_error_vs_torch"] == record["max_abs_error_vs_torch"]
+
+
+def test_small_models_export_beside_the_unet_only_with_a_second_core_and_the_memory():
+    from engine.export.convert import EXPORT_PEAK_PER_MODULE_BYTE, export_workers
+
+    sizes = {"text_encoder": 492_000_000, "unet": 3_438_000_000, "vae_decoder": 198_000_000,
+             "vae_encoder": 137_000_000}  # SD 1.5, fp32
+    both = EXPORT_PEAK_PER_MODULE_BYTE * (sizes["unet"] + sizes["text_encoder"])
+    assert export_workers(sizes, both, cpus=2) == 2
+    assert export_workers(sizes, both - 1, cpus=2) == 1
+    assert export_workers(sizes, 10 * both, cpus=1) == 1
+    assert export_workers(sizes, None, cpus=8) == 1

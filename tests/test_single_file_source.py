@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import EXPORT_CACHE
 from ldm_checkpoint import write_ldm_checkpoint
 from random_sd_model import PRESETS, SCHEDULER_CONFIG, clip_vocabulary
 
@@ -39,8 +40,13 @@ def test_single_file_converts_to_the_bundle_its_folder_gives(run_cli, tmp_path, 
                                                              fp32_bundle):
     source = single_files[".safetensors"]
     out = tmp_path / "from-file"
-    result = run_cli("model", "convert", source, "--out", out, "--config", tiny_sd_dir, timeout=600)
+    entries = set(EXPORT_CACHE.iterdir())
+    result = run_cli("model", "convert", source, "--out", out, "--config", tiny_sd_dir, "--export-cache",
+                     EXPORT_CACHE, timeout=600)
     assert result.returncode == 0, result.stderr
+    # The export cache is keyed by module content: a hit on every model means the file's weights, mapped
+    # from riffusion's LDM names, are exactly the folder's (any difference would export anew).
+    assert set(EXPORT_CACHE.iterdir()) == entries
     assert run_cli("model", "check", out).returncode == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["source"] == str(source.resolve())

@@ -44,8 +44,11 @@ def saved_pipeline_dir(tiny_sd_dir: Path, tmp_path_factory: pytest.TempPathFacto
 def test_folder_saved_with_tokenizer_json_only_converts_to_the_same_tokenizer(
         run_cli, saved_pipeline_dir, fp32_bundle, tmp_path):
     out = tmp_path / "bundle"
+    entries = set(EXPORT_CACHE.iterdir())
     result = run_cli("model", "convert", saved_pipeline_dir, "--out", out, "--export-cache", EXPORT_CACHE)
     assert result.returncode == 0, result.stderr
+    # The export cache is keyed by the modules' content: the same weights re-saved reuse every export.
+    assert set(EXPORT_CACHE.iterdir()) == entries
     ours = PromptTokenizer(out / "tokenizer.json")
     # fp32_bundle is converted from the same weights in riffusion-model-v1's vocab.json + merges.txt form.
     reference = PromptTokenizer(fp32_bundle / "tokenizer.json")

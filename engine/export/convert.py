@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,15 +31,21 @@ from engine.bundle.manifest import (
 from engine.cpu_features import cpu_info
 from engine.errors import InvalidInputError, ModelBundleError
 from engine.export.export_cache import export_with_cache
-from engine.export.onnx_export import MAX_LATENT_WIDTH, OPSET
+from engine.export.onnx_export import COMPONENT_OWNER, MAX_LATENT_WIDTH, OPSET, ExportedModel
 from engine.export.source import check_config_folder, load_checkpoint
 from engine.version import __version__
 
 Progress = Callable[[str, float], None]
 
-# Rough share of the whole conversion each stage takes (the UNet dominates), for one honest progress bar.
-STAGE_WEIGHTS = {"load": 0.04, "calibration": 0.20, "tokenizer": 0.01, "text_encoder": 0.05, "unet": 0.40,
-                 "vae_decoder": 0.12, "vae_encoder": 0.12, "manifest": 0.06}
+# Rough share of the whole conversion each stage takes, for one honest progress bar: exporting (the
+# UNet's dominates), then per model its quantisation and scoring (nothing left to do for fp32).
+STAGE_WEIGHTS = {"load": 0.04, "calibration": 0.20, "tokenizer": 0.01, "export": 0.45, "text_encoder": 0.03,
+                 "unet": 0.12, "vae_decoder": 0.05, "vae_encoder": 0.05, "manifest": 0.05}
+# Each model's share of the export stage (time on the tiny test model and at full size alike).
+EXPORT_WEIGHTS = {"text_encoder": 0.08, "unet": 0.68, "vae_decoder": 0.12, "vae_encoder": 0.12}
+# Peak memory of one export child per byte of the torch module it exports (module, its saved copy, the
+# exporter's graphs and the ONNX model it writes), a rough upper bound.
+EXPORT_PEAK_PER_MODULE_BYTE = 4
 # Below this the w8a16 UNet loses its accuracy on the HTP back end (0 dB at 64 px, 41 dB from 256 px).
 MIN_QNN_WIDTH = 256
 # How many calibration samples each quantised model is scored on (SNR against fp32).
@@ -52,7 +60,7 @@ CPU_SESSION_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
 NPU_SESSION_OPTIONS: dict[str, Any] = {"htp_performance_mode": "burst", "context_cache": True}
 
 STAGE_LABELS = {"load": "loading the checkpoint", "calibration": "calibrating on music prompts",
-                "tokenizer": "writing the tokenizer", "manifest": "hashing files"}
+                "tokenizer": "writing the tokenizer", "export": "exporting the models", "manifest": "hashing files"}
 
 
 @dataclass(frozen=True)
@@ -111,12 +119,14 @@ class _Stages:
 
     def report(self, stage: str, fraction: float) -> None:
         if self._progress:
-            label = STAGE_LABELS.get(stage, f"exporting {stage}")
+            self.report_as(STAGE_LABELS.get(stage, stage), stage, fraction)
+
+    def report_as(self, label: str, stage: str, fraction: float) -> None:
+        if self._progress:
             self._progress(label, min(1.0, self._done + STAGE_WEIGHTS[stage] * fraction))
 
     def finish(self, stage: str) -> None:
         self._done += STAGE_WEIGHTS[stage]
-        self.report(stage, 0.0)
 
 
 def convert(settings: ConvertSettings, progress: Progress | None = None) -> Manifest:
@@ -131,14 +141,20 @@ def convert(settings: ConvertSettings, progress: Progress | None = None) -> Mani
     out = Path(settings.out)
     with atomic_path(out, directory=True) as bundle, tempfile.TemporaryDirectory(
             prefix=".riffstudio-convert-", dir=out.parent) as work:
+        stages.report("tokenizer", 0.0)
         write_tokenizer(checkpoint.tokenizer, bundle / TOKENIZER_NAME)
         stages.finish("tokenizer")
+        # fp32 exports are the bundle's files; the others are quantised from exports in `work`.
+        exports = export_all(checkpoint, settings, bundle if settings.precision == "fp32" else Path(work), stages)
+        stages.finish("export")
         components: dict[str, ComponentSpec] = {}
         for component in COMPONENTS:
-            stages.report(component, 0.0)
-            components[component] = _build_component(checkpoint, component, settings, bundle, Path(work),
+            if settings.precision != "fp32":
+                stages.report_as(f"quantising {component}", component, 0.0)
+            components[component] = _build_component(exports[component], component, settings, bundle,
                                                      calibration)
             stages.finish(component)
+        stages.report("manifest", 0.0)
         manifest = Manifest(
             precision=settings.precision,
             source=checkpoint.source,
@@ -180,23 +196,76 @@ def _calibrate(checkpoint: Any, settings: ConvertSettings, stages: _Stages) -> A
         progress=lambda done, total: stages.report("calibration", done / total))
 
 
-def _build_component(checkpoint: Any, component: str, settings: ConvertSettings, bundle: Path,
-                     work: Path, calibration: Any) -> ComponentSpec:
+def export_all(checkpoint: Any, settings: ConvertSettings, folder: Path, stages: _Stages) -> dict[str, ExportedModel]:
+    """Every model exported to `folder`, each in its own child interpreter (see isolated_export).
+
+    The UNet's export takes about two thirds of the time; with a second core and memory for both, the
+    small models export one after another beside it, which takes their share off the wall time."""
+    fixed_width = settings.qnn_width if settings.precision == "qnn" else None
+    module_bytes = {c: _module_bytes(getattr(checkpoint, COMPONENT_OWNER[c])) for c in COMPONENTS}
+    workers = export_workers(module_bytes, available_memory(), os.cpu_count() or 1)
+    pending = list(COMPONENTS)
+    done = 0.0
+
+    def export(component: str) -> ExportedModel:
+        return export_with_cache(checkpoint, component, folder / f"{component}.onnx", fixed_width=fixed_width,
+                                 cache=settings.export_cache)
+
+    stages.report_as(f"exporting {', '.join(pending)}", "export", 0.0)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export") as pool:
+        # The UNet first, so it never waits behind the small ones.
+        order = sorted(COMPONENTS, key=lambda c: c != "unet")
+        futures = {pool.submit(export, component): component for component in order}
+        results: dict[str, ExportedModel] = {}
+        failure: BaseException | None = None
+        for future in as_completed(futures):
+            component = futures[future]
+            try:
+                results[component] = future.result()
+            except BaseException as error:  # the others run on (they are child processes): report the first
+                failure = failure or error
+            pending.remove(component)
+            done += EXPORT_WEIGHTS[component]
+            stages.report_as(f"exporting {', '.join(pending)}" if pending else "exported", "export", done)
+    if failure is not None:
+        raise failure
+    return results
+
+
+def export_workers(module_bytes: dict[str, int], available: int | None, cpus: int) -> int:
+    """2 when the small models can export beside the UNet (a second core, memory for both), else 1."""
+    if cpus < 2 or available is None:
+        return 1
+    beside = max(size for component, size in module_bytes.items() if component != "unet")
+    return 2 if available >= EXPORT_PEAK_PER_MODULE_BYTE * (module_bytes["unet"] + beside) else 1
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new processes (None where it cannot be read)."""
+    try:
+        import psutil  # accelerate's dependency, so there wherever the export extra is
+
+        return int(psutil.virtual_memory().available)
+    except (ImportError, OSError):
+        return None
+
+
+def _module_bytes(module: Any) -> int:
+    return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
+
+
+def _build_component(exported: ExportedModel, component: str, settings: ConvertSettings, bundle: Path,
+                     calibration: Any) -> ComponentSpec:
     from engine.export.onnx_export import describe_onnx
 
     name = f"{component}.onnx"
     if settings.precision == "fp32":
-        exported = export_with_cache(checkpoint, component, bundle / name, fixed_width=None,
-                                     cache=settings.export_cache)
         return ComponentSpec(file=name, inputs=exported.inputs, outputs=exported.outputs,
                              validation={"max_abs_error_vs_torch": exported.max_abs_error_vs_torch})
     from engine.bundle.reference import REFERENCE_SAMPLES, reference_file, write_reference
     from engine.export.quantize import build_reference, component_snr_db, quantize_int8, quantize_qnn
 
     samples = calibration.for_component(component)
-    fixed_width = settings.qnn_width if settings.precision == "qnn" else None
-    exported = export_with_cache(checkpoint, component, work / name, fixed_width=fixed_width,
-                                 cache=settings.export_cache)
     if settings.precision == "qnn":
         record = quantize_qnn(exported.path, bundle / name, component, samples)
     else:

@@ -1,9 +1,12 @@
 """Reuse ONNX exports across conversions of one checkpoint (`riffstudio model convert --export-cache DIR`).
 
 Exporting the UNet is the slowest part of a conversion (minutes at full size), and an fp32 and an int8
-bundle start from the same export. An entry is keyed by everything that shapes the export: the
-checkpoint's revision, the component, fixed or dynamic shapes, the exporter's own code and torch's
-version; so a stale entry is never used, only left behind.
+bundle start from the same export. An entry is keyed by everything that shapes the export: the torch
+module itself (its class, its architecture config and the bytes of every parameter and buffer), fixed
+or dynamic shapes, the exporter's own code and torch's version; so a stale entry is never used, only
+left behind. Keying by content rather than by where the weights came from means the same weights hit
+the same entry however they arrived: a Hugging Face folder, the same folder re-saved by newer
+diffusers/transformers (another layout, another revision id) or riffusion's single .ckpt file.
 """
 
 from __future__ import annotations
@@ -50,9 +53,36 @@ def export_with_cache(checkpoint: Any, component: str, destination: Path, *, fix
 def _key(checkpoint: Any, component: str, fixed_width: int | None) -> str:
     import torch
 
-    digest = hashlib.sha256(f"{checkpoint.revision}|{component}|{fixed_width}|{torch.__version__}".encode())
+    digest = hashlib.sha256(f"{component}|{fixed_width}|{torch.__version__}".encode())
+    digest.update(module_fingerprint(getattr(checkpoint, onnx_export.COMPONENT_OWNER[component])).encode())
     for module in (onnx_export, qnn_export_fixes, attention_fusion):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:16]
+
+
+# Config entries that say who wrote a file, not what the model computes.
+_PROVENANCE_KEYS = {"transformers_version", "architectures", "torch_dtype", "dtype"}
+
+
+def module_fingerprint(module: Any) -> str:
+    """A content id of a torch module: its class, architecture config, attention implementation and
+    the bytes of every parameter and buffer (non-persistent ones too: they become graph constants).
+
+    Hashing SD 1.5's 3.4 GB UNet takes seconds; exporting it takes minutes."""
+    import torch
+
+    digest = hashlib.sha256(f"{type(module).__module__}.{type(module).__qualname__}".encode())
+    config = getattr(module, "config", None)
+    if config is not None:
+        settings = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+        kept = {k: v for k, v in settings.items() if not k.startswith("_") and k not in _PROVENANCE_KEYS}
+        digest.update(json.dumps(kept, sort_keys=True, default=repr).encode())
+        digest.update(str(getattr(config, "_attn_implementation", None)).encode())
+    named = [*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)]
+    for name, tensor in sorted(named, key=lambda item: item[0]):
+        data = tensor.detach().contiguous().cpu()
+        digest.update(f"{name}|{data.dtype}|{tuple(data.shape)}".encode())
+        digest.update(memoryview(data.reshape(-1).view(torch.uint8).numpy()) if data.numel() else b"")
+    return digest.hexdigest()
 
 
