@@ -12,7 +12,7 @@ from ldm_checkpoint import write_ldm_checkpoint
 
 from engine.bundle import COMPONENTS, SCHEMA_VERSION, open_bundle
 from engine.bundle.manifest import cpu_platform
-from engine.errors import ModelBundleError
+from engine.errors import InvalidInputError, ModelBundleError
 from engine.sessions import SessionSettings
 from engine.tokenizer import PromptTokenizer
 
@@ -50,6 +50,25 @@ def test_model_check_passes_and_reports_every_model(run_cli, fp32_bundle):
     assert "OK: every file matches" in result.stdout
     for component in COMPONENTS:
         assert component in result.stdout
+    assert "every model runs" in result.stdout
+
+
+def test_model_check_of_some_models_runs_those_and_still_verifies_every_file(run_cli, fp32_bundle, tmp_path):
+    result = run_cli("model", "check", fp32_bundle, "--models", "vae_decoder,text_encoder")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split()[0] for line in result.stdout.splitlines() if line.split()[:1] in (["text_encoder"],
+            ["unet"], ["vae_decoder"], ["vae_encoder"])]
+    assert rows == ["text_encoder", "vae_decoder"]  # in pipeline order, whatever order they were asked in
+    assert "OK: every file matches the manifest and text_encoder, vae_decoder run." in result.stdout
+    refused = run_cli("model", "check", fp32_bundle, "--models", "unet,vae")
+    assert refused.returncode == InvalidInputError.exit_code
+    lines = [line for line in refused.stderr.splitlines() if line.startswith("riffstudio:")]
+    assert len(lines) == 1 and "unknown model vae" in lines[0] and "vae_decoder" in lines[0], refused.stderr
+    damaged = tmp_path / "damaged"
+    shutil.copytree(fp32_bundle, damaged)
+    with (damaged / "vae_encoder.onnx").open("ab") as file:
+        file.write(b"\0")
+    assert run_cli("model", "check", damaged, "--models", "text_encoder").returncode == ModelBundleError.exit_code
 
 
 def test_onnx_matches_torch_on_fresh_inputs(fp32_bundle, tiny_sd_dir):

@@ -53,7 +53,9 @@ def export_with_cache(checkpoint: Any, component: str, destination: Path, *, fix
 def _key(checkpoint: Any, component: str, fixed_width: int | None) -> str:
     import torch
 
-    digest = hashlib.sha256(f"{component}|{fixed_width}|{torch.__version__}".encode())
+    # The text encoder has no width: one fixed-shape export serves every QNN width.
+    shape = ("fixed" if fixed_width else "dynamic") if component == "text_encoder" else fixed_width
+    digest = hashlib.sha256(f"{component}|{shape}|{torch.__version__}".encode())
     digest.update(module_fingerprint(getattr(checkpoint, onnx_export.COMPONENT_OWNER[component])).encode())
     for module in (onnx_export, qnn_export_fixes, attention_fusion):
         digest.update(Path(module.__file__).read_bytes())

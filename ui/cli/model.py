@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="fail unless the bundle was made for this precision")
     check.add_argument("--provider", choices=("cpu", "qnn"), default=None,
                        help="execution provider to check on (default: qnn for qnn bundles, else cpu)")
+    check.add_argument("--models", metavar="A,B", default=None,
+                       help="run only these models (e.g. unet,vae_decoder: the quantised ones, whose numbers "
+                       "depend on the CPU); every file is still verified")
     check.set_defaults(run=run_check)
 
     compile_ = commands.add_parser(
@@ -100,7 +103,9 @@ def run_check(args: argparse.Namespace) -> int:
     provider = args.provider or ("qnn" if open_bundle(args.bundle).precision == "qnn" else "cpu")
     progress = TerminalProgress()
     try:
-        report = check_bundle(args.bundle, precision=args.precision, provider=provider, progress=progress)
+        models = None if args.models is None else tuple(m.strip() for m in args.models.split(",") if m.strip())
+        report = check_bundle(args.bundle, precision=args.precision, provider=provider, models=models,
+                              progress=progress)
     finally:
         progress.close()
     print(report.render())
