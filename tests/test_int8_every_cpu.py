@@ -138,8 +138,8 @@ def test_model_check_fails_in_one_line_where_full_range_weights_saturate(int8_bu
     laptop. (On an AVX2-only host the native run is that laptop too.)"""
     pytest.importorskip("cpu_emulation").QEMU or pytest.skip("needs qemu-user (apt-get install qemu-user)")
     bundle = bundle_with_vae_decoder_scheme(int8_bundle, fp32_bundle, "static_qdq_u8s8", tmp_path / "old")
-    result = run_python_on("avx2-only", "-m", "ui.cli.main", "model", "check", str(bundle), "--models", QUANTISED,
-                           timeout=600, cwd=str(REPO))
+    result = run_python_on("avx2-only", "-m", "ui.cli.main", "model", "check", str(bundle), "--models",
+                           "vae_decoder", timeout=600, cwd=str(REPO))
     assert result.returncode == 3, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     message = result.stderr.strip().splitlines()[-1]  # after the progress lines

@@ -20,7 +20,7 @@ from pathlib import Path
 from engine.export.export_cache import export_with_cache
 from engine.export.source import load_checkpoint
 checkpoint = load_checkpoint(sys.argv[2])
-exported = export_with_cache(checkpoint, "vae_decoder", Path(sys.argv[3]), fixed_width=None, cache=None)
+exported = export_with_cache(checkpoint, "text_encoder", Path(sys.argv[3]), fixed_width=None, cache=None)
 exporter = ("onnxscript", "onnx_ir", "torch.onnx._internal.exporter._core")
 loaded = sorted(m for m in sys.modules if m.startswith(exporter))
 print(json.dumps({"loaded": loaded, "error": exported.max_abs_error_vs_torch,
@@ -30,11 +30,11 @@ print(json.dumps({"loaded": loaded, "error": exported.max_abs_error_vs_torch,
 
 @pytest.mark.slow
 def test_export_runs_in_a_child_and_leaves_the_converter_clean(tiny_sd_dir, tmp_path):
-    result = subprocess.run([sys.executable, "-c", SCRIPT, str(REPO), str(tiny_sd_dir), str(tmp_path / "vae.onnx")],
+    result = subprocess.run([sys.executable, "-c", SCRIPT, str(REPO), str(tiny_sd_dir), str(tmp_path / "text.onnx")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["loaded"] == []  # the exporter ran elsewhere
-    assert report["outputs"] == ["image"] and report["error"] < 1e-3
-    assert (tmp_path / "vae.onnx").stat().st_size > 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["vae.onnx"]  # no scratch left behind
+    assert report["outputs"] == ["last_hidden_state"] and report["error"] < 1e-3
+    assert (tmp_path / "text.onnx").stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["text.onnx"]  # no scratch left behind
