@@ -75,7 +75,8 @@ class CheckReport:
 def check_bundle(path: str | Path, *, precision: str | None = None, provider: str = "cpu",
                  models: tuple[str, ...] | None = None,
                  progress: Callable[[str, float], None] | None = None) -> CheckReport:
-    """Verify every file's hash, then run `models` (default: all four) once each on `provider`.
+    """Verify every file's hash, then run `models` (default: all four) on `provider`: a quantised model
+    on each of its stored reference inputs (scored against fp32), the others once on a small random input.
 
     `models` picks a few, e.g. the quantised ones (the only ones whose numbers depend on the CPU's int8
     kernels) on a slow or emulated machine; the files are verified all the same."""

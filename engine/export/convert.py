@@ -118,8 +118,7 @@ class _Stages:
         self._done = 0.0
 
     def report(self, stage: str, fraction: float) -> None:
-        if self._progress:
-            self.report_as(STAGE_LABELS.get(stage, stage), stage, fraction)
+        self.report_as(STAGE_LABELS.get(stage, stage), stage, fraction)
 
     def report_as(self, label: str, stage: str, fraction: float) -> None:
         if self._progress:
