@@ -43,6 +43,19 @@ def test_advanced_options_are_folded_away_with_sensible_defaults(qtbot, window):
     assert panel.advanced.isVisible()
 
 
+def test_worker_news_already_queued_when_the_window_closes_is_dropped(qtbot, window):
+    """A worker's signal queued just before shutdown() must not reach the closed library (CI once saw a
+    bundle check land after the close: 'Cannot operate on a closed database' in the event loop)."""
+    import threading
+
+    worker = threading.Thread(target=window.controller.bundle_checked.emit, args=(window.settings.bundle, "", "fp32"))
+    worker.start()
+    worker.join()
+    window.shutdown()
+    qtbot.wait(100)  # the queued call is delivered here; an exception in it fails the test (pytest-qt)
+    assert window.closed
+
+
 def test_an_unlocked_seed_changes_each_time_a_locked_one_stays(window):
     panel = window.generate
     panel.prompt.setText("x")

@@ -192,19 +192,23 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         c = self.controller
-        c.engine_state.connect(lambda text: self.statusBar().showMessage(text))
-        c.engine_trouble.connect(self.show_engine_trouble)
-        c.job_queued.connect(self._on_queued)
-        c.job_started.connect(lambda job: self._row_text(job, "running"))
-        c.job_progress.connect(self._on_progress)
-        c.job_preview.connect(self._on_preview)
-        c.job_done.connect(self._on_done)
-        c.job_failed.connect(self._on_failed)
-        c.job_cancelled.connect(lambda job: self._finish_row(job, "cancelled", "cancelled"))
-        c.submit_failed.connect(lambda text: self.statusBar().showMessage(f"riffstudio: {text}"))
-        c.bundle_checked.connect(self._on_bundle_checked)
-        c.exported.connect(self._on_exported)
-        c.model_loaded.connect(self._on_model_loaded)
+        # The controller emits from worker threads, so a slot call can already be queued on this thread when
+        # shutdown() blocks its signals: every slot goes through _while_open and drops such late news.
+        for signal, slot in (
+                (c.engine_state, lambda text: self.statusBar().showMessage(text)),
+                (c.engine_trouble, self.show_engine_trouble),
+                (c.job_queued, self._on_queued),
+                (c.job_started, lambda job: self._row_text(job, "running")),
+                (c.job_progress, self._on_progress),
+                (c.job_preview, self._on_preview),
+                (c.job_done, self._on_done),
+                (c.job_failed, self._on_failed),
+                (c.job_cancelled, lambda job: self._finish_row(job, "cancelled", "cancelled")),
+                (c.submit_failed, lambda text: self.statusBar().showMessage(f"riffstudio: {text}")),
+                (c.bundle_checked, self._on_bundle_checked),
+                (c.exported, self._on_exported),
+                (c.model_loaded, self._on_model_loaded)):
+            signal.connect(self._while_open(slot))
         self.generate.generate_requested.connect(self.generate_now)
         self.generate.link.toggled.connect(lambda on: self.link.start() if on else self.link.stop())
         self.link.tempo.connect(self.generate.bpm.setValue)
@@ -301,6 +305,13 @@ class MainWindow(QMainWindow):
         if theme_changed:
             apply_theme(QApplication.instance(), settings.theme)
         save_settings(settings)
+
+    def _while_open(self, slot):
+        """`slot`, except after shutdown(): then the call is dropped (the library is closed by then)."""
+        def call(*args) -> None:
+            if not self.closed:
+                slot(*args)
+        return call
 
     def choose_bundle(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a model bundle folder", self.settings.bundle)
