@@ -35,12 +35,14 @@ def export_with_cache(checkpoint: Any, component: str, destination: Path, *, fix
         return export_isolated(checkpoint, component, destination, fixed_width=fixed_width)
     entry = Path(cache) / f"{component}-{_key(checkpoint, component, fixed_width)}"
     if not (entry / RECORD).is_file():
-        with atomic_path(entry, directory=True) as temp:
-            exported = export_isolated(checkpoint, component, temp / destination.name, fixed_width=fixed_width)
-            record = {"file": destination.name, "inputs": [t.to_dict() for t in exported.inputs],
-                      "outputs": [t.to_dict() for t in exported.outputs],
-                      "max_abs_error_vs_torch": exported.max_abs_error_vs_torch}
-            (temp / RECORD).write_text(json.dumps(record, indent=1), encoding="utf-8")
+        from filelock import FileLock  # torch's own dependency: there wherever exports run
+
+        # Conversions sharing a cache (an fp32 and an int8 one started together) export each entry once:
+        # the second waits for the first's export instead of repeating it and losing the final rename.
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{entry}.lock"):
+            if not (entry / RECORD).is_file():
+                _export_entry(checkpoint, component, entry, destination.name, fixed_width)
     record = json.loads((entry / RECORD).read_text(encoding="utf-8"))
     for file in entry.iterdir():
         if file.name != RECORD:
@@ -48,6 +50,15 @@ def export_with_cache(checkpoint: Any, component: str, destination: Path, *, fix
     return ExportedModel(path=destination, inputs=tuple(TensorSpec.from_dict(t) for t in record["inputs"]),
                          outputs=tuple(TensorSpec.from_dict(t) for t in record["outputs"]),
                          max_abs_error_vs_torch=record["max_abs_error_vs_torch"])
+
+
+def _export_entry(checkpoint: Any, component: str, entry: Path, name: str, fixed_width: int | None) -> None:
+    with atomic_path(entry, directory=True) as temp:
+        exported = export_isolated(checkpoint, component, temp / name, fixed_width=fixed_width)
+        record = {"file": name, "inputs": [t.to_dict() for t in exported.inputs],
+                  "outputs": [t.to_dict() for t in exported.outputs],
+                  "max_abs_error_vs_torch": exported.max_abs_error_vs_torch}
+        (temp / RECORD).write_text(json.dumps(record, indent=1), encoding="utf-8")
 
 
 def _key(checkpoint: Any, component: str, fixed_width: int | None) -> str:
