@@ -35,59 +35,89 @@ def run_cli(tmp_path: Path):
     return run
 
 
-def cached_bundle(precision: str, **options) -> Path:
-    """The tiny checkpoint converted to a `precision` bundle, cached until the export code changes."""
+def bundle_path(precision: str, **options) -> Path:
+    """Where cached_bundle keeps this bundle: keyed by the checkpoint, the options and the export code."""
     import hashlib
 
-    from engine.export.convert import ConvertSettings, convert
-
-    source = cached_model_dir()
-    digest = hashlib.sha256(f"{source.name}-{precision}".encode())
+    digest = hashlib.sha256(f"{cached_model_dir().name}-{precision}".encode())
     for name, value in sorted(options.items()):
         digest.update(Path(value).read_bytes() if name == "calibration_prompts" else f"{name}={value}".encode())
     for path in sorted((REPO / "engine").rglob("*.py")):
         if path.parent.name in ("export", "bundle") or path.name in ("sessions.py", "tokenizer.py"):
             digest.update(path.read_bytes())
-    root = REPO / ".cache" / "test-bundles"
-    out = root / f"{precision}-{digest.hexdigest()[:12]}"
-    if not (out / "manifest.json").exists():
-        import shutil
+    return REPO / ".cache" / "test-bundles" / f"{precision}-{digest.hexdigest()[:12]}"
 
-        for stale in root.glob(f"{precision}-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        convert(ConvertSettings(source=str(source), out=out, precision=precision, export_cache=EXPORT_CACHE,
-                                **options))
+
+def cached_bundle(precision: str, **options) -> Path:
+    """The tiny checkpoint converted to a `precision` bundle, cached until the export code changes.
+    A lock per precision: the prebuild's processes and this one never build the same bundle twice."""
+    import shutil
+
+    from filelock import FileLock
+
+    from engine.export.convert import ConvertSettings, convert
+
+    out = bundle_path(precision, **options)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(out.parent / f"{precision}.lock"):
+        if not (out / "manifest.json").exists():
+            for stale in out.parent.glob(f"{precision}-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            convert(ConvertSettings(source=str(cached_model_dir()), out=out, precision=precision,
+                                    export_cache=EXPORT_CACHE, **options))
     return out
 
 
-def cached_artifacts(name: str, build) -> Path:
-    """A folder that `build(folder)` fills once, cached under .cache/test-artifacts/ until the export,
-    quantization or session code (or onnxruntime) changes; built under a temporary name, then renamed."""
+def artifacts_path(name: str) -> Path:
+    """Where cached_artifacts keeps `name`: keyed by what exporting, calibrating and quantizing read (not
+    convert.py: bundles are cached_bundle's), the builder and onnxruntime's version."""
     import hashlib
-    import shutil
-    import tempfile
     from importlib.metadata import version
 
     digest = hashlib.sha256(f"{cached_model_dir().name}-{name}-{version('onnxruntime')}".encode())
-    # What exporting, calibrating and quantizing read (not convert.py: bundles are cached_bundle's).
     sources = ["export/onnx_export.py", "export/source.py", "export/calibration.py", "export/ranges.py",
                "export/quantize.py", "export/qnn_export_fixes.py", "sessions.py"]
-    for path in [*(REPO / "engine" / name for name in sources), REPO / "tests" / "random_sd_model.py"]:
+    for path in [*(REPO / "engine" / name for name in sources), *(REPO / "tests" / f for f in ARTIFACT_BUILDERS)]:
         digest.update(path.read_bytes())
-    root = REPO / ".cache" / "test-artifacts"
-    out = root / f"{name}-{digest.hexdigest()[:12]}"
-    if out.is_dir():
-        return out
+    return REPO / ".cache" / "test-artifacts" / f"{name}-{digest.hexdigest()[:12]}"
+
+
+# The files whose code builds test artifacts (part of their cache key).
+ARTIFACT_BUILDERS = ("random_sd_model.py", "qnn_artifacts.py")
+
+
+def cached_artifacts(name: str) -> Path:
+    """The folder ARTIFACTS[name] fills once, cached under .cache/test-artifacts/ until its inputs change;
+    built under a temporary name, then renamed."""
+    import shutil
+    import tempfile
+
+    from filelock import FileLock
+
+    out = artifacts_path(name)
+    root = out.parent
     root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(f"{name}-{'?' * 12}"):
-        shutil.rmtree(stale, ignore_errors=True)
-    temp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
-    try:
-        build(temp)
-        temp.rename(out)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
+    with FileLock(root / f"{name}.lock"):
+        if out.is_dir():
+            return out
+        for stale in root.glob(f"{name}-{'?' * 12}"):
+            shutil.rmtree(stale, ignore_errors=True)
+        temp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+        try:
+            ARTIFACTS[name]()(temp)
+            temp.rename(out)
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
     return out
+
+
+def _qnn_artifacts_builder():
+    from qnn_artifacts import build_artifacts
+
+    return build_artifacts
+
+
+ARTIFACTS = {"quantize-qnn": _qnn_artifacts_builder}
 
 
 def cached_model_dir() -> Path:
@@ -107,11 +137,91 @@ def int8_bundle() -> Path:
 
 
 QNN_TEST_WIDTH = 256  # the narrowest width the w8a16 UNet stays accurate at on HTP
+# Four prompts keep the qnn bundle's calibration short.
+QNN_CALIBRATION_PROMPTS = DATA / "qnn_calibration_prompts.txt"
+QNN_OPTIONS = {"calibration_prompts": QNN_CALIBRATION_PROMPTS, "qnn_width": QNN_TEST_WIDTH}
 
 
 @pytest.fixture(scope="session")
-def qnn_bundle(tmp_path_factory) -> Path:
-    """The tiny checkpoint as a qnn bundle (256 px, calibrated on four prompts to keep the suite short)."""
-    prompts = tmp_path_factory.mktemp("calibration") / "prompts.txt"
-    prompts.write_text("funky slap bass, 100 bpm\nlofi piano, rain\nchurch bells\ntechno kick, 130 bpm\n")
-    return cached_bundle("qnn", calibration_prompts=prompts, qnn_width=QNN_TEST_WIDTH)
+def qnn_bundle() -> Path:
+    """The tiny checkpoint as a qnn bundle (256 px, calibrated on four prompts)."""
+    return cached_bundle("qnn", **QNN_OPTIONS)
+
+
+# --- prebuild: the cached bundles and artifacts a run needs, built side by side before its tests -------------
+
+# What each session fixture needs built, and how to build it (in a prebuild process or in the fixture).
+PREBUILT = {
+    "fp32_bundle": ("fp32", lambda: cached_bundle("fp32"), lambda: bundle_path("fp32")),
+    "int8_bundle": ("int8", lambda: cached_bundle("int8"), lambda: bundle_path("int8")),
+    "qnn_bundle": ("qnn", lambda: cached_bundle("qnn", **QNN_OPTIONS), lambda: bundle_path("qnn", **QNN_OPTIONS)),
+    "artifacts": ("quantize-qnn", lambda: cached_artifacts("quantize-qnn"), lambda: artifacts_path("quantize-qnn")),
+}
+# Each chain is one process with its own share of the cores; a chain's later builds reuse its earlier ones'
+# exports (the export cache). Independent chains: the dynamic exports (CPU bundles) and the fixed-shape ones.
+PREBUILD_CHAINS = (("fp32", "int8"), ("qnn", "quantize-qnn"))
+PREBUILD_LOG = REPO / ".cache" / "test-logs"
+_prebuild_report: list[str] = []
+
+
+def build_named(name: str) -> Path:
+    """Build (or find) the cached thing called `name` in PREBUILT (tests/prebuild.py's entry point)."""
+    return next(build for label, build, _ in PREBUILT.values() if label == name)()
+
+
+def _is_built(path: Path) -> bool:
+    return (path / "manifest.json").is_file() if path.parent.name == "test-bundles" else path.is_dir()
+
+
+def pytest_collection_finish(session) -> None:
+    """The bundles the selected tests use are built before the first test, the independent ones in parallel
+    processes (exports run on one core each; this machine kind has two). The fixtures then find them cached.
+    RIFFSTUDIO_TEST_PREBUILD=0 leaves each to its fixture. A failed prebuild is reported and left to the
+    fixture, which fails its tests with the real error."""
+    import subprocess
+    import time
+
+    if session.config.option.collectonly or os.environ.get("RIFFSTUDIO_TEST_PREBUILD", "1") == "0":
+        return
+    used = {name for item in session.items for name in getattr(item, "fixturenames", ()) if name in PREBUILT}
+    missing = {PREBUILT[name][0] for name in used if not _is_built(PREBUILT[name][2]())}
+    chains = [[name for name in chain if name in missing] for chain in PREBUILD_CHAINS]
+    chains = [chain for chain in chains if chain]
+    if len(chains) < 2:  # one build gains nothing from a process of its own
+        return
+    cached_model_dir()  # the checkpoint every build reads, made once before they start
+    PREBUILD_LOG.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    runs = []
+    for chain, cores in zip(chains, _core_shares(len(chains)), strict=True):
+        log = PREBUILD_LOG / f"prebuild-{'-'.join(chain)}.log"
+        # Pinned to its cores with thread pools to match: two chains each running 2-thread torch and ONNX
+        # Runtime pools on 2 cores spin against each other and took longer than building one after another.
+        env = {**os.environ, "OMP_NUM_THREADS": str(len(cores) or os.cpu_count() or 1)}
+        with log.open("w") as out:
+            runs.append((chain, log, time.perf_counter(), subprocess.Popen(
+                [sys.executable, str(REPO / "tests" / "prebuild.py"), *chain], cwd=REPO, stdout=out,
+                stderr=subprocess.STDOUT, env=env,
+                preexec_fn=(lambda cores=cores: os.sched_setaffinity(0, cores)) if cores else None)))
+    for chain, log, began, process in runs:
+        code = process.wait()
+        line = f"{' + '.join(chain)}: {time.perf_counter() - began:.0f} s"
+        _prebuild_report.append(line if code == 0 else f"{line}, FAILED (exit {code}; see {log})")
+    _prebuild_report.append(f"all, side by side: {time.perf_counter() - started:.0f} s")
+
+
+def _core_shares(parts: int) -> list[set[int]]:
+    """This process's cores split into `parts` disjoint sets (empty sets where affinity cannot be set)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return [set() for _ in range(parts)]
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < parts:
+        return [set() for _ in range(parts)]
+    return [set(cores[i::parts]) for i in range(parts)]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _prebuild_report:
+        terminalreporter.section("prebuilt test bundles (before the first test)")
+        for line in _prebuild_report:
+            terminalreporter.write_line(line)
