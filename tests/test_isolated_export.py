@@ -38,3 +38,37 @@ def test_export_runs_in_a_child_and_leaves_the_converter_clean(tiny_sd_dir, tmp_
     assert report["outputs"] == ["last_hidden_state"] and report["error"] < 1e-3
     assert (tmp_path / "text.onnx").stat().st_size > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["text.onnx"]  # no scratch left behind
+
+
+SHARED_CACHE_SCRIPT = """
+import json, sys
+sys.path[:0] = [sys.argv[1], sys.argv[1] + "/tests"]
+from pathlib import Path
+from engine.export.export_cache import export_with_cache
+from engine.export.source import load_checkpoint
+cache = Path(sys.argv[3])
+exported = export_with_cache(load_checkpoint(sys.argv[2]), "text_encoder", Path(sys.argv[4]), fixed_width=None,
+                             cache=cache)
+entries = [p for p in cache.iterdir() if p.is_dir()]
+print(json.dumps({"entries": [p.name for p in entries], "inode": entries[0].stat().st_ino,
+                  "error": exported.max_abs_error_vs_torch}))
+"""
+
+
+@pytest.mark.slow
+def test_two_conversions_sharing_an_export_cache_export_once(tiny_sd_dir, tmp_path):
+    """Started together (as the fp32 and int8 conversions of one checkpoint may be), one exports and the other
+    waits and reuses the entry: both see the same entry folder, never one replaced under the other."""
+    cache = tmp_path / "cache"
+    children = [subprocess.Popen([sys.executable, "-c", SHARED_CACHE_SCRIPT, str(REPO), str(tiny_sd_dir), str(cache),
+                                  str(tmp_path / f"text-{i}.onnx")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for i in range(2)]
+    reports = []
+    for child in children:
+        out, err = child.communicate(timeout=300)
+        assert child.returncode == 0, err[-2000:]
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    assert len(reports[0]["entries"]) == 1 and reports[0]["entries"] == reports[1]["entries"]
+    assert reports[0]["inode"] == reports[1]["inode"]  # exported once: a second export replaces the folder
+    assert all(r["error"] < 1e-3 for r in reports)
+    assert all((tmp_path / f"text-{i}.onnx").stat().st_size > 0 for i in range(2))
