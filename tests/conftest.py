@@ -161,6 +161,7 @@ PREBUILT = {
 # exports (the export cache). Independent chains: the dynamic exports (CPU bundles) and the fixed-shape ones.
 PREBUILD_CHAINS = (("fp32", "int8"), ("qnn", "quantize-qnn"))
 PREBUILD_LOG = REPO / ".cache" / "test-logs"
+PREBUILD_TIMEOUT_S = 1200  # 230 s cold here; twice pytest-timeout's 600 s per test
 _prebuild_report: list[str] = []
 
 
@@ -204,7 +205,12 @@ def pytest_collection_finish(session) -> None:
                 stderr=subprocess.STDOUT, env=env,
                 preexec_fn=(lambda cores=cores: os.sched_setaffinity(0, cores)) if cores else None)))
     for chain, log, began, process in runs:
-        code = process.wait()
+        # pytest-timeout does not reach this hook: a hung build is stopped here and left to its fixture.
+        try:
+            code = process.wait(timeout=max(1.0, PREBUILD_TIMEOUT_S - (time.perf_counter() - started)))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = f"none, killed after {PREBUILD_TIMEOUT_S} s"
         line = f"{' + '.join(chain)}: {time.perf_counter() - began:.0f} s"
         _prebuild_report.append(line if code == 0 else f"{line}, FAILED (exit {code}; see {log})")
     _prebuild_report.append(f"all, side by side: {time.perf_counter() - started:.0f} s")
