@@ -77,18 +77,20 @@ def artifacts_path(name: str) -> Path:
     digest = hashlib.sha256(f"{cached_model_dir().name}-{name}-{version('onnxruntime')}".encode())
     sources = ["export/onnx_export.py", "export/source.py", "export/calibration.py", "export/ranges.py",
                "export/quantize.py", "export/qnn_export_fixes.py", "sessions.py"]
-    for path in [*(REPO / "engine" / name for name in sources), *(REPO / "tests" / f for f in ARTIFACT_BUILDERS)]:
+    builders = ["random_sd_model.py", f"{ARTIFACTS[name]}.py"]
+    for path in [*(REPO / "engine" / name for name in sources), *(REPO / "tests" / f for f in builders)]:
         digest.update(path.read_bytes())
     return REPO / ".cache" / "test-artifacts" / f"{name}-{digest.hexdigest()[:12]}"
 
 
-# The files whose code builds test artifacts (part of their cache key).
-ARTIFACT_BUILDERS = ("random_sd_model.py", "qnn_artifacts.py")
+# Test artifacts by name: the tests/ module whose `build_artifacts(folder)` makes each (part of its key).
+ARTIFACTS = {"quantize-qnn": "qnn_artifacts"}
 
 
 def cached_artifacts(name: str) -> Path:
-    """The folder ARTIFACTS[name] fills once, cached under .cache/test-artifacts/ until its inputs change;
-    built under a temporary name, then renamed."""
+    """The folder ARTIFACTS[name]'s builder fills once, cached under .cache/test-artifacts/ until its inputs
+    change; built under a temporary name, then renamed."""
+    import importlib
     import shutil
     import tempfile
 
@@ -104,20 +106,11 @@ def cached_artifacts(name: str) -> Path:
             shutil.rmtree(stale, ignore_errors=True)
         temp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
         try:
-            ARTIFACTS[name]()(temp)
+            importlib.import_module(ARTIFACTS[name]).build_artifacts(temp)
             temp.rename(out)
         finally:
             shutil.rmtree(temp, ignore_errors=True)
     return out
-
-
-def _qnn_artifacts_builder():
-    from qnn_artifacts import build_artifacts
-
-    return build_artifacts
-
-
-ARTIFACTS = {"quantize-qnn": _qnn_artifacts_builder}
 
 
 def cached_model_dir() -> Path:
@@ -128,12 +121,12 @@ def cached_model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def fp32_bundle() -> Path:
-    return cached_bundle("fp32")
+    return build_named("fp32")
 
 
 @pytest.fixture(scope="session")
 def int8_bundle() -> Path:
-    return cached_bundle("int8")
+    return build_named("int8")
 
 
 QNN_TEST_WIDTH = 256  # the narrowest width the w8a16 UNet stays accurate at on HTP
@@ -145,18 +138,14 @@ QNN_OPTIONS = {"calibration_prompts": QNN_CALIBRATION_PROMPTS, "qnn_width": QNN_
 @pytest.fixture(scope="session")
 def qnn_bundle() -> Path:
     """The tiny checkpoint as a qnn bundle (256 px, calibrated on four prompts)."""
-    return cached_bundle("qnn", **QNN_OPTIONS)
+    return build_named("qnn")
 
 
 # --- prebuild: the cached bundles and artifacts a run needs, built side by side before its tests -------------
 
-# What each session fixture needs built, and how to build it (in a prebuild process or in the fixture).
-PREBUILT = {
-    "fp32_bundle": ("fp32", lambda: cached_bundle("fp32"), lambda: bundle_path("fp32")),
-    "int8_bundle": ("int8", lambda: cached_bundle("int8"), lambda: bundle_path("int8")),
-    "qnn_bundle": ("qnn", lambda: cached_bundle("qnn", **QNN_OPTIONS), lambda: bundle_path("qnn", **QNN_OPTIONS)),
-    "artifacts": ("quantize-qnn", lambda: cached_artifacts("quantize-qnn"), lambda: artifacts_path("quantize-qnn")),
-}
+# The session fixtures whose bundle or artifacts the prebuild can make, and the name of what each needs.
+PREBUILT = {"fp32_bundle": "fp32", "int8_bundle": "int8", "qnn_bundle": "qnn", "artifacts": "quantize-qnn"}
+BUNDLE_OPTIONS = {"fp32": {}, "int8": {}, "qnn": QNN_OPTIONS}
 # Each chain is one process with its own share of the cores; a chain's later builds reuse its earlier ones'
 # exports (the export cache). Independent chains: the dynamic exports (CPU bundles) and the fixed-shape ones.
 PREBUILD_CHAINS = (("fp32", "int8"), ("qnn", "quantize-qnn"))
@@ -166,12 +155,15 @@ _prebuild_report: list[str] = []
 
 
 def build_named(name: str) -> Path:
-    """Build (or find) the cached thing called `name` in PREBUILT (tests/prebuild.py's entry point)."""
-    return next(build for label, build, _ in PREBUILT.values() if label == name)()
+    """Build (or find) the cached bundle (a precision) or artifacts called `name` (the fixtures' and
+    tests/prebuild.py's entry point)."""
+    return cached_artifacts(name) if name in ARTIFACTS else cached_bundle(name, **BUNDLE_OPTIONS[name])
 
 
-def _is_built(path: Path) -> bool:
-    return (path / "manifest.json").is_file() if path.parent.name == "test-bundles" else path.is_dir()
+def _is_built(name: str) -> bool:
+    if name in ARTIFACTS:
+        return artifacts_path(name).is_dir()
+    return (bundle_path(name, **BUNDLE_OPTIONS[name]) / "manifest.json").is_file()
 
 
 def pytest_collection_finish(session) -> None:
@@ -184,8 +176,8 @@ def pytest_collection_finish(session) -> None:
 
     if session.config.option.collectonly or os.environ.get("RIFFSTUDIO_TEST_PREBUILD", "1") == "0":
         return
-    used = {name for item in session.items for name in getattr(item, "fixturenames", ()) if name in PREBUILT}
-    missing = {PREBUILT[name][0] for name in used if not _is_built(PREBUILT[name][2]())}
+    used = {PREBUILT[f] for item in session.items for f in getattr(item, "fixturenames", ()) if f in PREBUILT}
+    missing = {name for name in used if not _is_built(name)}
     chains = [[name for name in chain if name in missing] for chain in PREBUILD_CHAINS]
     chains = [chain for chain in chains if chain]
     if len(chains) < 2:  # one build gains nothing from a process of its own

@@ -35,7 +35,7 @@ def export_with_cache(checkpoint: Any, component: str, destination: Path, *, fix
         return export_isolated(checkpoint, component, destination, fixed_width=fixed_width)
     entry = Path(cache) / f"{component}-{_key(checkpoint, component, fixed_width)}"
     if not (entry / RECORD).is_file():
-        from filelock import FileLock  # torch's own dependency: there wherever exports run
+        from filelock import FileLock  # in the export extra (and torch's own dependency)
 
         # Conversions sharing a cache (an fp32 and an int8 one started together) export each entry once:
         # the second waits for the first's export instead of repeating it and losing the final rename.

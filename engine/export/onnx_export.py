@@ -37,7 +37,7 @@ ALWAYS_RESIZE_UPSAMPLERS = 1 << 30
 # torch.export cannot prove the dynamic UNet for 8 latent columns (three 2x down-samplings leave 1, a size
 # it specialises) and asks for 9; the ONNX graph has no such limit (the stored reference inputs are 8
 # columns wide). Asked for directly, with a strict capture (below), this saves the two captures that
-# torch.onnx would try and throw away first: 129 s -> ~90 s for the tiny UNet.
+# torch.onnx would try and throw away first: 129 s -> 79 s for the tiny UNet.
 UNET_TRACE_MIN_LATENT_WIDTH = 9
 # fp32 ONNX vs torch: tolerance relative to the output's largest magnitude.
 MAX_RELATIVE_ERROR = 1e-3
