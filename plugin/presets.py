@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InvalidInputError
-from engine.generation.settings import MAX_SEED, GenerationSettings
+from engine.generation.settings import MAX_SEED, SPEED_KEYS, GenerationSettings, at_speed
 from plugin.grid_loop import GridOptions
 
 AUDIO_FORMATS = ("wav", "flac", "aiff")
@@ -34,10 +34,10 @@ KEYS: dict[str, str] = {
     "provider": _STR, "steps": _INT, "guidance": _NUM, "scheduler": _STR, "quality": _STR, "width": _INT,
     "seconds": _NUM, "init_audio": _STR, "strength": _NUM, "format": _STR, "bpm": _NUM, "bars": _NUM,
     "beats": _NUM, "meter": _STR, "fit": _STR, "bit_depth": _STR, "sample_rate": _INT, "normalize": _NUM,
-    "guidance_interval": _PAIR,
+    "guidance_interval": _PAIR, "speed": _STR,
 }
 # The first words of a settings check's message -> the preset key it is about.
-_MESSAGE_KEYS = {"guidance_interval": "guidance_interval",
+_MESSAGE_KEYS = {"guidance_interval": "guidance_interval", "unknown speed": "speed",
                  "the prompt": "prompt", "steps": "steps", "guidance": "guidance", "seed": "seeds", "width": "width",
                  "quality": "quality", "strength": "strength", "unknown scheduler": "scheduler", "bpm": "bpm",
                  "bars": "bars", "beats": "beats", "meter": "meter", "fit": "fit", "bit depth": "bit_depth",
@@ -184,7 +184,10 @@ def _settings(path: Path, preset: Preset, base: Path) -> tuple[GenerationSetting
             kwargs[key] = values[key]
     if "guidance_interval" in values:
         kwargs["guidance_interval"] = tuple(values["guidance_interval"])
-    settings = GenerationSettings(**kwargs)
+    # A speed preset first; keys given beside it override its steps, scheduler, quality or interval.
+    settings = at_speed(GenerationSettings(**{k: v for k, v in kwargs.items() if k not in SPEED_KEYS}),
+                        values.get("speed", "full"))
+    settings = replace(settings, **{k: v for k, v in kwargs.items() if k in SPEED_KEYS})
     options = None
     if "bpm" in values:
         options = GridOptions(bpm=values["bpm"], bars=values.get("bars"), beats=values.get("beats"),

@@ -111,6 +111,30 @@ def test_prompt_ctrl_enter_runs_a_job_with_progress_and_previews_into_view_and_l
     close_window(again)
 
 
+def test_draft_gives_a_quick_preview_and_refine_remakes_it_at_full_settings_with_the_same_seed(
+        qtbot, home, fp32_bundle):
+    from engine.speeds import SPEED_PRESETS
+
+    window = open_window(qtbot, fp32_bundle, home)
+    quick_settings(window, steps=5)
+    qtbot.keyClicks(window.prompt, "lofi piano")
+    qtbot.mouseClick(window.generate.draft_button, Qt.MouseButton.LeftButton)
+    wait_for_loops(qtbot, window, 1)
+    draft = window.current
+    assert {key: draft.settings[key] for key in SPEED_PRESETS["draft"]} == SPEED_PRESETS["draft"]
+    assert window.refine.isEnabled() and "draft" in window.result_meta.text()
+
+    qtbot.mouseClick(window.refine, Qt.MouseButton.LeftButton)
+    wait_for_loops(qtbot, window, 2)
+    qtbot.waitUntil(lambda: window.current is not None and window.current.job != draft.job, timeout=TIMEOUT_MS)
+    refined = window.current
+    assert refined.seed == draft.seed and refined.prompt == draft.prompt
+    assert (refined.settings["steps"], refined.settings["quality"]) == (5, "standard")
+    assert refined.settings["width"] == draft.settings["width"]
+    assert not window.refine.isEnabled()  # a full loop has nothing to refine
+    close_window(window)
+
+
 @pytest.mark.slow
 def test_drag_source_mime_data_holds_only_file_urls_of_complete_wavs(qtbot, home, fp32_bundle):
     window = open_window(qtbot, fp32_bundle, home)

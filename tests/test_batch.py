@@ -17,7 +17,7 @@ from conftest import REPO
 
 from plugin.batch import SUMMARY, EngineRenderer, InProcessRenderer, run_batch
 from plugin.grid_loop import file_sha256, is_complete
-from plugin.presets import PresetFileError, read_presets
+from plugin.presets import PresetFileError, expand, read_presets
 from ui.cli.main import main
 
 XDG = ("XDG_DATA_HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
@@ -185,6 +185,7 @@ MALFORMED = {
     "out of range": ('[[preset]]\nprompt = "kick"\nbpm = 100\n\nsteps = 0\n', 5, "steps: steps must be"),
     "bad meter in defaults": ('[defaults]\nmeter = "4"\n[[preset]]\nprompt = "kick"\nbpm = 100\n', 2, "meter:"),
     "no prompt": ('[[preset]]\nname = "x"\nseeds = [1]\n', 1, "prompt: missing"),
+    "unknown speed": ('[[preset]]\nprompt = "kick"\n\nspeed = "turbo"\n', 4, "speed: unknown speed 'turbo'"),
 }
 
 
@@ -201,6 +202,20 @@ def test_malformed_preset_files_name_file_line_and_key_and_write_nothing(tmp_pat
     assert not out.exists()
     with pytest.raises(PresetFileError):
         read_presets(presets)
+
+
+def test_a_speed_preset_in_a_preset_file_sets_the_solve_and_keys_beside_it_win(tmp_path):
+    from engine.speeds import SPEED_PRESETS
+
+    presets = tmp_path / "pack.toml"
+    presets.write_text('[defaults]\nspeed = "draft"\n[[preset]]\nprompt = "kick"\nseeds = [1]\n'
+                       '[[preset]]\nprompt = "snare"\nseeds = [1]\nsteps = 2\n[[preset]]\nprompt = "hat"\n'
+                       'seeds = [1]\nspeed = "full"\n')
+    kick, snare, hat = (item.settings for item in expand(
+        presets, read_presets(presets, default_model=str(tmp_path)), {}))
+    assert {key: getattr(kick, key) for key in SPEED_PRESETS["draft"]} == SPEED_PRESETS["draft"]
+    assert (snare.steps, snare.quality) == (2, "draft")
+    assert {key: getattr(hat, key) for key in SPEED_PRESETS["full"]} == SPEED_PRESETS["full"]
 
 
 def test_the_example_preset_file_is_valid():

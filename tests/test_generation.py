@@ -314,3 +314,35 @@ def test_guidance_interval_on_the_command_line():
     for text in ("1", "1,2,3", "a,b", ""):
         with pytest.raises(InvalidInputError, match="--guidance-interval takes LO,HI"):
             parse_guidance_interval(text)
+
+
+# --- speed presets -------------------------------------------------------------------------------------
+
+def test_speed_presets_set_the_solve_and_keep_the_loop():
+    from engine.generation.settings import DEFAULT_STEPS, DRAFT_STEPS, at_speed, speed_of
+
+    base = GenerationSettings(prompt="bass", seed=3, width=256, guidance=5.0, steps=40, quality="high",
+                              guidance_interval=(0.3, 5.0))
+    draft = at_speed(base, "draft").validate()
+    assert (draft.steps, draft.quality, draft.guidance_interval) == (DRAFT_STEPS, "draft", None)
+    assert (draft.prompt, draft.seed, draft.width, draft.guidance) == ("bass", 3, 256, 5.0)
+    full = at_speed(draft, "full")
+    assert full == GenerationSettings(prompt="bass", seed=3, width=256, guidance=5.0)
+    assert (speed_of(draft), speed_of(full), speed_of(base)) == ("draft", "full", None)
+    assert full.steps == DEFAULT_STEPS and speed_of(GenerationSettings(prompt="x")) == "full"
+    with pytest.raises(InvalidInputError, match="unknown speed 'turbo': use one of full, draft"):
+        at_speed(base, "turbo")
+
+
+def test_generate_speed_draft_on_the_command_line_and_explicit_options_win(run_cli, fp32_bundle, tmp_path):
+    from engine.speeds import SPEED_PRESETS
+
+    for name, extra, expected in (("draft", [], SPEED_PRESETS["draft"]),
+                                  ("override", ["--steps", "2", "--scheduler", "euler"],
+                                   {**SPEED_PRESETS["draft"], "steps": 2, "scheduler": "euler"})):
+        out = tmp_path / f"{name}.wav"
+        result = run_cli("generate", "bass", "--model", fp32_bundle, "--out", out, "--width", str(WIDTH),
+                         "--seed", "5", "--speed", "draft", *extra)
+        assert result.returncode == 0, result.stderr
+        settings = json.loads(out.with_suffix(".json").read_text())["settings"]
+        assert {key: settings[key] for key in expected} == expected and settings["seed"] == 5

@@ -38,6 +38,9 @@ EXTERNAL_DATA_THRESHOLD = 1 << 30
 #   fp32: no quantization (the model is copied). For the text encoder: one call per prompt, cheap.
 #   dynamic_u8_per_channel: MatMul/Conv weights QUInt8 per channel, activations quantized at run
 #       time. u8 weights avoid the u8 x s8 saturation (and slow path) of CPUs without VNNI.
+#   dynamic_u8_matmul: the same for MatMul/Gemm only; Conv stays fp32. ONNX Runtime has no fast
+#       ConvInteger on x86 (it runs im2col + an integer GEMM) while its fp32 Conv uses the blocked NCHWc
+#       layout, so Conv may be cheaper left in fp32 (measured: tests/benchmarks/bench_unet_calls.py).
 #   static_qdq_u8s7: QDQ with calibrated QUInt8 activations and QInt8 per-channel weights kept within
 #       -64..64 (7 bits, onnxruntime's reduce_range). Without VNNI (AVX2-only x86: Intel before Ice Lake,
 #       AMD Zen 2/3) ONNX Runtime multiplies u8 x s8 with VPMADDUBSW, which adds pairs of products in
@@ -46,7 +49,9 @@ EXTERNAL_DATA_THRESHOLD = 1 << 30
 #       range gives the same numbers on every CPU for 0.1-0.3 dB less where VNNI is present, at the same
 #       speed (docs/qnn-notes.md). u8 x u8 avoids saturation too, but ran slower than fp32.
 #   static_qdq_u8s8: full-range QInt8 weights; exact only with VNNI (or on ARM64). Kept to measure it.
-INT8_SCHEMES = ("fp32", "dynamic_u8_per_channel", "static_qdq_u8s7", "static_qdq_u8s8")
+INT8_SCHEMES = ("fp32", "dynamic_u8_per_channel", "dynamic_u8_matmul", "static_qdq_u8s7", "static_qdq_u8s8")
+# The op types each dynamic scheme quantises.
+DYNAMIC_OP_TYPES = {"dynamic_u8_per_channel": ("MatMul", "Conv"), "dynamic_u8_matmul": ("MatMul", "Gemm")}
 # Chosen from measurements on full SD 1.5 sizes (docs/qnn-notes.md, results/bundle-full.md): the UNet
 # gains 12-31% with dynamic u8 (27 dB), the VAE decoder 36-64% with static QDQ; the text encoder and
 # the VAE encoder are not worth it.
@@ -163,10 +168,11 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, component: str, *
             onnx.save(onnx.load(str(fp32_path)), str(staged), save_as_external_data=large,
                       location=f"{out_path.name}.data")
             record = ("float32", "float32", False)
-        elif scheme == "dynamic_u8_per_channel":
+        elif scheme in DYNAMIC_OP_TYPES:
             with _quiet_quantization_logs():
                 quantize_dynamic(fp32_path, staged, weight_type=QuantType.QUInt8, per_channel=True,
-                                 op_types_to_quantize=["MatMul", "Conv"], use_external_data_format=large)
+                                 op_types_to_quantize=list(DYNAMIC_OP_TYPES[scheme]),
+                                 use_external_data_format=large)
             record = ("uint8", "uint8 (dynamic)", True)
         else:
             if calibration is None:

@@ -15,14 +15,16 @@ from typing import Any
 
 from engine.errors import InvalidInputError
 from engine.serialise import from_dict
+from engine.speeds import DEFAULT_SCHEDULER, DEFAULT_STEPS, DRAFT_STEPS, SPEED_KEYS, SPEED_PRESETS
+
+__all__ = ["DEFAULT_SCHEDULER", "DEFAULT_STEPS", "DRAFT_STEPS", "SPEED_KEYS", "SPEED_PRESETS", "GenerationSettings",
+           "at_speed", "speed_of"]
 
 QUALITIES = ("draft", "standard", "high")
 PROVIDERS = ("auto", "cpu", "qnn")
 MAX_STEPS = 500
 MAX_GUIDANCE = 30.0
 MAX_SEED = 2**32 - 1
-DEFAULT_SCHEDULER = "dpmpp_2m_karras"  # measured: closest to the ODE end point at every step count
-DEFAULT_STEPS = 15  # 0.009 from a 200-step solve, vs 0.10 for riffusion's PNDM at 50 (solvers-64px.md)
 DEFAULT_GUIDANCE = 7.0
 DEFAULT_STRENGTH = 0.75
 
@@ -88,6 +90,25 @@ class GenerationSettings:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GenerationSettings:
         return from_dict(cls, data, "generation setting")
+
+
+def at_speed(settings: GenerationSettings, speed: str) -> GenerationSettings:
+    """`settings` with the steps, scheduler, codec quality and guidance interval of a speed preset.
+
+    Everything else (prompt, seed, width, guidance, init audio) is kept, so a draft refined at `full`
+    is the same loop, solved properly.
+    """
+    if speed not in SPEED_PRESETS:
+        raise InvalidInputError(f"unknown speed {speed!r}: use one of {', '.join(SPEED_PRESETS)}")
+    return dataclasses.replace(settings, **SPEED_PRESETS[speed])
+
+
+def speed_of(settings: GenerationSettings) -> str | None:
+    """The speed preset `settings` match, or None for custom settings."""
+    for name, preset in SPEED_PRESETS.items():
+        if all(getattr(settings, key) == value for key, value in preset.items()):
+            return name
+    return None
 
 
 def _finite(value: object) -> bool:

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.schedulers import SCHEDULER_NAMES
+from engine.speeds import DEFAULT_SCHEDULER, DEFAULT_STEPS, DRAFT_STEPS
 
 QUALITIES = ("draft", "standard", "high")
 MAX_SEED = 2**31 - 1  # QSpinBox holds a signed 32-bit int; the engine takes up to 2**32 - 1
@@ -55,6 +56,7 @@ class GenerateValues:
 
 class GeneratePanel(QWidget):
     generate_requested = Signal()
+    draft_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -74,6 +76,11 @@ class GeneratePanel(QWidget):
         self.generate_button.setToolTip("Generate (Ctrl+Enter)")
         self.generate_button.setEnabled(False)
         self.generate_button.setMinimumHeight(34)
+        self.draft_button = QPushButton("Draft", objectName="draft")
+        self.draft_button.setToolTip(f"A quick preview ({DRAFT_STEPS} steps, draft audio; Shift+Enter): "
+                                     "refine the one you like at full settings, same seed")
+        self.draft_button.setEnabled(False)
+        self.draft_button.setMinimumHeight(34)
 
         self.seed = QSpinBox(objectName="seed")
         self.seed.setRange(0, MAX_SEED)
@@ -98,12 +105,12 @@ class GeneratePanel(QWidget):
         self.quality.addItems(QUALITIES)
         self.quality.setCurrentText("standard")
 
-        self.steps = QSpinBox(objectName="steps", minimum=1, maximum=150, value=15)
+        self.steps = QSpinBox(objectName="steps", minimum=1, maximum=150, value=DEFAULT_STEPS)
         self.guidance = QDoubleSpinBox(objectName="guidance", decimals=1, minimum=0, maximum=30, value=7.0,
                                        singleStep=0.5)
         self.scheduler = QComboBox(objectName="scheduler")
         self.scheduler.addItems(list(SCHEDULER_NAMES))
-        self.scheduler.setCurrentText("dpmpp_2m_karras")
+        self.scheduler.setCurrentText(DEFAULT_SCHEDULER)
         self.strength = QSlider(Qt.Orientation.Horizontal, objectName="strength", minimum=5, maximum=100, value=75)
         self.strength_label = QLabel("0.75")
 
@@ -153,9 +160,13 @@ class GeneratePanel(QWidget):
         layout.addLayout(grid)
         layout.addWidget(self.advanced_toggle)
         layout.addWidget(self.advanced)
-        layout.addWidget(self.generate_button)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.draft_button, 1)
+        buttons.addWidget(self.generate_button, 2)
+        layout.addLayout(buttons)
 
-        self.prompt.textChanged.connect(lambda text: self.generate_button.setEnabled(bool(text.strip())))
+        self.prompt.textChanged.connect(self._prompt_changed)
+        self.draft_button.clicked.connect(self._request_draft)
         self.prompt.returnPressed.connect(self._request)
         self.generate_button.clicked.connect(self._request)
         self.dice.clicked.connect(self.roll_seed)
@@ -164,9 +175,17 @@ class GeneratePanel(QWidget):
         self.strength.valueChanged.connect(lambda v: self.strength_label.setText(f"{v / 100:.2f}"))
         self._length_mode_changed(self.length_mode.currentText())
 
+    def _prompt_changed(self, text: str) -> None:
+        for button in (self.generate_button, self.draft_button):
+            button.setEnabled(bool(text.strip()))
+
     def _request(self) -> None:
         if self.prompt.text().strip():
             self.generate_requested.emit()
+
+    def _request_draft(self) -> None:
+        if self.prompt.text().strip():
+            self.draft_requested.emit()
 
     def _fold(self, open_: bool) -> None:
         self.advanced.setVisible(open_)

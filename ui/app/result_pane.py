@@ -39,6 +39,8 @@ class ResultPane(QWidget):
         self.more_like_this = QPushButton("More like this", objectName="more_like_this")
         self.riff_on_this = QPushButton("Riff on this", objectName="riff_on_this")
         self.longer = QPushButton("Same seed, longer", objectName="longer")
+        self.refine = QPushButton("Refine", objectName="refine")
+        self.refine.setToolTip("This loop again at full settings (the panel's steps, scheduler, quality), same seed")
         self.export_button = QPushButton("Export…", objectName="export")
         self.copy_button = QPushButton("Copy", objectName="copy")
         self.reveal_button = QPushButton("Reveal", objectName="reveal")
@@ -55,11 +57,11 @@ class ResultPane(QWidget):
         for widget in (self.play_button, self.loop_toggle, QLabel("Vol"), self.volume, self.favourite):
             transport.addWidget(widget)
         transport.addStretch(1)
-        for widget in (self.more_like_this, self.riff_on_this, self.longer, self.export_button, self.copy_button,
-                       self.reveal_button):
+        for widget in (self.refine, self.more_like_this, self.riff_on_this, self.longer, self.export_button,
+                       self.copy_button, self.reveal_button):
             transport.addWidget(widget)
-        self.result_actions = [self.play_button, self.favourite, self.more_like_this, self.riff_on_this, self.longer,
-                               self.export_button, self.copy_button, self.reveal_button]
+        self.result_actions = [self.play_button, self.favourite, self.refine, self.more_like_this, self.riff_on_this,
+                               self.longer, self.export_button, self.copy_button, self.reveal_button]
         centre_layout = QVBoxLayout(self)
         centre_layout.addWidget(QLabel("RESULT", objectName="section"))
         centre_layout.addWidget(self.result_title)

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.speeds import SPEED_PRESETS
 from engine.version import __version__
 from ui.app.controller import EngineController, FinishedJob, JobRequest
 from ui.app.drag import drag_files, dropped_audio, file_mime_data, reveal_in_file_manager
@@ -39,6 +40,11 @@ from ui.app.settings import AppSettings, load_settings, save_settings
 
 EMPTY_STATE = ("No model yet. Choose a model bundle folder (one made by `riffstudio model convert`, with "
                "manifest.json inside) and type a prompt.")
+
+
+def is_draft(settings: dict) -> bool:
+    """Whether a loop's recorded settings are the draft speed preset's (then Refine makes the full one)."""
+    return all(settings.get(key) == value for key, value in SPEED_PRESETS["draft"].items())
 
 
 def library_path() -> Path:
@@ -151,7 +157,7 @@ class MainWindow(QMainWindow):
 
         centre = ResultPane(loop_playback=self.settings.loop_playback, volume=self.settings.volume)
         for name in ("spectrogram", "result_title", "result_meta", "play_button", "loop_toggle", "volume",
-                     "favourite", "more_like_this", "riff_on_this", "longer", "export_button", "copy_button",
+                     "favourite", "refine", "more_like_this", "riff_on_this", "longer", "export_button", "copy_button",
                      "reveal_button", "drag_hint", "colour_map", "result_actions"):
             setattr(self, name, getattr(centre, name))
         right = LibraryPane()
@@ -210,6 +216,7 @@ class MainWindow(QMainWindow):
                 (c.model_loaded, self._on_model_loaded)):
             signal.connect(self._while_open(slot))
         self.generate.generate_requested.connect(self.generate_now)
+        self.generate.draft_requested.connect(self.generate_draft)
         self.generate.link.toggled.connect(lambda on: self.link.start() if on else self.link.stop())
         self.link.tempo.connect(self.generate.bpm.setValue)
         self.link.stopped.connect(self._link_stopped)
@@ -225,6 +232,7 @@ class MainWindow(QMainWindow):
         self.more_like_this.clicked.connect(self.generate_more_like_this)
         self.riff_on_this.clicked.connect(self.generate_riff_on_this)
         self.longer.clicked.connect(self.generate_same_seed_longer)
+        self.refine.clicked.connect(self.generate_refined)
         self.export_button.clicked.connect(self.export_dialog)
         self.copy_button.clicked.connect(self.copy_selection)
         self.reveal_button.clicked.connect(self.reveal_current)
@@ -348,16 +356,32 @@ class MainWindow(QMainWindow):
 
     # -- generating ----------------------------------------------------------------------------------
 
-    def generate_now(self) -> None:
+    def generate_now(self, *, draft: bool = False) -> None:
         values = self.generate.values()
         if not values.prompt:
             self.prompt.setFocus()
             return
         width = paint_width_for(values.bpm, values.bars) if values.bpm and values.bars \
             else width_for_seconds(values.seconds)
-        self.submit(JobRequest(settings=values.settings(width), bundle=self.settings.bundle,
+        settings = values.settings(width)
+        if draft:
+            settings.update(SPEED_PRESETS["draft"])
+        self.submit(JobRequest(settings=settings, bundle=self.settings.bundle,
                                provider=self.settings.provider, bpm=values.bpm, bars=values.bars,
-                               label=values.prompt, session_options=self.session_options()))
+                               label=("draft: " if draft else "") + values.prompt,
+                               session_options=self.session_options()))
+
+    def generate_draft(self) -> None:
+        """A quick preview of the panel's loop (the draft speed preset), to refine if it is the one."""
+        self.generate_now(draft=True)
+
+    def generate_refined(self) -> None:
+        """The current loop again with the panel's full settings (steps, scheduler, quality), same seed."""
+        if self.current is not None:
+            values = self.generate.values()
+            quality = values.quality if values.quality != "draft" else SPEED_PRESETS["full"]["quality"]
+            self.submit(self._from_loop(self.current, "refined", steps=values.steps, scheduler=values.scheduler,
+                                        quality=quality, guidance_interval=None))
 
     def session_options(self) -> dict:
         return {"htp_performance_mode": self.settings.npu_mode} if self.settings.provider != "cpu" else {}
@@ -535,9 +559,12 @@ class MainWindow(QMainWindow):
             self.result_meta.setText("")
             self.spectrogram.clear(self.spectrogram.message)
             return
+        draft = is_draft(loop.settings)
+        self.refine.setEnabled(draft)
         self.result_title.setText(loop.prompt)
         self.result_meta.setText(describe(loop) + f"  ·  {loop.settings.get('scheduler', '')} "
-                                 f"{loop.settings.get('steps', '')} steps")
+                                 f"{loop.settings.get('steps', '')} steps" + ("  ·  draft: Refine for the full loop"
+                                                                             if draft else ""))
         self.spectrogram.set_image(QImage(loop.image), bpm=loop.bpm)
         self.favourite.blockSignals(True)
         self.favourite.setChecked(loop.favourite)

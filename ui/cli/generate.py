@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 from engine.errors import InvalidInputError
@@ -18,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         DEFAULT_SCHEDULER,
         DEFAULT_STEPS,
         DEFAULT_STRENGTH,
+        DRAFT_STEPS,
+        SPEED_PRESETS,
     )
 
     parser = subparsers.add_parser(
@@ -30,13 +33,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--image", type=Path, metavar="SPEC.png", help="also save the spectrogram image")
     parser.add_argument("--negative", default="", metavar="TEXT", help="what the loop should not sound like")
     parser.add_argument("--seed", type=int, help="fixes the result (default: a random seed, recorded)")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"denoising steps (default {DEFAULT_STEPS})")
+    parser.add_argument("--speed", choices=tuple(SPEED_PRESETS), default="full",
+                        help=f"full (default: {DEFAULT_SCHEDULER}, {DEFAULT_STEPS} steps) or draft (a quick preview: "
+                        f"{DRAFT_STEPS} steps, draft audio; refine it with the same --seed at full); --steps, "
+                        "--scheduler and --quality override it")
+    parser.add_argument("--steps", type=int, help=f"denoising steps (default {DEFAULT_STEPS})")
     parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
                         help=f"how closely to follow the prompt (default {DEFAULT_GUIDANCE:g})")
     parser.add_argument("--guidance-interval", metavar="LO,HI",
                         help="guide only steps with noise level σ in (LO, HI], e.g. 0.3,5; the others run "
                         "one unguided UNet call (default: every step)")
-    parser.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=f"sampler (default {DEFAULT_SCHEDULER})")
+    parser.add_argument("--scheduler", help=f"sampler (default {DEFAULT_SCHEDULER})")
     parser.add_argument("--width", type=int, default=512, help="image width in px, multiple of 8 (512 = 5.1 s)")
     add_provider_arguments(parser)
     parser.add_argument("--latents", type=Path, metavar="FILE.npy",
@@ -44,8 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--init-audio", type=Path, metavar="FILE", help="riff on this loop (audio-to-audio)")
     parser.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
                         help=f"with --init-audio: 0 keeps it, 1 ignores it (default {DEFAULT_STRENGTH:g})")
-    parser.add_argument("--quality", choices=("draft", "standard", "high"), default="standard",
-                        help="audio decoding quality")
+    parser.add_argument("--quality", choices=("draft", "standard", "high"),
+                        help="audio decoding quality (default standard)")
     parser.add_argument("--engine", action="store_true",
                         help="run in the engine process (started if needed; keeps the model warm between runs)")
     from ui.cli.grid_args import add_grid_arguments
@@ -55,13 +62,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.generation.settings import GenerationSettings
+    from engine.generation.settings import GenerationSettings, at_speed
 
-    settings = GenerationSettings(
-        prompt=args.prompt, negative_prompt=args.negative, seed=args.seed, steps=args.steps,
-        guidance=args.guidance, scheduler=args.scheduler, width=args.width, quality=args.quality,
-        init_audio=str(args.init_audio) if args.init_audio else None, strength=args.strength,
-        guidance_interval=guidance_interval_arg(args))
+    settings = at_speed(GenerationSettings(
+        prompt=args.prompt, negative_prompt=args.negative, seed=args.seed, guidance=args.guidance, width=args.width,
+        init_audio=str(args.init_audio) if args.init_audio else None, strength=args.strength), args.speed)
+    explicit = {"steps": args.steps, "scheduler": args.scheduler, "quality": args.quality,
+                "guidance_interval": guidance_interval_arg(args)}
+    settings = replace(settings, **{key: value for key, value in explicit.items() if value is not None})
     settings.validate()
     check_output_paths(args.out, args.image)
     noise = read_latents(args.latents) if args.latents else None
