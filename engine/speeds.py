@@ -12,7 +12,9 @@ from typing import Any
 
 DEFAULT_SCHEDULER = "dpmpp_2m_karras"  # measured: closest to the ODE end point at every step count
 DEFAULT_STEPS = 15  # 0.009 from a 200-step solve, vs 0.10 for riffusion's PNDM at 50 (solvers-64px.md)
-DRAFT_STEPS = 3  # the app's quick preview; see SPEED_PRESETS
+# The app's quick preview. On paper (not yet measured end to end): 3 batch-2 UNet calls at the 7.3 s measured
+# at full size (results/generation-full.md) + ~5 s of text, VAE and draft audio = ~27 s, under the 30 s aim.
+DRAFT_STEPS = 3
 
 # The settings a speed preset sets; the rest of a generation (prompt, seed, width, guidance) it keeps.
 SPEED_KEYS = ("steps", "scheduler", "quality", "guidance_interval")
