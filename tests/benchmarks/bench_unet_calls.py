@@ -29,16 +29,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "benchmarks")]
 
+from bench_bundle import peak_rss_mb  # noqa: E402
 from report import machine_line, publish  # noqa: E402
 
+from engine.bundle.reference import snr_db  # noqa: E402
+
 WORK = REPO / ".cache" / "bench-bundles" / "unet-calls"
-
-
-def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def inputs(batch: int, latent_width: int) -> dict[str, np.ndarray]:
@@ -129,9 +125,7 @@ def main() -> None:
              "| scheme | shapes | create s | s per call | vs baseline | peak RSS MB | SNR vs fp32 dB |",
              "|---|---|---|---|---|---|---|"]
     for scheme, shapes, row in rows:
-        noise = outputs[(scheme, shapes)] - reference
-        snr = 10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / max(np.sum(noise.astype(np.float64) ** 2),
-                                                                           1e-30))
+        snr = snr_db(reference, outputs[(scheme, shapes)])
         lines.append(f"| {scheme} | {shapes} | {row['create_s']:.2f} | {row['latency_s']:.3f} | "
                      f"{base / row['latency_s']:.2f}x | {row['peak_mb']:.0f} | "
                      f"{'ref' if (scheme, shapes) == ('fp32', 'dynamic') else f'{snr:.1f}'} |")
