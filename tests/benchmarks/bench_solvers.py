@@ -69,6 +69,8 @@ def main() -> None:
                         help="guidance intervals, comma separated: full or LO:HI (σ bounds)")
     parser.add_argument("--decoded", action="store_true",
                         help="also compare the decoded images (pixels, log-mel dB) with the reference's")
+    parser.add_argument("--cases", default="", help="NAME@STEPS,... instead of every --schedulers x --steps pair "
+                        "(e.g. pndm@50 as the baseline beside few-step candidates)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -105,21 +107,25 @@ def main() -> None:
 
     common = run("dpmpp_2m", REFERENCE_STEPS)[0]
     common_image = generator.decode_latents(common) if args.decoded else None
+    cases = [(case.split("@")[0], int(case.split("@")[1])) for case in args.cases.split(",") if case] \
+        or [(name, steps) for name in names for steps in step_counts]
     rows = []
-    for name in names:
+    owns: dict[str, np.ndarray] = {}
+    for name, steps in cases:
         # Full-size runs can skip the own references (200 UNet calls each): the ODE column compares solvers.
-        own = common if name == "dpmpp_2m" or args.ode_only else run(name, REFERENCE_STEPS)[0]
-        for steps in step_counts:
-            for interval in intervals:
-                latents, seconds, calls = run(name, steps, interval)
-                row = {"name": name, "steps": steps, "interval": interval, "own": distance(latents, own),
-                       "ode": distance(latents, common), "calls": calls, "seconds": seconds}
-                if common_image is not None:
-                    image = generator.decode_latents(latents)
-                    row["pixels"] = float(np.mean(np.abs(image.astype(np.float32) - common_image)))
-                    row["log_mel_db"] = float(np.mean(np.abs(log_mel_db(image) - log_mel_db(common_image))))
-                rows.append(row)
-                print(row, flush=True)
+        if name not in owns:
+            owns[name] = common if name == "dpmpp_2m" or args.ode_only else run(name, REFERENCE_STEPS)[0]
+        own = owns[name]
+        for interval in intervals:
+            latents, seconds, calls = run(name, steps, interval)
+            row = {"name": name, "steps": steps, "interval": interval, "own": distance(latents, own),
+                   "ode": distance(latents, common), "calls": calls, "seconds": seconds}
+            if common_image is not None:
+                image = generator.decode_latents(latents)
+                row["pixels"] = float(np.mean(np.abs(image.astype(np.float32) - common_image)))
+                row["log_mel_db"] = float(np.mean(np.abs(log_mel_db(image) - log_mel_db(common_image))))
+            rows.append(row)
+            print(row, flush=True)
     publish(report(rows, args), args.out or RESULTS / f"solvers-{args.width}px.md")
 
 
