@@ -3,17 +3,18 @@
 `full` is the default; `draft` is a quick preview with full guidance (so it previews the same ODE the full
 run solves) and the quick codec level. Refining a draft is the same settings and seed at `full`
 (`engine.generation.settings.at_speed`). The numbers come from the solver study
-(tests/benchmarks/results/solvers-128px.md; draft: fewest steps for a preview under 30 s).
+(tests/benchmarks/results/solvers-128px.md, solvers-full-fewsteps.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 DEFAULT_SCHEDULER = "dpmpp_2m_karras"  # measured: closest to the ODE end point at every step count
 DEFAULT_STEPS = 15  # 0.009 from a 200-step solve, vs 0.10 for riffusion's PNDM at 50 (solvers-64px.md)
-# The app's quick preview. On paper (not yet measured end to end): 3 batch-2 UNet calls at the 7.3 s measured
-# at full size (results/generation-full.md) + ~5 s of text, VAE and draft audio = ~27 s, under the 30 s aim.
+# The app's quick preview: 29.7 s prompt -> image at full size on a 2-core VNNI Xeon, the 30 s aim
+# (tests/benchmarks/results/generation-full-fewsteps.md).
 DRAFT_STEPS = 3
 
 # The settings a speed preset sets; the rest of a generation (prompt, seed, width, guidance) it keeps.
@@ -23,3 +24,11 @@ SPEED_PRESETS: dict[str, dict[str, Any]] = {
              "guidance_interval": None},
     "draft": {"steps": DRAFT_STEPS, "scheduler": DEFAULT_SCHEDULER, "quality": "draft", "guidance_interval": None},
 }
+
+
+def speed_of(settings: Mapping[str, Any]) -> str | None:
+    """The speed preset a loop's settings (a GenerationSettings dict, e.g. a sidecar's) match, or None if custom."""
+    for name, preset in SPEED_PRESETS.items():
+        if all(settings.get(key) == value for key, value in preset.items()):
+            return name
+    return None

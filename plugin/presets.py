@@ -186,8 +186,7 @@ def _settings(path: Path, preset: Preset, base: Path) -> tuple[GenerationSetting
         kwargs["guidance_interval"] = tuple(values["guidance_interval"])
     # A speed preset first; keys given beside it override its steps, scheduler, quality or interval.
     settings = at_speed(GenerationSettings(**{k: v for k, v in kwargs.items() if k not in SPEED_KEYS}),
-                        values.get("speed", "full"))
-    settings = replace(settings, **{k: v for k, v in kwargs.items() if k in SPEED_KEYS})
+                        values.get("speed", "full"), kwargs)
     options = None
     if "bpm" in values:
         options = GridOptions(bpm=values["bpm"], bars=values.get("bars"), beats=values.get("beats"),

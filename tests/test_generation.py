@@ -319,7 +319,8 @@ def test_guidance_interval_on_the_command_line():
 # --- speed presets -------------------------------------------------------------------------------------
 
 def test_speed_presets_set_the_solve_and_keep_the_loop():
-    from engine.generation.settings import DEFAULT_STEPS, DRAFT_STEPS, at_speed, speed_of
+    from engine.generation.settings import DEFAULT_STEPS, DRAFT_STEPS, at_speed
+    from engine.speeds import speed_of
 
     base = GenerationSettings(prompt="bass", seed=3, width=256, guidance=5.0, steps=40, quality="high",
                               guidance_interval=(0.3, 5.0))
@@ -328,8 +329,8 @@ def test_speed_presets_set_the_solve_and_keep_the_loop():
     assert (draft.prompt, draft.seed, draft.width, draft.guidance) == ("bass", 3, 256, 5.0)
     full = at_speed(draft, "full")
     assert full == GenerationSettings(prompt="bass", seed=3, width=256, guidance=5.0)
-    assert (speed_of(draft), speed_of(full), speed_of(base)) == ("draft", "full", None)
-    assert full.steps == DEFAULT_STEPS and speed_of(GenerationSettings(prompt="x")) == "full"
+    assert (speed_of(draft.to_dict()), speed_of(full.to_dict()), speed_of(base.to_dict())) == ("draft", "full", None)
+    assert full.steps == DEFAULT_STEPS and speed_of(GenerationSettings(prompt="x").to_dict()) == "full"
     with pytest.raises(InvalidInputError, match="unknown speed 'turbo': use one of full, draft"):
         at_speed(base, "turbo")
 

@@ -18,7 +18,7 @@ from engine.serialise import from_dict
 from engine.speeds import DEFAULT_SCHEDULER, DEFAULT_STEPS, DRAFT_STEPS, SPEED_KEYS, SPEED_PRESETS
 
 __all__ = ["DEFAULT_SCHEDULER", "DEFAULT_STEPS", "DRAFT_STEPS", "SPEED_KEYS", "SPEED_PRESETS", "GenerationSettings",
-           "at_speed", "speed_of"]
+           "at_speed"]
 
 QUALITIES = ("draft", "standard", "high")
 PROVIDERS = ("auto", "cpu", "qnn")
@@ -92,23 +92,18 @@ class GenerationSettings:
         return from_dict(cls, data, "generation setting")
 
 
-def at_speed(settings: GenerationSettings, speed: str) -> GenerationSettings:
-    """`settings` with the steps, scheduler, codec quality and guidance interval of a speed preset.
+def at_speed(settings: GenerationSettings, speed: str,
+             overrides: Mapping[str, Any] | None = None) -> GenerationSettings:
+    """`settings` with the steps, scheduler, codec quality and guidance interval of a speed preset, then
+    those of `overrides` that are given (not None): what the user set beside the speed wins.
 
     Everything else (prompt, seed, width, guidance, init audio) is kept, so a draft refined at `full`
     is the same loop, solved properly.
     """
     if speed not in SPEED_PRESETS:
         raise InvalidInputError(f"unknown speed {speed!r}: use one of {', '.join(SPEED_PRESETS)}")
-    return dataclasses.replace(settings, **SPEED_PRESETS[speed])
-
-
-def speed_of(settings: GenerationSettings) -> str | None:
-    """The speed preset `settings` match, or None for custom settings."""
-    for name, preset in SPEED_PRESETS.items():
-        if all(getattr(settings, key) == value for key, value in preset.items()):
-            return name
-    return None
+    given = {key: value for key, value in (overrides or {}).items() if key in SPEED_KEYS and value is not None}
+    return dataclasses.replace(settings, **{**SPEED_PRESETS[speed], **given})
 
 
 def _finite(value: object) -> bool:

@@ -77,7 +77,7 @@ class GeneratePanel(QWidget):
         self.generate_button.setEnabled(False)
         self.generate_button.setMinimumHeight(34)
         self.draft_button = QPushButton("Draft", objectName="draft")
-        self.draft_button.setToolTip(f"A quick preview ({DRAFT_STEPS} steps, draft audio; Shift+Enter): "
+        self.draft_button.setToolTip(f"A quick preview ({DRAFT_STEPS} steps, draft audio): "
                                      "refine the one you like at full settings, same seed")
         self.draft_button.setEnabled(False)
         self.draft_button.setMinimumHeight(34)

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.speeds import SPEED_PRESETS
+from engine.speeds import SPEED_PRESETS, speed_of
 from engine.version import __version__
 from ui.app.controller import EngineController, FinishedJob, JobRequest
 from ui.app.drag import drag_files, dropped_audio, file_mime_data, reveal_in_file_manager
@@ -40,11 +40,6 @@ from ui.app.settings import AppSettings, load_settings, save_settings
 
 EMPTY_STATE = ("No model yet. Choose a model bundle folder (one made by `riffstudio model convert`, with "
                "manifest.json inside) and type a prompt.")
-
-
-def is_draft(settings: dict) -> bool:
-    """Whether a loop's recorded settings are the draft speed preset's (then Refine makes the full one)."""
-    return all(settings.get(key) == value for key, value in SPEED_PRESETS["draft"].items())
 
 
 def library_path() -> Path:
@@ -559,7 +554,7 @@ class MainWindow(QMainWindow):
             self.result_meta.setText("")
             self.spectrogram.clear(self.spectrogram.message)
             return
-        draft = is_draft(loop.settings)
+        draft = speed_of(loop.settings) == "draft"  # then Refine makes the full loop
         self.refine.setEnabled(draft)
         self.result_title.setText(loop.prompt)
         self.result_meta.setText(describe(loop) + f"  ·  {loop.settings.get('scheduler', '')} "

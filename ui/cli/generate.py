@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from contextlib import ExitStack
-from dataclasses import replace
 from pathlib import Path
 
 from engine.errors import InvalidInputError
@@ -66,10 +65,9 @@ def run(args: argparse.Namespace) -> int:
 
     settings = at_speed(GenerationSettings(
         prompt=args.prompt, negative_prompt=args.negative, seed=args.seed, guidance=args.guidance, width=args.width,
-        init_audio=str(args.init_audio) if args.init_audio else None, strength=args.strength), args.speed)
-    explicit = {"steps": args.steps, "scheduler": args.scheduler, "quality": args.quality,
-                "guidance_interval": guidance_interval_arg(args)}
-    settings = replace(settings, **{key: value for key, value in explicit.items() if value is not None})
+        init_audio=str(args.init_audio) if args.init_audio else None, strength=args.strength), args.speed,
+        {"steps": args.steps, "scheduler": args.scheduler, "quality": args.quality,
+         "guidance_interval": guidance_interval_arg(args)})
     settings.validate()
     check_output_paths(args.out, args.image)
     noise = read_latents(args.latents) if args.latents else None
