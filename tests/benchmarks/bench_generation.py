@@ -2,19 +2,24 @@
 
     python tests/benchmarks/bench_generation.py [--preset tiny|full]
 
-Rows, each in its own fresh process (so peak RSS is that run's alone):
-- diffusers + torch fp32 at riffusion's defaults (PNDM, 50 steps = 51 UNet calls, guidance 7),
-- ours (ONNX Runtime) at the same settings, fp32 bundle, and int8 bundle where one is converted,
-- ours at our defaults (dpmpp_2m_karras, 15 steps), fp32 and int8.
-Per-step seconds are denoising time / UNet evaluations; end-to-end is prompt -> image (text encoder,
-denoising, VAE decode; the audio decode is timed separately since diffusers has none). `--preset full`
-uses the full-size random-weight model and bundles under .cache/ (a diffusers run takes ~10 min on 2
-cores, so every row runs once). Writes tests/benchmarks/results/generation-<preset>.md.
+Rows (`--rows`, each in its own fresh process, so peak RSS is that run's alone):
+- `diffusers`: diffusers + torch fp32 at riffusion's defaults (PNDM, 50 steps = 51 UNet calls, guidance 7),
+  the baseline every ratio is against;
+- `riffusion`: ours (ONNX Runtime) at those same settings, per bundle;
+- `previous`: ours at the default before issue 14 (dpmpp_2m_karras, 15 steps), per bundle;
+- `full` and `draft`: ours at today's speed presets (engine/speeds.py), per bundle.
+The default is `diffusers,previous,full,draft`: the issue's two ratios (vs diffusers, vs the previous
+default) and the draft, in one run. Per-step seconds are denoising time / UNet evaluations (a batch-1
+call counts as one, like a batch-2 one); end-to-end is prompt -> image (text encoder, denoising, VAE
+decode) and "with audio" adds the codec decode at the row's quality, which diffusers has none of.
+`--preset full` uses the full-size random-weight model and bundles under .cache/ (a diffusers run takes
+~9 min on 2 cores, so every row runs once). Writes tests/benchmarks/results/generation-<preset>.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -29,6 +34,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "tests" / "benchmarks
 
 PROMPT = "funky slap bass, 100 bpm"
 RIFFUSION = {"scheduler": "pndm", "steps": 50, "guidance": 7.0}
+PREVIOUS_DEFAULT = {"scheduler": "dpmpp_2m_karras", "steps": 15, "quality": "standard"}
+PHASES = ("load", "text", "denoise", "vae decode", "audio")
+ROWS = ("diffusers", "riffusion", "previous", "full", "draft")
 
 
 def bundles(preset: str) -> dict[str, Path]:
@@ -68,26 +76,70 @@ def run_diffusers(model: str, width: int) -> dict:
     return {"load_s": load, "e2e_s": total, "unet_calls": calls["n"], "per_step_s": calls["t"] / calls["n"]}
 
 
-def run_ours(bundle: str, scheduler: str, steps: int, width: int) -> dict:
+def row_settings(row: str) -> dict:
+    """What an `ours` row sets on top of the prompt, seed 0, riffusion's guidance and the width."""
+    from engine.speeds import SPEED_PRESETS
+
+    if row == "riffusion":
+        return {"scheduler": RIFFUSION["scheduler"], "steps": RIFFUSION["steps"]}
+    if row == "previous":
+        return dict(PREVIOUS_DEFAULT)
+    return {key: value for key, value in SPEED_PRESETS[row].items() if value is not None}
+
+
+class PhasePeaks:
+    """High-water RSS of each phase of a run, to say which one sets the peak (Linux: VmHWM, reset after
+    each phase by writing 5 to /proc/self/clear_refs; elsewhere every phase reads the running peak)."""
+
+    def __init__(self) -> None:
+        self.peaks: dict[str, float] = {}
+        self._reset()
+
+    def end(self, phase: str) -> None:
+        from bench_bundle import peak_rss_mb
+
+        self.peaks[phase] = max(self.peaks.get(phase, 0.0), peak_rss_mb())
+        self._reset()
+
+    def on_progress(self, event) -> None:
+        if event.stage == "text":
+            self.end("text")
+        elif event.stage == "denoise" and event.step == event.total:
+            self.end("denoise")
+        elif event.stage == "decode":
+            self.end("vae decode")
+
+    @staticmethod
+    def _reset() -> None:
+        with contextlib.suppress(OSError):
+            Path("/proc/self/clear_refs").write_text("5")
+
+
+def run_ours(bundle: str, row: str, width: int) -> dict:
     from engine.bundle import open_bundle
     from engine.codec import decode_image
     from engine.generation.pipeline import LoopGenerator
     from engine.generation.settings import GenerationSettings
 
+    phases = PhasePeaks()
     start = time.perf_counter()
     generator = LoopGenerator(open_bundle(bundle))
     load = time.perf_counter() - start
-    settings = GenerationSettings(prompt=PROMPT, seed=0, steps=steps, scheduler=scheduler, width=width,
-                                  guidance=RIFFUSION["guidance"])
+    phases.end("load")
+    settings = GenerationSettings(prompt=PROMPT, seed=0, width=width, guidance=RIFFUSION["guidance"],
+                                  **row_settings(row))
     start = time.perf_counter()
-    result = generator.generate(settings)
+    result = generator.generate(settings, progress=phases.on_progress)
     total = time.perf_counter() - start
     start = time.perf_counter()
-    decode_image(result.image, stereo=False)
+    decode_image(result.image, stereo=False, quality=settings.quality)
     audio = time.perf_counter() - start
+    phases.end("audio")
     evaluations = result.timings["steps"]
     return {"load_s": load, "e2e_s": total, "unet_calls": int(evaluations),
-            "per_step_s": result.timings["denoise_s"] / evaluations, "audio_s": audio}
+            "per_step_s": result.timings["denoise_s"] / evaluations, "audio_s": audio,
+            "settings": f"{settings.scheduler} {settings.steps}, {settings.quality} audio",
+            "phase_peaks_mb": phases.peaks, "peak_rss_mb": max(phases.peaks.values())}
 
 
 def child(kind: str, *args: str) -> dict:
@@ -104,43 +156,65 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--precisions", default="fp32,int8",
                         help="bundles to run (full size: int8 alone saves ~10 min; bench_bundle has fp32 per call)")
+    parser.add_argument("--rows", default="diffusers,previous,full,draft",
+                        help=f"which runs, comma-separated, of {', '.join(ROWS)} (diffusers is the baseline)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
         result = run_diffusers(rest[0], int(rest[1])) if kind == "diffusers" else run_ours(
-            rest[0], rest[1], int(rest[2]), int(rest[3]))
+            rest[0], rest[1], int(rest[2]))
         from bench_bundle import peak_rss_mb
 
-        result["peak_rss_mb"] = peak_rss_mb()
+        result.setdefault("peak_rss_mb", peak_rss_mb())
         print(json.dumps(result))
         return
 
     from random_sd_model import cached_model
 
-    from engine.generation.settings import DEFAULT_SCHEDULER, DEFAULT_STEPS
-
+    rows_asked = args.rows.split(",")
+    unknown = sorted(set(rows_asked) - set(ROWS))
+    if unknown or "diffusers" not in rows_asked:
+        raise SystemExit(f"--rows: use diffusers (the baseline, always) and any of {', '.join(ROWS[1:])}; "
+                         f"got {args.rows!r}")
     model = cached_model(args.preset)
     found = {p: path for p, path in bundles(args.preset).items() if p in args.precisions.split(",")}
-    rows = [("diffusers + torch fp32", "riffusion: pndm 50", child("diffusers", str(model), str(args.width)))]
-    for precision, path in found.items():
-        rows.append((f"ours, {precision} bundle", "riffusion: pndm 50",
-                     child("ours", str(path), "pndm", str(RIFFUSION["steps"]), str(args.width))))
-    for precision, path in found.items():
-        rows.append((f"ours, {precision} bundle", f"ours: {DEFAULT_SCHEDULER} {DEFAULT_STEPS}",
-                     child("ours", str(path), DEFAULT_SCHEDULER, str(DEFAULT_STEPS), str(args.width))))
+    if not found:
+        raise SystemExit(f"no {args.precisions} bundle for --preset {args.preset}: convert one first "
+                         "(tests/benchmarks/bench_bundle.py ensure_bundles)")
+    labels = {"riffusion": "riffusion's settings", "previous": "previous default",
+              "full": "today's default (speed full)", "draft": "speed draft"}
+    rows = [("diffusers + torch fp32", "riffusion: pndm 50",
+             child("diffusers", str(model), str(args.width)))]
+    for row in rows_asked[1:]:
+        for precision, path in found.items():
+            result = child("ours", str(path), row, str(args.width))
+            rows.append((f"ours, {precision} bundle", f"{labels[row]}: {result['settings']}", result))
     base = rows[0][2]["e2e_s"]
+    previous = {name: r["e2e_s"] + r["audio_s"] for name, settings, r in rows
+                if settings.startswith("previous default")}
     lines = [f"# Generation benchmark ({args.preset} model, random weights, 512 x {args.width})", "",
              f"{machine_line()}. "
              f"Command: `python tests/benchmarks/bench_generation.py {' '.join(sys.argv[1:])}`. Each row once, in its "
-             "own process; end-to-end = prompt -> image (audio decode listed apart).", "",
-             "| run | settings | UNet calls | s per call | end-to-end s | vs diffusers | audio s | peak RSS MB |",
-             "|---|---|---|---|---|---|---|---|"]
+             "own process; end-to-end = prompt -> image; + audio adds the codec decode at the row's quality "
+             "(diffusers makes no audio). Random weights: times and memory, not musical quality (the solver "
+             "study, solvers-full-fewsteps.md, has the distances).", "",
+             "| run | settings | UNet calls | s per call | end-to-end s | + audio s | vs diffusers | "
+             "vs previous default | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, settings, r in rows:
-        audio = f"{r['audio_s']:.2f}" if "audio_s" in r else "-"
+        audio = r.get("audio_s")
+        with_audio = f"{r['e2e_s'] + audio:.2f}" if audio is not None else "-"
+        against = f"{previous[name] / (r['e2e_s'] + audio):.2f}x" if audio is not None and name in previous else "-"
         lines.append(f"| {name} | {settings} | {r['unet_calls']} | {r['per_step_s']:.3f} | {r['e2e_s']:.2f} | "
-                     f"{base / r['e2e_s']:.2f}x | {audio} | {r['peak_rss_mb']:.0f} |")
+                     f"{with_audio} | {base / r['e2e_s']:.2f}x | {against} | {r['peak_rss_mb']:.0f} |")
+    lines += ["", "Peak RSS MB by phase (which part of a run sets the peak):", "",
+              "| run | settings | " + " | ".join(PHASES) + " |", "|---|---|" + "---|" * len(PHASES)]
+    for name, settings, r in rows:
+        if "phase_peaks_mb" in r:
+            lines.append(f"| {name} | {settings} | "
+                         + " | ".join(f"{r['phase_peaks_mb'].get(p, 0):.0f}" for p in PHASES) + " |")
     publish(lines, args.out or RESULTS / f"generation-{args.preset}.md")
 
 
