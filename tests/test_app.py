@@ -3,6 +3,7 @@ XDG folder in a private home (tests/engine_fixtures.py), nothing of ours mocked.
 
 from __future__ import annotations
 
+import ctypes.util
 import os
 import shutil
 import signal
@@ -130,6 +131,7 @@ def test_draft_gives_a_quick_preview_and_refine_remakes_it_at_full_settings_with
     refined = window.current
     assert refined.seed == draft.seed and refined.prompt == draft.prompt
     assert (refined.settings["steps"], refined.settings["quality"]) == (5, "standard")
+    assert tuple(refined.settings["guidance_interval"]) == SPEED_PRESETS["full"]["guidance_interval"]
     assert refined.settings["width"] == draft.settings["width"]
     assert not window.refine.isEnabled()  # a full loop has nothing to refine
     close_window(window)
@@ -357,7 +359,8 @@ def _lines(process, into: list[str]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")), reason="needs xvfb and xdotool (.ci/run)")
+@pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool") and ctypes.util.find_library("xcb-cursor")),
+                    reason="needs xvfb, xdotool and libxcb-cursor0 (Qt's xcb plugin since 6.5; .ci/run installs them)")
 def test_a_real_drag_across_processes_delivers_the_file_url_over_xdnd(home, fp32_bundle):
     import subprocess
     import sys

@@ -38,7 +38,10 @@ def test_advanced_options_are_folded_away_with_sensible_defaults(qtbot, window):
     panel = window.generate
     window.show()
     assert not panel.advanced.isVisible()
-    assert (panel.steps.value(), panel.guidance.value(), panel.scheduler.currentText()) == (15, 7.0, "dpmpp_2m_karras")
+    from engine.speeds import DEFAULT_SCHEDULER, DEFAULT_STEPS
+
+    assert (panel.steps.value(), panel.guidance.value(), panel.scheduler.currentText()) == (
+        DEFAULT_STEPS, 7.0, DEFAULT_SCHEDULER)
     qtbot.mouseClick(panel.advanced_toggle, Qt.MouseButton.LeftButton)
     assert panel.advanced.isVisible()
 

@@ -15,7 +15,7 @@ from engine.bundle import open_bundle
 from engine.errors import CancelledError, InvalidInputError
 from engine.generation.loop import init_image_from_audio, render_loop
 from engine.generation.pipeline import LoopGenerator
-from engine.generation.settings import GenerationSettings
+from engine.generation.settings import DEFAULT_GUIDANCE_INTERVAL, GenerationSettings
 from engine.schedulers import SCHEDULER_NAMES, make_scheduler
 from engine.schedulers.ays import ays_timesteps
 
@@ -76,7 +76,7 @@ def test_same_image_as_diffusers_from_the_same_latents(generator, diffusers_pipe
     pipe.scheduler = getattr(diffusers, class_name).from_config(config, **overrides)
     latents = np.random.default_rng(3).standard_normal((1, 4, 64, WIDTH // 8), dtype=np.float32)
     settings = GenerationSettings(prompt="a jazz saxophone solo", negative_prompt="muffled", steps=6,
-                                  guidance=7.5, scheduler=name, width=WIDTH, seed=11)
+                                  guidance=7.5, scheduler=name, width=WIDTH, seed=11, guidance_interval=None)
     ours = generator.generate(settings, initial_noise=latents, step_rng=TorchNoise(11))
     # Align Your Steps is diffusers' custom `timesteps=` (NVIDIA's recipe); the others are a step count.
     schedule = ({"timesteps": ays_timesteps(settings.steps).tolist()} if name == "dpmpp_2m_ays"
@@ -245,7 +245,7 @@ def count_unet_batches(generator, monkeypatch) -> list[int]:
 
 @pytest.mark.parametrize("scheduler", ["dpmpp_2m_karras", "unipc"])
 def test_guidance_interval_covering_every_step_is_exactly_full_guidance(generator, monkeypatch, scheduler):
-    full = generator.generate(GenerationSettings(**GUIDED, scheduler=scheduler))
+    full = generator.generate(GenerationSettings(**GUIDED, scheduler=scheduler, guidance_interval=None))
     batches = count_unet_batches(generator, monkeypatch)
     covered = generator.generate(GenerationSettings(**GUIDED, scheduler=scheduler, guidance_interval=(0.0, 1000.0)))
     assert np.array_equal(covered.latents, full.latents) and np.array_equal(covered.image, full.image)
@@ -287,7 +287,8 @@ def test_guidance_interval_is_recorded_in_the_sidecar_and_round_trips(generator)
     assert record["settings"]["guidance_interval"] == [0.3, 5]
     again = GenerationSettings.from_dict(record["settings"])
     assert again == loop.result.settings and again.guidance_interval == (0.3, 5)
-    assert GenerationSettings.from_dict({"prompt": "x"}).guidance_interval is None
+    assert GenerationSettings.from_dict({"prompt": "x"}).guidance_interval == DEFAULT_GUIDANCE_INTERVAL
+    assert GenerationSettings.from_dict({"prompt": "x", "guidance_interval": None}).guidance_interval is None
 
 
 @pytest.mark.parametrize(("interval", "words"), [
@@ -333,6 +334,19 @@ def test_speed_presets_set_the_solve_and_keep_the_loop():
     assert full.steps == DEFAULT_STEPS and speed_of(GenerationSettings(prompt="x").to_dict()) == "full"
     with pytest.raises(InvalidInputError, match="unknown speed 'turbo': use one of full, draft"):
         at_speed(base, "turbo")
+
+
+def test_the_default_solve_guides_every_step_but_the_last(generator, monkeypatch):
+    """The `full` speed: 7 steps, the last two (σ 0.13 and 0.03, below 0.28) one unguided batch-1 call each;
+    the study that chose it (results/solvers-full-default.md) found their guidance changes nothing measurable."""
+    from engine.generation.settings import DEFAULT_STEPS
+
+    batches = count_unet_batches(generator, monkeypatch)
+    result = generator.generate(GenerationSettings(prompt="bass", seed=1, width=64))
+    assert batches == [2] * (DEFAULT_STEPS - 2) + [1, 1] and result.timings["guided_steps"] == DEFAULT_STEPS - 2
+    batches.clear()
+    guided = generator.generate(GenerationSettings(prompt="bass", seed=1, width=64, guidance_interval=None))
+    assert batches == [2] * DEFAULT_STEPS and not np.array_equal(guided.latents, result.latents)
 
 
 def test_generate_speed_draft_on_the_command_line_and_explicit_options_win(run_cli, fp32_bundle, tmp_path):

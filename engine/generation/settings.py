@@ -15,10 +15,17 @@ from typing import Any
 
 from engine.errors import InvalidInputError
 from engine.serialise import from_dict
-from engine.speeds import DEFAULT_SCHEDULER, DEFAULT_STEPS, DRAFT_STEPS, SPEED_KEYS, SPEED_PRESETS
+from engine.speeds import (
+    DEFAULT_GUIDANCE_INTERVAL,
+    DEFAULT_SCHEDULER,
+    DEFAULT_STEPS,
+    DRAFT_STEPS,
+    SPEED_KEYS,
+    SPEED_PRESETS,
+)
 
-__all__ = ["DEFAULT_SCHEDULER", "DEFAULT_STEPS", "DRAFT_STEPS", "SPEED_KEYS", "SPEED_PRESETS", "GenerationSettings",
-           "at_speed"]
+__all__ = ["DEFAULT_GUIDANCE_INTERVAL", "DEFAULT_SCHEDULER", "DEFAULT_STEPS", "DRAFT_STEPS", "SPEED_KEYS",
+           "SPEED_PRESETS", "GenerationSettings", "at_speed"]
 
 QUALITIES = ("draft", "standard", "high")
 PROVIDERS = ("auto", "cpu", "qnn")
@@ -49,8 +56,9 @@ class GenerationSettings:
     init_audio: str | None = None
     strength: float = DEFAULT_STRENGTH
     # Guidance only on steps whose noise level σ is in (low, high] (engine/generation/guidance.py); the
-    # other steps run the conditional UNet alone, unguided. None: every step guided.
-    guidance_interval: tuple[float, float] | None = None
+    # other steps run the conditional UNet alone, unguided. None: every step guided. The default is the
+    # `full` speed's (engine/speeds.py).
+    guidance_interval: tuple[float, float] | None = DEFAULT_GUIDANCE_INTERVAL
 
     def __post_init__(self) -> None:
         if isinstance(self.guidance_interval, list):  # from JSON (the sidecar, the engine protocol)

@@ -34,7 +34,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "tests" / "benchmarks
 
 PROMPT = "funky slap bass, 100 bpm"
 RIFFUSION = {"scheduler": "pndm", "steps": 50, "guidance": 7.0}
-PREVIOUS_DEFAULT = {"scheduler": "dpmpp_2m_karras", "steps": 15, "quality": "standard"}
+PREVIOUS_DEFAULT = {"scheduler": "dpmpp_2m_karras", "steps": 15, "quality": "standard", "guidance_interval": None}
 PHASES = ("load", "text", "denoise", "vae decode", "audio")
 ROWS = ("diffusers", "riffusion", "previous", "full", "draft")
 
@@ -81,10 +81,10 @@ def row_settings(row: str) -> dict:
     from engine.speeds import SPEED_PRESETS
 
     if row == "riffusion":
-        return {"scheduler": RIFFUSION["scheduler"], "steps": RIFFUSION["steps"]}
+        return {"scheduler": RIFFUSION["scheduler"], "steps": RIFFUSION["steps"], "guidance_interval": None}
     if row == "previous":
         return dict(PREVIOUS_DEFAULT)
-    return {key: value for key, value in SPEED_PRESETS[row].items() if value is not None}
+    return dict(SPEED_PRESETS[row])
 
 
 class PhasePeaks:
@@ -138,7 +138,8 @@ def run_ours(bundle: str, row: str, width: int) -> dict:
     evaluations = result.timings["steps"]
     return {"load_s": load, "e2e_s": total, "unet_calls": int(evaluations),
             "per_step_s": result.timings["denoise_s"] / evaluations, "audio_s": audio,
-            "settings": f"{settings.scheduler} {settings.steps}, {settings.quality} audio",
+            "settings": f"{settings.scheduler} {settings.steps}, {settings.quality} audio"
+                        + (f", guided where σ in {settings.guidance_interval}" if settings.guidance_interval else ""),
             "phase_peaks_mb": phases.peaks, "peak_rss_mb": max(phases.peaks.values())}
 
 

@@ -376,7 +376,8 @@ class MainWindow(QMainWindow):
             values = self.generate.values()
             quality = values.quality if values.quality != "draft" else SPEED_PRESETS["full"]["quality"]
             self.submit(self._from_loop(self.current, "refined", steps=values.steps, scheduler=values.scheduler,
-                                        quality=quality, guidance_interval=None))
+                                        quality=quality,
+                                        guidance_interval=SPEED_PRESETS["full"]["guidance_interval"]))
 
     def session_options(self) -> dict:
         return {"htp_performance_mode": self.settings.npu_mode} if self.settings.provider != "cpu" else {}

@@ -15,6 +15,7 @@ from ui.cli.provider_args import add_provider_arguments, open_generator
 def register(subparsers: argparse._SubParsersAction) -> None:
     from engine.generation.settings import (
         DEFAULT_GUIDANCE,
+        DEFAULT_GUIDANCE_INTERVAL,
         DEFAULT_SCHEDULER,
         DEFAULT_STEPS,
         DEFAULT_STRENGTH,
@@ -33,15 +34,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--negative", default="", metavar="TEXT", help="what the loop should not sound like")
     parser.add_argument("--seed", type=int, help="fixes the result (default: a random seed, recorded)")
     parser.add_argument("--speed", choices=tuple(SPEED_PRESETS), default="full",
-                        help=f"full (default: {DEFAULT_SCHEDULER}, {DEFAULT_STEPS} steps) or draft (a quick preview: "
-                        f"{DRAFT_STEPS} steps, draft audio; refine it with the same --seed at full); --steps, "
-                        "--scheduler and --quality override it")
+                        help=f"full (default: {DEFAULT_SCHEDULER}, {DEFAULT_STEPS} steps, guided where σ > "
+                        f"{DEFAULT_GUIDANCE_INTERVAL[0]:g}) or draft (a quick preview: {DRAFT_STEPS} steps, every "
+                        "step guided, draft audio; refine it with the same --seed at full); --steps, --scheduler, "
+                        "--quality and --guidance-interval override it")
     parser.add_argument("--steps", type=int, help=f"denoising steps (default {DEFAULT_STEPS})")
     parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
                         help=f"how closely to follow the prompt (default {DEFAULT_GUIDANCE:g})")
     parser.add_argument("--guidance-interval", metavar="LO,HI",
                         help="guide only steps with noise level σ in (LO, HI], e.g. 0.3,5; the others run "
-                        "one unguided UNet call (default: every step)")
+                        "one unguided UNet call (default: the speed's; 0,1000 guides every step)")
     parser.add_argument("--scheduler", help=f"sampler (default {DEFAULT_SCHEDULER})")
     parser.add_argument("--width", type=int, default=512, help="image width in px, multiple of 8 (512 = 5.1 s)")
     add_provider_arguments(parser)

@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--negative", default="")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="denoising steps per clip")
     parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
-    parser.add_argument("--guidance-interval", metavar="LO,HI", help="guide only steps with σ in (LO, HI]")
+    parser.add_argument("--guidance-interval", metavar="LO,HI",
+                        help="guide only steps with σ in (LO, HI] (default: the full speed's; 0,1000: every step)")
     parser.add_argument("--scheduler", default=DEFAULT_SCHEDULER)
     parser.add_argument("--width", type=int, default=512)
     add_provider_arguments(parser)
@@ -38,13 +39,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.generation.interpolate import interpolation_weights
-    from engine.generation.settings import GenerationSettings
+    from engine.generation.settings import DEFAULT_GUIDANCE_INTERVAL, GenerationSettings
 
+    interval = guidance_interval_arg(args)
     end_prompt = args.end if args.end is not None else args.start
     end_seed = args.end_seed if args.end_seed is not None else args.seed
     start = GenerationSettings(prompt=args.start, negative_prompt=args.negative, seed=args.seed, steps=args.steps,
                                guidance=args.guidance, scheduler=args.scheduler, width=args.width,
-                               quality=args.quality, guidance_interval=guidance_interval_arg(args)).validate()
+                               quality=args.quality,
+                               guidance_interval=DEFAULT_GUIDANCE_INTERVAL if interval is None else interval).validate()
     GenerationSettings(prompt=end_prompt, seed=end_seed).validate()
     interpolation_weights(args.count)
     if args.out_dir.exists() and not args.out_dir.is_dir():
