@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from engine.speeds import SPEED_PRESETS
+
 REPO = Path(__file__).resolve().parents[2]
 CLIPS = [
     ("funky slap bass, 100 bpm", "rock.wav", 0.0, 100, 2, 4, True),
@@ -63,9 +65,8 @@ def _fill_results(results: Path) -> list[str]:
         folder.mkdir(parents=True)
         write_spectrogram_image(folder / "loop.png", encoded)
         write_audio(folder / "loop.wav", mono, rate)
-        settings = {"prompt": prompt, "negative_prompt": "", "seed": 1000 + number * 7919, "steps": 15,
-                    "guidance": 7.0, "scheduler": "dpmpp_2m_karras", "width": 512, "quality": "standard",
-                    "init_audio": None, "strength": 0.75}
+        settings = {"prompt": prompt, "negative_prompt": "", "seed": 1000 + number * 7919, "guidance": 7.0,
+                    "width": 512, "init_audio": None, "strength": 0.75, **SPEED_PRESETS["full"]}
         sidecar = {"settings": settings, "bundle": {"identity": "demo"}, "provider": "cpu",
                    "audio": {"sample_rate": rate, "samples": int(mono.shape[0]), "channels": 1}}
         (folder / "loop.json").write_text(json.dumps(sidecar), encoding="utf-8")
