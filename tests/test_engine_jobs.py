@@ -48,7 +48,7 @@ def test_a_job_through_the_engine_gives_the_same_bytes_as_in_process(client, fp3
     assert isinstance(done, p.Done), done
     assert result_files(done) == reference_files(fp32_bundle, settings, tmp_path / "in-process")
     sidecar = json.loads(Path(done.paths["sidecar"]).read_text())
-    assert sidecar["settings"] == settings.to_dict() and sidecar["provider"] == "cpu"
+    assert sidecar["settings"] == json.loads(json.dumps(settings.to_dict())) and sidecar["provider"] == "cpu"
     assert done.seed == 11 and done.folder.endswith(done.job)
 
 
