@@ -36,7 +36,9 @@ PROMPT = "funky slap bass, 100 bpm"
 RIFFUSION = {"scheduler": "pndm", "steps": 50, "guidance": 7.0}
 PREVIOUS_DEFAULT = {"scheduler": "dpmpp_2m_karras", "steps": 15, "quality": "standard", "guidance_interval": None}
 PHASES = ("load", "text", "denoise", "vae decode", "audio")
-ROWS = ("diffusers", "riffusion", "previous", "full", "draft")
+ROW_LABELS = {"riffusion": "riffusion's settings", "previous": "previous default",
+              "full": "today's default (speed full)", "draft": "speed draft"}
+ROWS = ("diffusers", *ROW_LABELS)
 
 
 def bundles(preset: str) -> dict[str, Path]:
@@ -184,14 +186,12 @@ def main() -> None:
     if not found:
         raise SystemExit(f"no {args.precisions} bundle for --preset {args.preset}: convert one first "
                          "(tests/benchmarks/bench_bundle.py ensure_bundles)")
-    labels = {"riffusion": "riffusion's settings", "previous": "previous default",
-              "full": "today's default (speed full)", "draft": "speed draft"}
     rows = [("diffusers + torch fp32", "riffusion: pndm 50",
              child("diffusers", str(model), str(args.width)))]
     for row in rows_asked[1:]:
         for precision, path in found.items():
             result = child("ours", str(path), row, str(args.width))
-            rows.append((f"ours, {precision} bundle", f"{labels[row]}: {result['settings']}", result))
+            rows.append((f"ours, {precision} bundle", f"{ROW_LABELS[row]}: {result['settings']}", result))
     base = rows[0][2]["e2e_s"]
     previous = {name: r["e2e_s"] + r["audio_s"] for name, settings, r in rows
                 if settings.startswith("previous default")}

@@ -375,9 +375,8 @@ class MainWindow(QMainWindow):
         if self.current is not None:
             values = self.generate.values()
             quality = values.quality if values.quality != "draft" else SPEED_PRESETS["full"]["quality"]
-            self.submit(self._from_loop(self.current, "refined", steps=values.steps, scheduler=values.scheduler,
-                                        quality=quality,
-                                        guidance_interval=SPEED_PRESETS["full"]["guidance_interval"]))
+            self.submit(self._from_loop(self.current, "refined", **{**SPEED_PRESETS["full"], "steps": values.steps,
+                                                                    "scheduler": values.scheduler, "quality": quality}))
 
     def session_options(self) -> dict:
         return {"htp_performance_mode": self.settings.npu_mode} if self.settings.provider != "cpu" else {}
