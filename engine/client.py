@@ -73,11 +73,10 @@ class _Link:
     def __init__(self, info: files.ConnectionInfo, conn, on_message: Callable[[_Link, p.Message], None],
                  on_lost: Callable[[_Link], None]) -> None:
         self.info = info
-        self.conn = conn
+        self.conn = transport.SharedConnection(conn)  # owned by the reader thread, which closes it
         self.last_heard = time.monotonic()
         self.lost = threading.Event()
         self.goodbye: str | None = None
-        self._send_lock = threading.Lock()
         self._on_message = on_message
         self._on_lost = on_lost
         threading.Thread(target=self._read, name="engine-reader", daemon=True).start()
@@ -86,21 +85,20 @@ class _Link:
         if self.lost.is_set():
             raise _LinkLost()
         try:
-            with self._send_lock:
-                transport.send(self.conn, message)
+            self.conn.send(message)
         except OSError:
             self._lose()
             raise _LinkLost() from None
 
     def close(self) -> None:
         self.lost.set()
-        transport.hang_up(self.conn)
+        self.conn.shut()
 
     def _read(self) -> None:
         try:
             while not self.lost.is_set():
                 try:
-                    message = transport.receive(self.conn)
+                    message = transport.receive(self.conn.conn)
                 except p.ProtocolError as error:
                     if error.code == "too_large":  # the stream cannot be resynchronised
                         break
@@ -114,11 +112,12 @@ class _Link:
                 self._on_message(self, message)
         finally:
             self._lose()
+            self.conn.release()
 
     def _lose(self) -> None:
         if not self.lost.is_set():
             self.lost.set()
-            transport.hang_up(self.conn)
+            self.conn.shut()
             self._on_lost(self)
 
 

@@ -81,7 +81,7 @@ class Session:
     """One authenticated client connection: what it follows, and its outbox."""
 
     def __init__(self, conn, number: int) -> None:
-        self.conn = conn
+        self.conn = transport.SharedConnection(conn, owners=2)  # the request reader and the writer below
         self.number = number
         self.jobs: set[str] = set()
         self.ready = False  # after a good `hello`
@@ -106,7 +106,7 @@ class Session:
         """Close now, waking any thread blocked on the connection."""
         self._closed.set()
         self._outbox.put(None)
-        transport.hang_up(self.conn)
+        self.conn.shut()
 
     @property
     def closed(self) -> bool:
@@ -119,8 +119,8 @@ class Session:
             except OSError:
                 break
         self._closed.set()
-        with contextlib.suppress(OSError):
-            self.conn.close()
+        self.conn.shut()  # a reader still waiting for requests ends too
+        self.conn.release()
 
 
 @dataclass
@@ -308,11 +308,12 @@ class Engine:
                 self._sessions.remove(session)
                 self._last_activity = time.monotonic()
             session.close()
+            session.conn.release()
 
     def _read_requests(self, session: Session) -> None:
         while not session.closed:
             try:
-                data = transport.receive_bytes(session.conn)
+                data = transport.receive_bytes(session.conn.conn)
             except p.ProtocolError as error:  # too large: the stream cannot be resynchronised
                 session.send(p.Error(re=None, code=error.code, message=str(error)))
                 return

@@ -18,6 +18,7 @@ import secrets
 import socket
 import sys
 import tempfile
+import threading
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 
@@ -98,16 +99,64 @@ def receive_bytes(conn: Connection) -> bytes:
         raise
 
 
-def hang_up(conn: Connection) -> None:
-    """Close `conn` even while another thread is blocked reading it (a plain close would not wake that
-    thread, and the other end would never see the connection end)."""
-    if os.name == "posix":
-        with contextlib.suppress(OSError, ValueError, TypeError):
-            sock = socket.socket(fileno=os.dup(conn.fileno()))
-            sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-    with contextlib.suppress(OSError):
-        conn.close()
+class SharedConnection:
+    """A connection read by one thread and written by others, that any thread may shut.
+
+    Closing a descriptor that another thread is about to read or write is a classic bug: the process
+    hands the freed number to the next file it opens, and that thread then reads (or writes) someone
+    else's file. CI once lost the first 5 bytes of a child's stdout pipe to a client's reader thread
+    this way. So `shut()` only wakes: a socket shutdown, after which blocked reads see the end of the
+    stream and sends fail. The descriptor itself is closed once, by the last of its `owners` (the
+    threads that read or write it in a loop) to call `release()`, when none of them can touch it again.
+
+    Windows named pipes have no shutdown; there `shut()` closes the handle, the one way to wake a
+    blocked read (handle values are reused less eagerly than descriptors, but still reused).
+    """
+
+    def __init__(self, conn: Connection, owners: int = 1) -> None:
+        self.conn = conn
+        self._owners = owners
+        self._send_lock = threading.Lock()  # one message at a time; close waits for a send under way
+        self._fd_lock = threading.Lock()  # shut and close never interleave (shut must dup a live descriptor)
+        self._closed = False
+
+    def send(self, message: Message) -> None:
+        self.send_bytes(encode(message))
+
+    def send_bytes(self, data: bytes) -> None:
+        with self._send_lock:
+            if self._closed:
+                raise OSError("the connection is closed")
+            self.conn.send_bytes(data)
+
+    def shut(self) -> None:
+        """Wake every thread blocked on the connection; from any thread, any number of times."""
+        with self._fd_lock:
+            if self._closed:
+                return
+            if os.name == "posix":
+                with contextlib.suppress(OSError, ValueError, TypeError):
+                    sock = socket.socket(fileno=os.dup(self.conn.fileno()))
+                    sock.shutdown(socket.SHUT_RDWR)
+                    sock.close()
+            else:
+                self._closed = True
+                with contextlib.suppress(OSError):
+                    self.conn.close()
+
+    def release(self) -> None:
+        """One owner is done with the connection; the last one closes it."""
+        with self._fd_lock:
+            self._owners -= 1
+            last = self._owners <= 0
+        if not last:
+            return
+        self.shut()
+        with self._send_lock, self._fd_lock:
+            if not self._closed:
+                self._closed = True
+                with contextlib.suppress(OSError):
+                    self.conn.close()
 
 
 def _deliver(conn: Connection, key: bytes, timeout: float) -> None:
