@@ -262,9 +262,12 @@ def test_int8_bundle_records_its_schemes_and_quality_and_passes_check(run_cli, i
     components = manifest["components"]
     assert components["unet"]["quantization"] == "dynamic_u8_per_channel"
     assert components["vae_decoder"]["quantization"] == "static_qdq_u8s7"
-    assert components["text_encoder"]["quantization"] == components["vae_encoder"]["quantization"] == "fp32"
+    assert components["text_encoder"]["quantization"] == "dynamic_u8_matmul"
+    assert components["vae_encoder"]["quantization"] == "fp32"
     for name in ("unet", "vae_decoder"):
         assert components[name]["validation"]["snr_db_vs_fp32"] > 15, name
+    assert components["text_encoder"]["validation"]["snr_db_vs_fp32"] >= 25  # its floor, else it is fp32
+    assert "int8_refused" not in components["text_encoder"]["validation"]
     assert components["unet"]["inputs"][0]["shape"][3] == "latent_width"  # dynamic width survives quantisation
     result = run_cli("model", "check", int8_bundle, "--precision", "int8")
     assert result.returncode == 0, result.stderr

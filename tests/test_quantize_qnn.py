@@ -193,7 +193,8 @@ def test_qnn_refuses_dynamic_shapes(tmp_path):
 # --- int8 for the CPU -----------------------------------------------------------------------------
 
 # 8-bit static activations on random weights: VAE encoder 14.5 dB, decoder higher.
-INT8_MIN_SNR_DB = {"fp32": 200.0, "dynamic_u8_per_channel": 20.0, "static_qdq_u8s7": 12.0, "static_qdq_u8s8": 12.0}
+INT8_MIN_SNR_DB = {"fp32": 200.0, "dynamic_u8_per_channel": 20.0, "dynamic_u8_matmul": 25.0,
+                   "static_qdq_u8s7": 12.0, "static_qdq_u8s8": 12.0}
 
 
 @pytest.mark.slow
@@ -216,6 +217,22 @@ def test_int8_variants_keep_quality_and_dynamic_shapes(component, scheme, artifa
         session = create_session(out)
         (y,) = session.run(None, wide)
         assert y.shape[0] == 2 and y.shape[-1] == 2 * session.run(None, samples[0])[0].shape[-1]
+
+
+@pytest.mark.slow
+def test_an_int8_model_below_its_floor_is_replaced_by_the_fp32_one_and_says_why(artifacts, calibration, tmp_path):
+    fp32 = artifacts / "dynamic" / "text_encoder.onnx"
+    samples = calibration.for_component("text_encoder")[:2]
+    kept = quantize_int8(fp32, tmp_path / "kept.onnx", "text_encoder", scored_on=samples, min_snr_db=0.0)
+    assert kept.scheme == "dynamic_u8_matmul" and not kept.refused
+    assert kept.snr_db == pytest.approx(snr_db(*_run_both(fp32, tmp_path / "kept.onnx", samples)), abs=0.01)
+    refused = quantize_int8(fp32, tmp_path / "refused.onnx", "text_encoder", scored_on=samples,
+                            min_snr_db=kept.snr_db + 1.0)
+    assert refused.scheme == "fp32" and refused.snr_db is None
+    assert refused.refused == (f"dynamic_u8_matmul reached {kept.snr_db:g} dB against fp32 here, below the "
+                               f"{kept.snr_db + 1.0:g} dB a text_encoder needs")
+    expected, actual = _run_both(fp32, tmp_path / "refused.onnx", samples)
+    assert np.array_equal(expected, actual)  # the fp32 model itself
 
 
 def _run_both(fp32: Path, quantized: Path, samples) -> tuple[np.ndarray, np.ndarray]:

@@ -262,18 +262,29 @@ def _build_component(exported: ExportedModel, component: str, settings: ConvertS
         return ComponentSpec(file=name, inputs=exported.inputs, outputs=exported.outputs,
                              validation={"max_abs_error_vs_torch": exported.max_abs_error_vs_torch})
     from engine.bundle.reference import REFERENCE_SAMPLES, reference_file, write_reference
-    from engine.export.quantize import build_reference, component_snr_db, quantize_int8, quantize_qnn
+    from engine.export.quantize import (
+        INT8_SNR_FLOORS_DB,
+        build_reference,
+        component_snr_db,
+        quantize_int8,
+        quantize_qnn,
+    )
 
     samples = calibration.for_component(component)
     if settings.precision == "qnn":
         record = quantize_qnn(exported.path, bundle / name, component, samples)
+        snr = round(component_snr_db(exported.path, bundle / name, samples[:SNR_SAMPLES]), 2)
     else:
-        record = quantize_int8(exported.path, bundle / name, component, calibration=samples)
+        record = quantize_int8(exported.path, bundle / name, component, calibration=samples,
+                               scored_on=samples[:SNR_SAMPLES], min_snr_db=INT8_SNR_FLOORS_DB.get(component))
+        snr = record.snr_db
     inputs, outputs = describe_onnx(bundle / name)
-    validation = {"max_abs_error_vs_torch": exported.max_abs_error_vs_torch}
+    validation: dict[str, Any] = {"max_abs_error_vs_torch": exported.max_abs_error_vs_torch}
+    if record.refused:
+        validation["int8_refused"] = record.refused
     reference = ""
     if record.scheme != "fp32":  # a copy of the fp32 model has no quantisation error to score
-        validation["snr_db_vs_fp32"] = round(component_snr_db(exported.path, bundle / name, samples[:SNR_SAMPLES]), 2)
+        validation["snr_db_vs_fp32"] = snr
         # What `model check` compares against on another CPU (ONNX Runtime's int8 kernels differ by CPU).
         stored, reference_snr = build_reference(exported.path, bundle / name, samples[:REFERENCE_SAMPLES], inputs)
         reference = reference_file(component)

@@ -53,16 +53,25 @@ INT8_SCHEMES = ("fp32", "dynamic_u8_per_channel", "dynamic_u8_matmul", "static_q
 # The op types each dynamic scheme quantises.
 DYNAMIC_OP_TYPES = {"dynamic_u8_per_channel": ("MatMul", "Conv"), "dynamic_u8_matmul": ("MatMul", "Gemm")}
 # Chosen from measurements on full SD 1.5 sizes (docs/qnn-notes.md, results/bundle-full.md): the UNet
-# gains 12-31% with dynamic u8 (27 dB), the VAE decoder 36-64% with static QDQ; the text encoder and
-# the VAE encoder are not worth it.
+# gains 12-31% with dynamic u8 (27 dB), the VAE decoder 36-64% with static QDQ; the VAE encoder is not
+# worth it.
 DEFAULT_INT8_SCHEMES = {
-    "text_encoder": "fp32",
+    # Not for speed (one call per prompt) but memory: the fp32 CLIP text encoder holds 702 MiB resident
+    # in a session, its MatMul-only u8 form 289 MiB (the token table stays fp32) for 31 dB at full size
+    # (random weights, session 8): the difference is what brings a loop's peak RSS under 2.5 GB.
+    "text_encoder": "dynamic_u8_matmul",
     "unet": "dynamic_u8_per_channel",
     "vae_decoder": "static_qdq_u8s7",
     # Measured at full size (tests/benchmarks/results/bundle-full.md): dynamic u8 made the encoder slower
     # than fp32 (6.07 s vs 5.63 s per 512 px image) for 21.7 dB. Audio-to-audio runs it once per job.
     "vae_encoder": "fp32",
 }
+
+# A quantised model below its floor (SNR against fp32 on the converter's samples) is not kept: the
+# bundle gets the fp32 model and its manifest says why. The text encoder's is there because random
+# weights cannot show it: CLIP's real activations have outlier channels that per-tensor dynamic
+# activations may not survive, and an embedding 25 dB off would add more error than the int8 UNet's own.
+INT8_SNR_FLOORS_DB = {"text_encoder": 25.0}
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,8 @@ class QuantizationRecord:
     activation_type: str
     per_channel: bool
     calibration_samples: int
+    snr_db: float | None = None  # against fp32 on the samples it was scored on, if any
+    refused: str = ""  # why the quantised model was replaced by the fp32 one
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -143,11 +154,29 @@ def quantize_qnn(fp32_static_path: str | Path, out_path: str | Path, component: 
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, component: str, *,
                   scheme: str | None = None, calibration: Iterable[Feeds] | None = None,
                   progress: Callable[[int], None] | None = None,
-                  cancelled: Callable[[], bool] | None = None) -> QuantizationRecord:
+                  cancelled: Callable[[], bool] | None = None, scored_on: Sequence[Feeds] = (),
+                  min_snr_db: float | None = None) -> QuantizationRecord:
     """An int8 variant of `fp32_path` for ONNX Runtime's CPU provider (dynamic shapes kept).
 
     `scheme` defaults to `DEFAULT_INT8_SCHEMES[component]`; the static schemes need `calibration`.
+    With `scored_on` samples the record carries the SNR against fp32 on them (on this CPU); a model
+    below `min_snr_db` there is replaced by the fp32 copy, and the record's `refused` says why.
     """
+    record = _quantize_int8(fp32_path, out_path, component, scheme=scheme, calibration=calibration,
+                            progress=progress, cancelled=cancelled)
+    if not scored_on or record.scheme == "fp32":
+        return record
+    snr = round(component_snr_db(fp32_path, out_path, scored_on), 2)
+    if min_snr_db is None or snr >= min_snr_db:
+        return dataclasses.replace(record, snr_db=snr)
+    kept = _quantize_int8(fp32_path, out_path, component, scheme="fp32")
+    return dataclasses.replace(kept, refused=f"{record.scheme} reached {snr:g} dB against fp32 here, "
+                                             f"below the {min_snr_db:g} dB a {component} needs")
+
+
+def _quantize_int8(fp32_path: str | Path, out_path: str | Path, component: str, *, scheme: str | None,
+                   calibration: Iterable[Feeds] | None = None, progress: Callable[[int], None] | None = None,
+                   cancelled: Callable[[], bool] | None = None) -> QuantizationRecord:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     _check_component(component)
