@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -272,6 +273,17 @@ def test_int8_bundle_records_its_schemes_and_quality_and_passes_check(run_cli, i
     result = run_cli("model", "check", int8_bundle, "--precision", "int8")
     assert result.returncode == 0, result.stderr
     assert "dynamic_u8_per_channel" in result.stdout
+
+
+def test_model_check_says_why_a_model_stayed_fp32():
+    from engine.bundle.check import CheckReport, ComponentCheck
+
+    why = "dynamic_u8_matmul reached 21.5 dB against fp32 here, below the 25 dB a text_encoder needs"
+    component = ComponentCheck("text_encoder", "text_encoder.onnx", 470.0, "fp32", 0.9, 0.1, (1, 77, 768),
+                               (-3.0, 3.0), {"max_abs_error_vs_torch": 3.6e-06, "int8_refused": why})
+    report = CheckReport(path=Path("bundle"), precision="int8", provider="cpu", source="riffusion",
+                         source_revision="main", onnxruntime_version="1.23", components=(component,))
+    assert f"max_abs_error vs torch 3.6e-06, int8 refused: {why}" in report.render()
 
 
 def test_fp32_and_int8_bundles_share_one_export_per_model(fp32_bundle, int8_bundle):

@@ -39,7 +39,7 @@ class ComponentCheck:
     run_seconds: float
     output_shape: tuple[int, ...]
     output_range: tuple[float, float]
-    validation: dict[str, float]
+    validation: dict[str, float | str]  # numbers, and `int8_refused`: why a model stayed fp32
     # SNR against fp32 on the bundle's reference inputs, here (None: the bundle stores no reference).
     reference_snr_db: float | None = None
 
@@ -61,7 +61,8 @@ class CheckReport:
                  f"made with  onnxruntime {self.onnxruntime_version}", f"this CPU   {self.cpu}", "",
                  f"{'model':<13}{'MB':>8}  {'quantisation':<26}{'open s':>7}{'run s':>7}  output      check"]
         for c in self.components:
-            check = ", ".join(f"{k.replace('_vs_', ' vs ')} {v:.3g}" for k, v in c.validation.items())
+            check = ", ".join(f"{k.replace('_vs_', ' vs ')} {v:.3g}" if isinstance(v, int | float)
+                              else f"{k.replace('_', ' ')}: {v}" for k, v in c.validation.items())
             if c.reference_snr_db is not None:
                 check += f", here {c.reference_snr_db:.3g} dB"
             lines.append(f"{c.component:<13}{c.megabytes:8.1f}  {c.quantization:<26}{c.session_seconds:7.2f}"

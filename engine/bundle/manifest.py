@@ -52,7 +52,7 @@ class ComponentSpec:
     quantization: str = "none"
     # How the export checked itself: max_abs_error_vs_torch (fp32), snr_db_vs_fp32 (quantised), and
     # reference_snr_db: the SNR on the stored reference inputs where it was converted.
-    validation: dict[str, float] = field(default_factory=dict)
+    validation: dict[str, float | str] = field(default_factory=dict)  # `int8_refused` is a sentence
     # Quantised models: the bundle file with reference inputs and fp32 outputs (engine/bundle/reference.py).
     reference: str = ""
 
