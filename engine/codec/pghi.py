@@ -96,16 +96,23 @@ def spanning_tree_phase(magnitudes: np.ndarray, hop: int, window: int, n_fft: in
     if peak <= 0:
         return _centre_to_start(np.zeros((columns, bins)), window, n_fft)
     loud = level >= peak * 10.0 ** (floor_db / 20.0)
-    flat_level = level.ravel()
     # Upper-triangle CSR rows: node i links to i + 1 (next bin) and i + bins (next column) when both
     # ends are loud. An edge is as good as the geometric mean of its two bins (only the order matters
     # to an MST): the quieter bin alone (a widest-path tree) ties every edge around a quiet bin and
     # measured 0.4 dB worse; the louder bin alone, 0.6 dB worse.
-    flat_loud = loud.ravel()
-    to_next_bin = np.zeros(count, dtype=bool)
-    to_next_bin.reshape(columns, bins)[:, :-1] = loud[:, 1:] & loud[:, :-1]
-    to_next_column = np.zeros(count, dtype=bool)
-    to_next_column[: count - bins] = flat_loud[bins:] & flat_loud[:-bins]
+    # Edge costs on the grid, (columns, bins): [c, b] is the edge from bin (c, b) to (c, b + 1) in
+    # `along_bins`, to (c + 1, b) in `along_columns`; inf where the grid ends.
+    along_bins = np.full((columns, bins), np.inf)
+    along_bins[:, :-1] = 1.0 / np.sqrt(level[:, :-1] * level[:, 1:])
+    along_columns = np.full((columns, bins), np.inf)
+    along_columns[:-1] = 1.0 / np.sqrt(level[:-1] * level[1:])
+    to_next_bin = np.zeros((columns, bins), dtype=bool)
+    to_next_bin[:, :-1] = loud[:, 1:] & loud[:, :-1]
+    to_next_column = np.zeros((columns, bins), dtype=bool)
+    to_next_column[:-1] = loud[1:] & loud[:-1]
+    _drop_square_maxima(along_bins, along_columns, to_next_bin, to_next_column)
+    flat_level = level.ravel()
+    to_next_bin, to_next_column = to_next_bin.ravel(), to_next_column.ravel()
     # A virtual root (node `count`) joins every local peak at a cost above any real edge, so each
     # island of loud bins is entered once, at its loudest bin (the cheapest of its root edges).
     padded = np.pad(np.where(loud, level, -1.0), 1, constant_values=-1.0)
@@ -124,11 +131,11 @@ def spanning_tree_phase(magnitudes: np.ndarray, hop: int, window: int, n_fft: in
     first = indptr[:count]
     bin_rows = np.flatnonzero(to_next_bin)
     indices[first[bin_rows]] = bin_rows + 1
-    data[first[bin_rows]] = 1.0 / np.sqrt(flat_level[bin_rows] * flat_level[bin_rows + 1])
+    data[first[bin_rows]] = along_bins.ravel()[bin_rows]
     column_rows = np.flatnonzero(to_next_column)
     slot = first[column_rows] + to_next_bin[column_rows]
     indices[slot] = column_rows + bins
-    data[slot] = 1.0 / np.sqrt(flat_level[column_rows] * flat_level[column_rows + bins])
+    data[slot] = along_columns.ravel()[column_rows]
     top = float(data[:edges].max(initial=1.0))
     indices[edges:] = peaks
     data[edges:] = 2.0 * top + 1.0 / flat_level[peaks]
@@ -154,6 +161,25 @@ def spanning_tree_phase(magnitudes: np.ndarray, hop: int, window: int, n_fft: in
             break
         parent, grandparent = grandparent, parent
     return _centre_to_start(step.reshape(columns, bins), window, n_fft)
+
+
+def _drop_square_maxima(along_bins: np.ndarray, along_columns: np.ndarray, to_next_bin: np.ndarray,
+                        to_next_column: np.ndarray) -> None:
+    """Clear, in the two edge masks, the costliest edge of every grid square whose four edges all exist
+    and whose costliest edge is unique: by the cycle property it is in no minimum spanning tree, so the
+    tree is the same without it. That is about 45% of the edges of a spectrogram's grid, and Kruskal's
+    sort, most of the tree's time, shrinks with them. Ties keep all four edges (either may be in a tree).
+    """
+    top, bottom = along_bins[:-1, :-1], along_bins[1:, :-1]  # square (c, b): corners (c..c+1, b..b+1)
+    left, right = along_columns[:-1, :-1], along_columns[:-1, 1:]
+    complete = to_next_bin[:-1, :-1] & to_next_bin[1:, :-1] & to_next_column[:-1, :-1] & to_next_column[:-1, 1:]
+    costliest = np.maximum(np.maximum(top, bottom), np.maximum(left, right))
+    sides = [side == costliest for side in (top, bottom, left, right)]
+    complete &= (sides[0].view(np.uint8) + sides[1] + sides[2] + sides[3]) == 1
+    to_next_bin[:-1, :-1] &= ~(complete & sides[0])
+    to_next_bin[1:, :-1] &= ~(complete & sides[1])
+    to_next_column[:-1, :-1] &= ~(complete & sides[2])
+    to_next_column[:-1, 1:] &= ~(complete & sides[3])
 
 
 def _peak_owners(magnitudes: np.ndarray) -> np.ndarray:
