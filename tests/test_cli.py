@@ -49,3 +49,13 @@ def test_run_time_modules_import_no_torch_diffusers_or_transformers():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
     assert result.stdout.strip() == "[]"
+
+
+def test_a_command_imports_its_own_module_and_no_other_command_s(tmp_path):
+    image = "tests/data/golden/piano.riffusion.png"
+    code = ("import sys\n"
+            "from ui.cli.main import main\n"
+            f"assert main(['codec', 'decode', {image!r}, {str(tmp_path / 'piano.wav')!r}, '--quality', 'draft']) == 0\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('ui.cli.', 'engine.generation', 'engine.process'))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "['ui.cli.codec', 'ui.cli.main']"
