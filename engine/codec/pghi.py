@@ -17,7 +17,7 @@ slow in Python. Two vectorised substitutes live here:
 - `frame_recursive_phase` (fast): frame by frame, each spectral peak continues its phase through
   time and the bins around it (down to the troughs on either side) integrate across frequency from
   it. About 20 ms for a 5 s clip.
-- `spanning_tree_phase` (better, ~0.1 s): integrates along the maximum spanning tree of the
+- `spanning_tree_phase` (better, ~0.2 s): integrates along the maximum spanning tree of the
   magnitude grid, the paths through the loudest bins, which is what the heap order approximates.
   After 8 iterations it is ~3 dB better than the frame-recursive start (drums: ~8 dB).
 
