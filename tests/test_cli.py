@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+from conftest import REPO
+
 from engine.version import __version__
 from ui.cli.main import COMMANDS, build_parser
 
@@ -52,7 +54,7 @@ def test_run_time_modules_import_no_torch_diffusers_or_transformers():
 
 
 def test_a_command_imports_its_own_module_and_no_other_command_s(tmp_path):
-    image = "tests/data/golden/piano.riffusion.png"
+    image = str(REPO / "tests" / "data" / "golden" / "piano.riffusion.png")
     code = ("import sys\n"
             "from ui.cli.main import main\n"
             f"assert main(['codec', 'decode', {image!r}, {str(tmp_path / 'piano.wav')!r}, '--quality', 'draft']) == 0\n"
