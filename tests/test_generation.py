@@ -320,13 +320,14 @@ def test_guidance_interval_on_the_command_line():
 # --- speed presets -------------------------------------------------------------------------------------
 
 def test_speed_presets_set_the_solve_and_keep_the_loop():
-    from engine.generation.settings import DEFAULT_STEPS, DRAFT_STEPS, at_speed
+    from engine.generation.settings import DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, DRAFT_STEPS, at_speed
     from engine.speeds import speed_of
 
     base = GenerationSettings(prompt="bass", seed=3, width=256, guidance=5.0, steps=40, quality="high",
                               guidance_interval=(0.3, 5.0))
     draft = at_speed(base, "draft").validate()
-    assert (draft.steps, draft.quality, draft.guidance_interval) == (DRAFT_STEPS, "draft", None)
+    # The draft solves the full run's ODE: the same solver and the same guidance interval, fewer steps.
+    assert (draft.steps, draft.quality, draft.guidance_interval) == (DRAFT_STEPS, "draft", DEFAULT_GUIDANCE_INTERVAL)
     assert (draft.prompt, draft.seed, draft.width, draft.guidance) == ("bass", 3, 256, 5.0)
     full = at_speed(draft, "full")
     assert full == GenerationSettings(prompt="bass", seed=3, width=256, guidance=5.0)
@@ -334,6 +335,19 @@ def test_speed_presets_set_the_solve_and_keep_the_loop():
     assert full.steps == DEFAULT_STEPS and speed_of(GenerationSettings(prompt="x").to_dict()) == "full"
     with pytest.raises(InvalidInputError, match="unknown speed 'turbo': use one of full, draft"):
         at_speed(base, "turbo")
+
+
+def test_a_loop_read_back_from_json_still_knows_its_speed():
+    """Sidecars, the library and the engine protocol carry the guidance interval as a JSON list."""
+    from engine.generation.settings import at_speed
+    from engine.speeds import speed_of
+
+    for speed in ("draft", "full"):
+        stored = json.loads(json.dumps(at_speed(GenerationSettings(prompt="bass", seed=3), speed).to_dict()))
+        assert isinstance(stored["guidance_interval"], list)
+        assert speed_of(stored) == speed
+    stored["guidance_interval"] = [0.3, 1000.0]
+    assert speed_of(stored) is None
 
 
 def test_the_default_solve_guides_every_step_but_the_last(generator, monkeypatch):
@@ -359,5 +373,5 @@ def test_generate_speed_draft_on_the_command_line_and_explicit_options_win(run_c
         result = run_cli("generate", "bass", "--model", fp32_bundle, "--out", out, "--width", str(WIDTH),
                          "--seed", "5", "--speed", "draft", *extra)
         assert result.returncode == 0, result.stderr
-        settings = json.loads(out.with_suffix(".json").read_text())["settings"]
-        assert {key: settings[key] for key in expected} == expected and settings["seed"] == 5
+        settings = GenerationSettings.from_dict(json.loads(out.with_suffix(".json").read_text())["settings"])
+        assert {key: getattr(settings, key) for key in expected} == expected and settings.seed == 5

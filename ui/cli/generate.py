@@ -35,9 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, help="fixes the result (default: a random seed, recorded)")
     parser.add_argument("--speed", choices=tuple(SPEED_PRESETS), default="full",
                         help=f"full (default: {DEFAULT_SCHEDULER}, {DEFAULT_STEPS} steps, guided where σ > "
-                        f"{DEFAULT_GUIDANCE_INTERVAL[0]:g}) or draft (a quick preview: {DRAFT_STEPS} steps, every "
-                        "step guided, draft audio; refine it with the same --seed at full); --steps, --scheduler, "
-                        "--quality and --guidance-interval override it")
+                        f"{DEFAULT_GUIDANCE_INTERVAL[0]:g}) or draft (a quick preview: {DRAFT_STEPS} steps, the "
+                        "same guidance interval, draft audio; refine it with the same --seed at full); --steps, "
+                        "--scheduler, --quality and --guidance-interval override it")
     parser.add_argument("--steps", type=int, help=f"denoising steps (default {DEFAULT_STEPS})")
     parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
                         help=f"how closely to follow the prompt (default {DEFAULT_GUIDANCE:g})")
