@@ -42,54 +42,53 @@ def forest_values(count: int, tails: np.ndarray, heads: np.ndarray, costs: np.nd
     Returns (component, value): component (count,) intp numbers the trees 0..K-1 (a node with no edge
     is a tree of its own); value (count,) float64 is relative to an arbitrary node of each tree, so the
     caller picks each tree's reference (`pghi` sets its loudest bin to 0).
+
+    Each round contracts the graph: components become the nodes of the next round and the edges
+    between them carry the difference between their anchors, so after the first round (which leaves
+    a few percent of the nodes on a spectrogram's grid) the work is proportional to what is left.
     """
+    ordered = edge_keys(costs) & ~_INDEX_BITS  # cost bits in the high half; the low half: a position
     tails = np.asarray(tails, dtype=np.intp)
     heads = np.asarray(heads, dtype=np.intp)
     differences = np.asarray(differences, dtype=np.float64)
-    keys = edge_keys(costs)
-    component = np.arange(count, dtype=np.intp)
-    identity = np.arange(count, dtype=np.intp)
-    value = np.zeros(count, dtype=np.float64)
-    # Per-component work arrays, allocated once (fresh large arrays cost page faults every round).
-    cheapest_buffer = np.empty(count, dtype=np.int64)
-    link_buffer = np.empty(count, dtype=np.intp)
-    shift_buffer = np.empty(count, dtype=np.float64)
-    components = count
-    live_tails, live_heads, live_keys = tails, heads, keys
-    while live_keys.size:
-        tail_of, head_of = component[live_tails], component[live_heads]
-        across = tail_of != head_of
+    levels: list[tuple[np.ndarray, np.ndarray]] = []  # per round: (next-round node, anchor offset)
+    nodes = count
+    while True:
+        across = tails != heads
         if not across.all():
-            live_tails, live_heads, live_keys = live_tails[across], live_heads[across], live_keys[across]
-            tail_of, head_of = tail_of[across], head_of[across]
-            if not live_keys.size:
-                break
-        cheapest = cheapest_buffer[:components]
-        cheapest.fill(_NO_EDGE)
-        np.minimum.at(cheapest, tail_of, live_keys)
-        np.minimum.at(cheapest, head_of, live_keys)
+            tails, heads, differences, ordered = tails[across], heads[across], differences[across], ordered[across]
+        if not tails.size:
+            break
+        # Positions keep the original order (filtering does), so (cost, position) orders as (cost, index).
+        keys = ordered | np.arange(tails.size, dtype=np.int64)
+        cheapest = np.full(nodes, _NO_EDGE, dtype=np.int64)
+        np.minimum.at(cheapest, tails, keys)
+        np.minimum.at(cheapest, heads, keys)
         joining = np.flatnonzero(cheapest != _NO_EDGE)
         edge = (cheapest[joining] & _INDEX_BITS).astype(np.intp)
-        tail, head = tails[edge], heads[edge]
-        from_tail = component[tail] == joining
-        target = np.where(from_tail, component[head], component[tail])
-        # Anchor of the joining component minus the target's, from value[head] - value[tail] = difference.
-        gap = value[head] - value[tail] - differences[edge]
-        link = link_buffer[:components]
-        link[:] = identity[:components]
-        link[joining] = target
-        shift = shift_buffer[:components]
-        shift.fill(0.0)
-        shift[joining] = np.where(from_tail, gap, -gap)
+        from_tail = tails[edge] == joining
+        link = np.arange(nodes, dtype=np.intp)
+        link[joining] = np.where(from_tail, heads[edge], tails[edge])
+        # value[joining] - value[target] across the chosen edge (value[head] - value[tail] = difference).
+        shift = np.zeros(nodes, dtype=np.float64)
+        shift[joining] = np.where(from_tail, -differences[edge], differences[edge])
         # Two components that chose each other (the same edge): the lower number stays the root.
-        pair = joining[(link[target] == joining) & (joining < target)]
+        pair = joining[(link[link[joining]] == joining) & (joining < link[joining])]
         link[pair] = pair
         shift[pair] = 0.0
         _follow_to_roots(link, shift)
-        renumber = np.cumsum(link == identity[:components]) - 1
-        value += shift[component]
-        component = renumber[link][component]
-        components = int(renumber[-1]) + 1
+        renumber = np.cumsum(link == np.arange(nodes)) - 1
+        target = renumber[link]
+        levels.append((target, shift))
+        differences = differences + shift[tails] - shift[heads]
+        tails, heads = target[tails], target[heads]
+        nodes = int(renumber[-1]) + 1
+    # Compose the rounds from the last: a node's value is its anchor offsets summed up to its tree.
+    component = np.arange(nodes, dtype=np.intp)
+    value = np.zeros(nodes, dtype=np.float64)
+    for target, shift in reversed(levels):
+        value = shift + value[target]
+        component = component[target]
     return component, value
 
 
