@@ -92,19 +92,23 @@ def spanning_tree_phase(magnitudes: np.ndarray, hop: int, window: int, n_fft: in
     columns, bins = magnitudes.shape
     along_time, along_freq = phase_gradients(magnitudes, hop, window, n_fft)
     count = columns * bins
-    level = magnitudes.astype(np.float64)
-    peak = float(level.max())
+    peak = float(magnitudes.max())
     if peak <= 0:
         return _centre_to_start(np.zeros((columns, bins)), window, n_fft)
-    loud = level >= peak * 10.0 ** (floor_db / 20.0)
+    # float32 relative to the peak is exact enough: the tree orders edges by float32 costs anyway
+    # (`spanning_forest.edge_keys`), and a loud bin's level (>= the floor) cannot underflow in a product.
+    floor = np.float32(10.0 ** (floor_db / 20.0))
+    level = magnitudes * np.float32(1.0 / peak)
+    loud = level >= floor
+    np.maximum(level, floor * floor, out=level)  # quiet bins take part in no edge; keep their costs finite
     # An edge is as good as the geometric mean of its two bins (only the order matters to an MST):
     # the quieter bin alone (a widest-path tree) ties every edge around a quiet bin and measured
     # 0.4 dB worse; the louder bin alone, 0.6 dB worse.
     # Edge costs on the grid, (columns, bins): [c, b] is the edge from bin (c, b) to (c, b + 1) in
     # `along_bins`, to (c + 1, b) in `along_columns`; inf where the grid ends.
-    along_bins = np.full((columns, bins), np.inf)
+    along_bins = np.full((columns, bins), np.inf, dtype=np.float32)
     along_bins[:, :-1] = 1.0 / np.sqrt(level[:, :-1] * level[:, 1:])
-    along_columns = np.full((columns, bins), np.inf)
+    along_columns = np.full((columns, bins), np.inf, dtype=np.float32)
     along_columns[:-1] = 1.0 / np.sqrt(level[:-1] * level[1:])
     to_next_bin = np.zeros((columns, bins), dtype=bool)
     to_next_bin[:, :-1] = loud[:, 1:] & loud[:, :-1]
