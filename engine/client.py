@@ -98,7 +98,7 @@ class _Link:
         try:
             while not self.lost.is_set():
                 try:
-                    message = transport.receive(self.conn.conn)
+                    message = self.conn.receive()
                 except p.ProtocolError as error:
                     if error.code == "too_large":  # the stream cannot be resynchronised
                         break

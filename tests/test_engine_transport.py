@@ -23,7 +23,7 @@ def test_shut_wakes_the_reader_but_the_descriptor_stays_taken_until_the_reader_r
 
     def read() -> None:
         try:
-            mine.recv_bytes()
+            shared.receive_bytes()
         except EOFError:
             seen.append("end of stream")
         woke.set()
@@ -51,6 +51,8 @@ def test_the_last_of_two_owners_closes():
     shared = transport.SharedConnection(mine, owners=2)
     shared.send_bytes(b"hello")
     assert peer.recv_bytes() == b"hello"
+    peer.send_bytes(b"and back")
+    assert shared.receive_bytes() == b"and back"
     shared.release()
     assert not mine.closed
     shared.send_bytes(b"still open")

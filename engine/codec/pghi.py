@@ -146,8 +146,8 @@ def _drop_square_maxima(along_bins: np.ndarray, along_columns: np.ndarray, to_ne
                         to_next_column: np.ndarray) -> None:
     """Clear, in the two edge masks, the costliest edge of every grid square whose four edges all exist
     and whose costliest edge is unique: by the cycle property it is in no minimum spanning tree, so the
-    tree is the same without it. That is about 45% of the edges of a spectrogram's grid, and Kruskal's
-    sort, most of the tree's time, shrinks with them. Ties keep all four edges (either may be in a tree).
+    tree is the same without it. That is about 45% of the edges of a spectrogram's grid, and every
+    round of the tree's construction shrinks with them. Ties keep all four edges (either may be in a tree).
     """
     top, bottom = along_bins[:-1, :-1], along_bins[1:, :-1]  # square (c, b): corners (c..c+1, b..b+1)
     left, right = along_columns[:-1, :-1], along_columns[:-1, 1:]

@@ -17,7 +17,7 @@ from engine.errors import InvalidInputError
 
 class PhaseInit(enum.StrEnum):
     FRAME = "frame"  # frame-recursive phase-gradient heuristic: ~20 ms per 5 s of audio
-    TREE = "tree"  # spanning-tree phase-gradient integration: ~0.2 s per 5 s, a much better start
+    TREE = "tree"  # spanning-tree phase-gradient integration: ~0.1-0.2 s per 5 s, a much better start
 
 
 @dataclass(frozen=True)

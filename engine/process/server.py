@@ -313,7 +313,7 @@ class Engine:
     def _read_requests(self, session: Session) -> None:
         while not session.closed:
             try:
-                data = transport.receive_bytes(session.conn.conn)
+                data = session.conn.receive_bytes()
             except p.ProtocolError as error:  # too large: the stream cannot be resynchronised
                 session.send(p.Error(re=None, code=error.code, message=str(error)))
                 return

@@ -123,6 +123,14 @@ class SharedConnection:
     def send(self, message: Message) -> None:
         self.send_bytes(encode(message))
 
+    def receive(self) -> Message | None:
+        """The next message (the reading owner's call; see `receive`)."""
+        return receive(self.conn)
+
+    def receive_bytes(self) -> bytes:
+        """The next message's bytes, undecoded (the reading owner's call; see `receive_bytes`)."""
+        return receive_bytes(self.conn)
+
     def send_bytes(self, data: bytes) -> None:
         with self._send_lock:
             if self._closed:
