@@ -115,18 +115,20 @@ def spanning_tree_phase(magnitudes: np.ndarray, hop: int, window: int, n_fft: in
     to_next_column = np.zeros((columns, bins), dtype=bool)
     to_next_column[:-1] = loud[1:] & loud[:-1]
     _drop_square_maxima(along_bins, along_columns, to_next_bin, to_next_column)
-    bin_rows = np.flatnonzero(to_next_bin)
-    column_rows = np.flatnonzero(to_next_column)
+    tails = np.concatenate([np.flatnonzero(to_next_bin), np.flatnonzero(to_next_column)])
+    bin_edges = int(np.count_nonzero(to_next_bin))
+    heads = tails.copy()
+    heads[:bin_edges] += 1
+    heads[bin_edges:] += bins
     # Phase difference across each edge (trapezoid rule): along frequency between bins, along time
-    # between columns.
-    flat_time = along_time.ravel().astype(np.float64)
-    flat_freq = along_freq.ravel().astype(np.float64)
-    differences = np.concatenate([flat_freq[bin_rows] + flat_freq[bin_rows + 1],
-                                  flat_time[column_rows] + flat_time[column_rows + bins]])
-    differences *= 0.5
-    island, phase = spanning_forest.forest_values(
-        count, np.concatenate([bin_rows, column_rows]), np.concatenate([bin_rows + 1, column_rows + bins]),
-        np.concatenate([along_bins.ravel()[bin_rows], along_columns.ravel()[column_rows]]), differences)
+    # between columns (float32, as the gradients are; the sums along the tree are float64).
+    differences = np.empty(tails.size, dtype=np.float32)
+    flat_freq, flat_time = along_freq.ravel(), along_time.ravel()
+    np.add(flat_freq[tails[:bin_edges]], flat_freq[heads[:bin_edges]], out=differences[:bin_edges])
+    np.add(flat_time[tails[bin_edges:]], flat_time[heads[bin_edges:]], out=differences[bin_edges:])
+    differences *= np.float32(0.5)
+    costs = np.concatenate([along_bins.ravel()[tails[:bin_edges]], along_columns.ravel()[tails[bin_edges:]]])
+    island, phase = spanning_forest.forest_values(count, tails, heads, costs, differences)
     phase -= phase[_loudest_bins(island, level.ravel())[island]]
     return _centre_to_start(phase.reshape(columns, bins), window, n_fft)
 

@@ -53,6 +53,10 @@ def forest_values(count: int, tails: np.ndarray, heads: np.ndarray, costs: np.nd
     differences = np.asarray(differences, dtype=np.float64)
     levels: list[tuple[np.ndarray, np.ndarray]] = []  # per round: (next-round node, anchor offset)
     nodes = count
+    # Made once and sliced each round: a cold process pays page faults for every fresh large array.
+    positions = np.arange(tails.size, dtype=np.int64)
+    identity = np.arange(count, dtype=np.intp)
+    cheapest_buffer = np.empty(count, dtype=np.int64)
     while True:
         across = tails != heads
         if not across.all():
@@ -60,14 +64,15 @@ def forest_values(count: int, tails: np.ndarray, heads: np.ndarray, costs: np.nd
         if not tails.size:
             break
         # Positions keep the original order (filtering does), so (cost, position) orders as (cost, index).
-        keys = ordered | np.arange(tails.size, dtype=np.int64)
-        cheapest = np.full(nodes, _NO_EDGE, dtype=np.int64)
+        keys = ordered | positions[: tails.size]
+        cheapest = cheapest_buffer[:nodes]
+        cheapest.fill(_NO_EDGE)
         np.minimum.at(cheapest, tails, keys)
         np.minimum.at(cheapest, heads, keys)
         joining = np.flatnonzero(cheapest != _NO_EDGE)
         edge = (cheapest[joining] & _INDEX_BITS).astype(np.intp)
         from_tail = tails[edge] == joining
-        link = np.arange(nodes, dtype=np.intp)
+        link = identity[:nodes].copy()
         link[joining] = np.where(from_tail, heads[edge], tails[edge])
         # value[joining] - value[target] across the chosen edge (value[head] - value[tail] = difference).
         shift = np.zeros(nodes, dtype=np.float64)
@@ -77,7 +82,7 @@ def forest_values(count: int, tails: np.ndarray, heads: np.ndarray, costs: np.nd
         link[pair] = pair
         shift[pair] = 0.0
         _follow_to_roots(link, shift)
-        renumber = np.cumsum(link == np.arange(nodes)) - 1
+        renumber = np.cumsum(link == identity[:nodes]) - 1
         target = renumber[link]
         levels.append((target, shift))
         differences = differences + shift[tails] - shift[heads]
