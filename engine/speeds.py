@@ -6,7 +6,7 @@ second UNet evaluation. At full SD 1.5 size it lands 0.029 from the full-guidanc
 against 0.102 for riffusion's PNDM at 50 steps, and is closer in decoded pixels (1.16 vs 1.30) and
 log-mel dB (0.21 vs 0.22) too (tests/benchmarks/results/solvers-full-default.md); a 512 px loop is 2.3x
 faster than the 15-step default before it and 9.8x faster than diffusers at riffusion's settings
-(results/generation-full.md: 53.6 s with audio on a 2-core EPYC). `draft` is a quick preview: 3 steps
+(results/generation-full.md: 53.6-57.3 s with audio on a 2-core EPYC). `draft` is a quick preview: 3 steps
 of the same solver with the same guidance interval (the same ODE the full run solves; at 3 steps it
 leaves the last step, σ 0.03, unguided: 5 UNet evaluations instead of 6) and the quick codec level.
 Refining a draft is the same settings and seed at `full` (`engine.generation.settings.at_speed`).
@@ -22,8 +22,8 @@ DEFAULT_STEPS = 7  # 8 steps: closer still (0.024), one more guided call; 6: 1.4
 # σ bounds (low, high] of the guided steps: at 7 steps all but the last two
 # (σ 0.13 and 0.03), which run one conditional UNet call each (engine/generation/guidance.py).
 DEFAULT_GUIDANCE_INTERVAL = (0.28, 1000.0)
-# The app's quick preview: 29.7 s prompt -> image at full size on a 2-core VNNI Xeon, the 30 s aim
-# (results/generation-full-fewsteps.md); 27.8 s on the EPYC of results/generation-full.md.
+# The app's quick preview, the 30 s aim: 28.5 s prompt -> audio at full size on a slow day of the 2-core
+# EPYC of results/generation-full.md (31-33 s there with its last step guided too).
 DRAFT_STEPS = 3
 
 # The settings a speed preset sets; the rest of a generation (prompt, seed, width, guidance) it keeps.
