@@ -89,3 +89,9 @@ def test_forest_values_of_nodes_without_edges_are_trees_of_their_own():
     component, value = forest_values(4, np.array([1]), np.array([2]), np.array([0.5]), np.array([0.25]))
     assert len(set(component.tolist())) == 3 and component[1] == component[2]
     assert value[2] - value[1] == 0.25 and value[0] == 0.0 and value[3] == 0.0
+
+
+def test_forest_values_refuse_costs_their_keys_cannot_order():
+    for bad in (-1.0, np.nan):
+        with pytest.raises(ValueError, match="edge costs must be non-negative"):
+            forest_values(2, np.array([0]), np.array([1]), np.array([bad]), np.array([0.0]))

@@ -30,6 +30,8 @@ def edge_keys(costs: np.ndarray) -> np.ndarray:
     """
     if costs.size >= 2**31:
         raise ValueError("too many edges for 32-bit edge indices")
+    if costs.size and not float(np.min(costs)) >= 0.0:  # a negative (or NaN) cost's bits would misorder
+        raise ValueError("edge costs must be non-negative numbers")
     bits = np.ascontiguousarray(costs, dtype=np.float32).view(np.int32).astype(np.int64)
     return (bits << 32) | np.arange(costs.size, dtype=np.int64)
 
