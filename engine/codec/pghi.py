@@ -96,7 +96,7 @@ def spanning_tree_phase(magnitudes: np.ndarray, hop: int, window: int, n_fft: in
     if peak <= 0:
         return _centre_to_start(np.zeros((columns, bins)), window, n_fft)
     # float32 relative to the peak is exact enough: the tree orders edges by float32 costs anyway
-    # (`spanning_forest.edge_keys`), and a loud bin's level (>= the floor) cannot underflow in a product.
+    # (`spanning_forest.cost_order`), and a loud bin's level (>= the floor) cannot underflow in a product.
     floor = np.float32(10.0 ** (floor_db / 20.0))
     level = magnitudes * np.float32(1.0 / peak)
     loud = level >= floor

@@ -22,18 +22,18 @@ _NO_EDGE = np.iinfo(np.int64).max
 _INDEX_BITS = np.int64(0xFFFFFFFF)
 
 
-def edge_keys(costs: np.ndarray) -> np.ndarray:
-    """Unique int64 sort keys for non-negative finite costs: float32 cost bits, then the edge index.
+def cost_order(costs: np.ndarray) -> np.ndarray:
+    """int64 keys ordered as non-negative costs rounded to float32, in the high 32 bits; the low 32
+    bits are left for an edge's position, which breaks ties.
 
     The bits of a non-negative float32 read as an integer keep the floats' order, so comparing keys
-    compares costs first and breaks ties by index.
+    compares costs first.
     """
     if costs.size >= 2**31:
         raise ValueError("too many edges for 32-bit edge indices")
     if costs.size and not float(np.min(costs)) >= 0.0:  # a negative (or NaN) cost's bits would misorder
         raise ValueError("edge costs must be non-negative numbers")
-    bits = np.ascontiguousarray(costs, dtype=np.float32).view(np.int32).astype(np.int64)
-    return (bits << 32) | np.arange(costs.size, dtype=np.int64)
+    return np.ascontiguousarray(costs, dtype=np.float32).view(np.int32).astype(np.int64) << 32
 
 
 def forest_values(count: int, tails: np.ndarray, heads: np.ndarray, costs: np.ndarray,
@@ -49,7 +49,7 @@ def forest_values(count: int, tails: np.ndarray, heads: np.ndarray, costs: np.nd
     between them carry the difference between their anchors, so after the first round (which leaves
     a few percent of the nodes on a spectrogram's grid) the work is proportional to what is left.
     """
-    ordered = edge_keys(costs) & ~_INDEX_BITS  # cost bits in the high half; the low half: a position
+    ordered = cost_order(costs)  # the low half of each key: the edge's position, set each round
     tails = np.asarray(tails, dtype=np.intp)
     heads = np.asarray(heads, dtype=np.intp)
     differences = np.asarray(differences, dtype=np.float64)
