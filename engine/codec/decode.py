@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-import scipy.fft
 
-from engine.codec import pghi
+from engine.codec import fft, pghi
 from engine.codec.griffin_lim import Progress, ShouldCancel, SynthesisFrames, griffin_lim, polar
 from engine.codec.mel import GridFilterbank, grid_filterbank
 from engine.codec.params import DEFAULT_PARAMS, SpectrogramParams
@@ -81,7 +80,7 @@ def plan_synthesis(params: SpectrogramParams, columns: int, num_samples: int) ->
     internal_rate = params.sample_rate / float(spacing / hop)
     window = 2 * round(params.win_length * hop / float(spacing) / 2)
     return SynthesisPlan(sample_rate=internal_rate, hop=hop, window=window,
-                         n_fft=scipy.fft.next_fast_len(window, real=True),
+                         n_fft=fft.next_fast_len(window),
                          up=ratio.numerator, down=ratio.denominator)
 
 
@@ -145,7 +144,7 @@ def decode_mel(mel: np.ndarray, params: SpectrogramParams = DEFAULT_PARAMS, *,
 
     plan = plan_synthesis(params, columns, num_samples)
     coarse = _Grid.build(params, plan, columns, plan.n_fft)
-    fine = (_Grid.build(params, plan, columns, scipy.fft.next_fast_len(2 * plan.window, real=True))
+    fine = (_Grid.build(params, plan, columns, fft.next_fast_len(2 * plan.window))
             if settings.fine_iterations else None)
     targets = [np.ascontiguousarray(mel[channel], dtype=np.float32) for channel in range(channels)]
     magnitudes = [initial_magnitudes(target, coarse.bank) for target in targets]

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-import scipy.fft
 
+from engine.codec import fft
 from engine.codec.mel import GridFilterbank
 from engine.codec.stft import hann
 from engine.errors import CancelledError
@@ -94,7 +94,7 @@ class SynthesisFrames:
         frames = np.lib.stride_tricks.sliding_window_view(z, self.window)[:: self.hop]
         windowed = self._frame_buffer
         np.multiply(frames[: self.columns], self._window, out=windowed[:, : self.window])
-        return scipy.fft.rfft(windowed, axis=1, workers=-1)[:, : self.bins]
+        return fft.rfft(windowed, self.n_fft)[:, : self.bins]
 
     @cached_property
     def _frame_buffer(self) -> np.ndarray:
@@ -105,7 +105,7 @@ class SynthesisFrames:
         """Least-squares signal (z) whose STFT is closest to `spectrum` (columns, bins) complex64."""
         full = self._spectrum_buffer
         full[:, : self.bins] = spectrum
-        frames = scipy.fft.irfft(full, n=self.n_fft, axis=1, workers=-1)[:, : self.window]
+        frames = fft.irfft(full, self.n_fft)[:, : self.window]
         frames *= self._window
         z = self._overlap_add(frames)
         z *= self._inverse_envelope

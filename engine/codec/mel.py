@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 import numpy as np
-import scipy.sparse
 
+from engine.codec.banded import BandedMatrix
 from engine.codec.params import SpectrogramParams
 
 
@@ -47,8 +47,9 @@ def analysis_freqs(params: SpectrogramParams) -> np.ndarray:
     return np.linspace(0.0, params.sample_rate // 2, params.n_fft // 2 + 1)
 
 
-def sparse_triangles(freqs: np.ndarray, corners: np.ndarray) -> scipy.sparse.csr_matrix:
-    """`triangles(freqs, corners).T` as a sparse (len(corners) - 2, len(freqs)) float64 matrix.
+def triangle_entries(freqs: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The non-zero entries (rows, columns, float64 weights) of `triangles(freqs, corners).T`, the
+    (len(corners) - 2, len(freqs)) filterbank, sorted by column.
 
     Built without the dense matrix (8821 x 512 at the defaults: ~0.2-0.4 s of a cold start, for 0.2%
     non-zero entries). A frequency lies under at most two filters, the one falling from the corner
@@ -68,23 +69,19 @@ def sparse_triangles(freqs: np.ndarray, corners: np.ndarray) -> scipy.sparse.csr
     falling = (corners[rows + 2] - at) / widths[rows + 1]
     weights = np.maximum(0.0, np.minimum(rising, falling))
     keep = weights > 0
-    return scipy.sparse.csr_matrix((weights[keep], (rows[keep], cols[keep])), shape=(filters, freqs.size))
+    return rows[keep], cols[keep], weights[keep]
 
 
 @lru_cache(maxsize=8)
-def analysis_filterbank(params: SpectrogramParams) -> scipy.sparse.csr_matrix:
-    """The encoder's filterbank as a sparse (num_bins, used_bins) float32 matrix.
+def analysis_filterbank(params: SpectrogramParams) -> BandedMatrix:
+    """The encoder's filterbank as a banded (num_bins, used_bins) float32 matrix.
 
     Only the first `used_bins` FFT bins (up to max_hz) carry weight, so the encoder computes
-    magnitudes for those alone; each bin feeds at most two filters, so sparse is ~100x less work
+    magnitudes for those alone; each bin feeds at most two filters, so the band is ~100x less work
     than the dense (8821, 512) product.
     """
-    weights = sparse_triangles(analysis_freqs(params), filter_corners(params))
-    used = int(weights.indices.max()) + 1
-    matrix = weights[:, :used].astype(np.float32).tocsr()
-    matrix.eliminate_zeros()  # a weight too small for float32
-    matrix.sort_indices()
-    return matrix
+    rows, cols, weights = triangle_entries(analysis_freqs(params), filter_corners(params))
+    return BandedMatrix.from_entries(rows, cols, weights, (params.num_bins, int(cols.max()) + 1))
 
 
 def used_bins(params: SpectrogramParams) -> int:
@@ -99,7 +96,7 @@ def grid_filterbank(params: SpectrogramParams, sample_rate: float, n_fft: int) -
     The decoder reconstructs phase on a coarser grid than the encoder's 4x zero-padded FFT (and at
     a lower sample rate). To ask "what would the encoder's mel bins read?" from grid magnitudes, we
     interpolate them linearly onto the encoder's bin frequencies and apply its filterbank: the product
-    of two sparse matrices, so still sparse.
+    of two banded matrices, so still banded.
     """
     analysis = analysis_filterbank(params)  # (num_bins, used analysis bins)
     fine = analysis_freqs(params)[: analysis.shape[1]]
@@ -108,29 +105,27 @@ def grid_filterbank(params: SpectrogramParams, sample_rate: float, n_fft: int) -
     position = fine / step  # fractional grid index of each analysis bin
     left = np.minimum(np.floor(position).astype(np.int64), size - 2)
     frac = position - left
-    rows = np.repeat(np.arange(fine.size), 2)
-    cols = np.stack([left, left + 1], axis=1).ravel()
-    vals = np.stack([1.0 - frac, frac], axis=1).ravel()
-    interp = scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(fine.size, size))
-    matrix = (analysis.astype(np.float64) @ interp).tocsr()
-    matrix.eliminate_zeros()
-    used = int(np.flatnonzero(np.asarray(matrix.sum(axis=0)).ravel() > 0)[-1]) + 1
-    matrix = matrix[:, :used].astype(np.float32).tocsr()
-    sums = np.asarray(matrix.sum(axis=0), dtype=np.float32).ravel()
+    # analysis @ interp, entry by entry: analysis bin a's weight goes to grid bins left[a] and left[a] + 1.
+    rows, bins, weights = analysis.entries()
+    weights = weights.astype(np.float64)
+    matrix = BandedMatrix.from_entries(
+        np.repeat(rows, 2), np.stack([left[bins], left[bins] + 1], axis=1).ravel(),
+        np.stack([weights * (1.0 - frac[bins]), weights * frac[bins]], axis=1).ravel(), (params.num_bins, size))
+    sums = matrix.column_sums()
+    matrix = matrix.first_columns(int(np.flatnonzero(sums > 0)[-1]) + 1)  # the silent bins past max_hz go
+    sums = matrix.column_sums()
     sums[sums <= 0] = np.inf  # a bin no filter reads stays silent
-    return GridFilterbank(matrix=matrix, transposed=matrix.T.tocsr(), column_sums=sums, n_fft=n_fft,
-                          sample_rate=sample_rate)
+    return GridFilterbank(matrix=matrix, column_sums=sums, n_fft=n_fft, sample_rate=sample_rate)
 
 
 @dataclass(frozen=True, eq=False)
 class GridFilterbank:
     """The encoder's mel filterbank on a synthesis grid (see `grid_filterbank`).
 
-    matrix: (num_bins, bins) float32 sparse, bins = the grid bins up to max_hz (the rest are silent).
+    matrix: (num_bins, bins) float32 banded, bins = the grid bins up to max_hz (the rest are silent).
     """
 
-    matrix: scipy.sparse.csr_matrix
-    transposed: scipy.sparse.csr_matrix
+    matrix: BandedMatrix
     column_sums: np.ndarray  # (bins,) float32, > 0 (inf where no filter reads the bin)
     n_fft: int
     sample_rate: float
@@ -155,7 +150,7 @@ class GridFilterbank:
         current = self.apply(magnitudes)
         np.maximum(current, floor, out=current)
         np.divide(mel, current, out=current)
-        spread = self.transposed @ current  # (bins, columns)
+        spread = self.matrix.T @ current  # (bins, columns)
         spread *= self._inverse_column_sums
         return magnitudes * spread.T
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-import scipy.fft
 
+from engine.codec import fft
 from engine.codec.params import SpectrogramParams
 
 _CHUNK_COLUMNS = 64  # columns per FFT batch: ~4.5 MB of complex64 at n_fft 17640
@@ -54,6 +54,6 @@ def magnitudes(samples: np.ndarray, params: SpectrogramParams, num_bins: int) ->
     out = np.empty((frames.shape[0], num_bins), dtype=np.float32)
     for first in range(0, frames.shape[0], _CHUNK_COLUMNS):
         chunk = frames[first : first + _CHUNK_COLUMNS] * window
-        spectrum = scipy.fft.rfft(chunk, n=params.n_fft, axis=1, workers=-1)[:, :num_bins]
+        spectrum = fft.rfft(chunk, params.n_fft)[:, :num_bins]
         np.abs(spectrum, out=out[first : first + chunk.shape[0]])
     return out
