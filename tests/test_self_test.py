@@ -26,11 +26,12 @@ def test_self_test_passes_from_source_with_a_short_loop(home, run_cli, fp32_bund
     report = json.loads(done.stdout)
     checks = checks_by_name(done.stdout)
     assert report["ok"] is True
-    assert list(checks) == ["python", "onnxruntime", "qnn", "qt", "audio", "wav", "engine", "loop"]
+    assert list(checks) == ["python", "onnxruntime", "qnn", "qt", "audio", "wav", "codec", "engine", "loop"]
     assert "CPUExecutionProvider" in checks["onnxruntime"]["data"]["providers"]
     assert checks["qt"]["status"] == "ok" and checks["qt"]["data"]["platform"] == "offscreen"
     assert checks["wav"]["data"]["chunks"][-1] == "data"
     assert {"acid", "smpl", "cue ", "LIST"} <= set(checks["wav"]["data"]["chunks"])
+    assert checks["codec"]["status"] == "ok" and checks["codec"]["data"]["fft"] == "pocketfft"
     assert checks["engine"]["data"]["started"] is True
     assert checks["loop"]["status"] == "ok" and checks["loop"]["data"]["seconds"] > 0
     # No NPU here is a note, no audio device a warning: never failures.
@@ -53,7 +54,7 @@ def test_self_test_report_reads_as_one_line_per_check(home, run_cli):
     lines = done.stdout.strip().splitlines()
     assert lines[0].startswith("riffstudio ") and lines[0].endswith("self-test")
     assert [line.split()[1] for line in lines[1:-1]] == ["python", "onnxruntime", "qnn", "qt", "audio", "wav",
-                                                        "engine"]
+                                                        "codec", "engine"]
     assert lines[-1] == "PASSED: riffstudio works on this machine"
 
 

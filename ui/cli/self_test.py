@@ -42,6 +42,7 @@ def main(argv: Sequence[str]) -> int:
         checks.timed("qt", lambda: checks.qt_window([*riffstudio_command(), "--qt-probe"])),
         checks.timed("audio", checks.audio_output),
         checks.timed("wav", checks.wav_round_trip),
+        checks.timed("codec", checks.spectrogram_codec),
         *engine_checks(bundle),
     ]
     report = SelfTestReport(__version__, tuple(results))
