@@ -10,6 +10,7 @@ import pytest
 from conftest import QNN_TEST_WIDTH
 
 from engine.bundle import COMPONENTS, open_bundle
+from engine.bundle.reference import snr_db
 from engine.errors import InvalidInputError
 from engine.generation.pipeline import LoopGenerator
 from engine.generation.settings import GenerationSettings
@@ -31,6 +32,10 @@ def test_qnn_bundle_is_static_w8a16_and_scored_against_fp32(qnn_bundle):
     assert manifest["components"]["text_encoder"]["inputs"][0]["dtype"] == "int32"
 
 
+# The NPU's 16-bit activations against the CPU's emulation of the same Q/DQ graph, on 8-bit pixels.
+NPU_VS_EMULATION_MIN_SNR_DB = 30.0
+
+
 def test_qnn_bundle_generates_end_to_end_on_htp_without_cpu_fallback(qnn_bundle):
     strict = SessionSettings(provider="qnn", disable_cpu_fallback=True)
     generator = LoopGenerator(open_bundle(qnn_bundle), strict,
@@ -40,6 +45,12 @@ def test_qnn_bundle_generates_end_to_end_on_htp_without_cpu_fallback(qnn_bundle)
     assert result.provider == "qnn" and result.notes == []  # no mid-job fallback to the CPU
     assert result.image.shape == (512, QNN_TEST_WIDTH, 3) and result.image.std() > 0
     assert np.isfinite(result.latents).all()
+    # The NPU's VAE decode is the quantised model's: the CPU's emulation of the same Q/DQ model decodes
+    # the same latents to nearly the same image. (The VAE decoder is the slowest model on the simulator,
+    # ~1 min at this width: this run is its NPU accuracy check too; the artifacts' test covers the others.)
+    emulated = LoopGenerator(open_bundle(qnn_bundle), SessionSettings(provider="cpu")).decode_latents(result.latents)
+    print(f"vae decoder on the NPU vs its CPU emulation: {snr_db(emulated, result.image):.1f} dB")
+    assert snr_db(emulated, result.image) >= NPU_VS_EMULATION_MIN_SNR_DB
     with pytest.raises(InvalidInputError, match="makes 256 px wide images only"):
         generator.generate(GenerationSettings(prompt="bass", steps=1, width=512, seed=1))
 
