@@ -101,6 +101,8 @@ def test_calibration_set_saves_and_loads(calibration, tmp_path):
 # VAE decoder 37 dB, VAE encoder 34 dB on HTP, each within 0.3 dB of ONNX Runtime's CPU running the
 # same QDQ model. Real weights do better.
 QNN_MIN_SNR_DB = {"text_encoder": 28.0, "unet": 35.0, "vae_decoder": 32.0, "vae_encoder": 30.0}
+# The NPU against the CPU's emulation of the same Q/DQ model (the UNet: 51 dB measured).
+NPU_VS_EMULATION_MIN_SNR_DB = 40.0
 
 
 @pytest.mark.slow
@@ -134,20 +136,24 @@ def test_qnn_model_runs_on_htp_without_cpu_fallback(component, artifacts, calibr
 @pytest.mark.slow
 @pytest.mark.qnn
 def test_unet_runs_on_htp_and_its_context_cache_makes_the_second_start_fast(artifacts, tmp_path):
-    """(One test, as compiling the UNet for HTP is what costs: every node on QNN, close to fp32, cached.)"""
+    """(One test, as compiling the UNet for HTP is what costs: every node on QNN, close to fp32, cached.)
+
+    The cached context runs once (~10 s on the simulator): what it computes is the quantised model's (the
+    CPU's emulation of the same Q/DQ graph) and close to fp32's."""
     import time
 
     samples, out = CalibrationSet.load(artifacts / "unet_qnn.npz").unet, artifacts / "qnn" / "unet.onnx"
     start = time.perf_counter()
-    first = create_session(out, QNN, tmp_path / "cache")
+    create_session(out, QNN, tmp_path / "cache")
     compile_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    second = create_session(out, QNN, tmp_path / "cache")
+    cached = create_session(out, QNN, tmp_path / "cache")
     cached_seconds = time.perf_counter() - start
-    feeds = samples[-1]
-    actual = second.run(None, feeds)[0]
-    np.testing.assert_array_equal(actual, first.run(None, feeds)[0])
     assert cached_seconds < compile_seconds / 5
+    feeds = samples[-1]
+    actual = cached.run(None, feeds)[0]
+    emulated = create_session(out).run(None, feeds)[0]
+    assert snr_db(emulated, actual) >= NPU_VS_EMULATION_MIN_SNR_DB
     expected = create_session(artifacts / "static" / "unet.onnx").run(None, feeds)[0]
     assert snr_db(expected, actual) >= QNN_MIN_SNR_DB["unet"]
 
