@@ -32,7 +32,9 @@ def _load_pocketfft() -> ModuleType | None:
     spec = importlib.util.find_spec("scipy")  # finds the package, does not run it
     if spec is None or not spec.submodule_search_locations:
         return None
-    folder = Path(next(iter(spec.submodule_search_locations))) / "fft" / "_pocketfft"
+    package = Path(next(iter(spec.submodule_search_locations)))
+    folder = package / "fft" / "_pocketfft"
+    _allow_scipys_dlls(package)
     suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
     try:
         files = sorted(p for p in folder.iterdir() if p.name.startswith(_MODULE + ".") and p.name.endswith(suffixes))
@@ -51,6 +53,18 @@ def _load_pocketfft() -> ModuleType | None:
         if _computes_the_dft(module):
             return module
     return None
+
+
+_dll_folders: list[Any] = []  # handles that keep the folders on Windows' DLL search path
+
+
+def _allow_scipys_dlls(package: Path) -> None:
+    """On Windows, scipy's wheels keep the DLLs its modules link against (the C++ runtime among them) in
+    `scipy.libs` beside the package, which `import scipy` adds to the DLL search path (delvewheel's
+    patch in its `__init__`). Loading a module of it without that import needs the same folder."""
+    libs = package.parent / "scipy.libs"
+    if os.name == "nt" and libs.is_dir() and hasattr(os, "add_dll_directory"):
+        _dll_folders.append(os.add_dll_directory(str(libs)))
 
 
 def _computes_the_dft(module: ModuleType) -> bool:
