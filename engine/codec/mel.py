@@ -108,11 +108,11 @@ def grid_filterbank(params: SpectrogramParams, sample_rate: float, n_fft: int) -
     # analysis @ interp, entry by entry: analysis bin a's weight goes to grid bins left[a] and left[a] + 1.
     rows, bins, weights = analysis.entries()
     weights = weights.astype(np.float64)
-    matrix = BandedMatrix.from_entries(
-        np.repeat(rows, 2), np.stack([left[bins], left[bins] + 1], axis=1).ravel(),
-        np.stack([weights * (1.0 - frac[bins]), weights * frac[bins]], axis=1).ravel(), (params.num_bins, size))
-    sums = matrix.column_sums()
-    matrix = matrix.first_columns(int(np.flatnonzero(sums > 0)[-1]) + 1)  # the silent bins past max_hz go
+    rows, columns = np.repeat(rows, 2), np.stack([left[bins], left[bins] + 1], axis=1).ravel()
+    values = np.stack([weights * (1.0 - frac[bins]), weights * frac[bins]], axis=1).ravel()
+    used = int(columns[values > 0].max()) + 1  # the silent bins past max_hz go
+    keep = columns < used
+    matrix = BandedMatrix.from_entries(rows[keep], columns[keep], values[keep], (params.num_bins, used))
     sums = matrix.column_sums()
     sums[sums <= 0] = np.inf  # a bin no filter reads stays silent
     return GridFilterbank(matrix=matrix, column_sums=sums, n_fft=n_fft, sample_rate=sample_rate)
