@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -150,8 +151,8 @@ BUNDLE_OPTIONS = {"fp32": {}, "int8": {}, "qnn": QNN_OPTIONS}
 # exports (the export cache). Independent chains: the dynamic exports (CPU bundles) and the fixed-shape ones.
 PREBUILD_CHAINS = (("fp32", "int8"), ("qnn", "quantize-qnn"))
 PREBUILD_LOG = REPO / ".cache" / "test-logs"
+PREBUILD_REPORT = PREBUILD_LOG / "prebuild-report.txt"
 PREBUILD_TIMEOUT_S = 1200  # 230 s cold here; twice pytest-timeout's 600 s per test
-_prebuild_report: list[str] = []
 
 
 def build_named(name: str) -> Path:
@@ -169,23 +170,34 @@ def _is_built(name: str) -> bool:
 def pytest_collection_finish(session) -> None:
     """The bundles the selected tests use are built before the first test, the independent ones in parallel
     processes (exports run on one core each; this machine kind has two). The fixtures then find them cached.
-    RIFFSTUDIO_TEST_PREBUILD=0 leaves each to its fixture. A failed prebuild is reported and left to the
-    fixture, which fails its tests with the real error."""
+    Under pytest-xdist every worker comes here: the first builds, the others wait for it and find everything
+    built. Then each worker takes a core of its own (see _pin_worker). RIFFSTUDIO_TEST_PREBUILD=0 leaves each
+    build to its fixture. A failed prebuild is reported and left to the fixture, which fails its tests with
+    the real error."""
+    from filelock import FileLock
+
+    if session.config.option.collectonly:
+        return
+    if os.environ.get("RIFFSTUDIO_TEST_PREBUILD", "1") != "0":
+        PREBUILD_LOG.mkdir(parents=True, exist_ok=True)
+        with FileLock(PREBUILD_LOG / "prebuild.lock"):
+            _prebuild(session.items)
+    _pin_worker()
+
+
+def _prebuild(items) -> None:
     import subprocess
     import time
 
-    if session.config.option.collectonly or os.environ.get("RIFFSTUDIO_TEST_PREBUILD", "1") == "0":
-        return
-    used = {PREBUILT[f] for item in session.items for f in getattr(item, "fixturenames", ()) if f in PREBUILT}
+    used = {PREBUILT[f] for item in items for f in getattr(item, "fixturenames", ()) if f in PREBUILT}
     missing = {name for name in used if not _is_built(name)}
     chains = [[name for name in chain if name in missing] for chain in PREBUILD_CHAINS]
     chains = [chain for chain in chains if chain]
     if len(chains) < 2:  # one build gains nothing from a process of its own
         return
     cached_model_dir()  # the checkpoint every build reads, made once before they start
-    PREBUILD_LOG.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    runs = []
+    runs, report = [], []
     for chain, cores in zip(chains, _core_shares(len(chains)), strict=True):
         log = PREBUILD_LOG / f"prebuild-{'-'.join(chain)}.log"
         # Pinned to its cores with thread pools to match: two chains each running 2-thread torch and ONNX
@@ -204,8 +216,44 @@ def pytest_collection_finish(session) -> None:
             process.kill()
             code = f"none, killed after {PREBUILD_TIMEOUT_S} s"
         line = f"{' + '.join(chain)}: {time.perf_counter() - began:.0f} s"
-        _prebuild_report.append(line if code == 0 else f"{line}, FAILED (exit {code}; see {log})")
-    _prebuild_report.append(f"all, side by side: {time.perf_counter() - started:.0f} s")
+        report.append(line if code == 0 else f"{line}, FAILED (exit {code}; see {log})")
+    report.append(f"all, side by side: {time.perf_counter() - started:.0f} s")
+    # The summary is printed by the process that writes the terminal: an xdist worker's output is not shown.
+    PREBUILD_REPORT.write_text("\n".join(report) + "\n")
+
+
+def _pin_worker() -> None:
+    """An xdist worker runs on one core of its own, as do the engines and CLIs its tests start (affinity is
+    inherited), so a test's timings and thread pools are not squeezed by the other worker's (the same
+    reason the prebuild's chains are pinned). Without xdist, or with more workers than cores, nothing."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    if not worker.startswith("gw") or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    if count < 2 or count > len(cores):
+        return
+    core = {cores[int(worker[2:]) % len(cores)]}
+    # Every thread: the call sets one thread's affinity, and pools started at import (torch's) are running.
+    for thread in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else ["0"]:
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(thread), core)
+    os.environ["OMP_NUM_THREADS"] = "1"  # for the processes the tests start
+    if "torch" in sys.modules:  # already imported by a test module: its pool was sized for every core
+        sys.modules["torch"].set_num_threads(1)
+
+
+# The test files that take longest cold (here: 50-110 s each), handed out first: xdist gives out whole files
+# (--dist loadfile) in this order, so the long ones start at once on both workers instead of one of them
+# being left alone with one at the end. Only the order changes, never what runs.
+LONGEST_FIRST = ("test_qnn_bundle.py", "test_quantize_qnn.py", "test_packaging_build.py", "test_app.py",
+                 "test_int8_every_cpu.py", "test_isolated_export.py", "test_generation.py", "test_batch.py",
+                 "test_engine_faults.py", "test_wheels.py")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's order is kept
 
 
 def _core_shares(parts: int) -> list[set[int]]:
@@ -218,8 +266,13 @@ def _core_shares(parts: int) -> list[set[int]]:
     return [set(cores[i::parts]) for i in range(parts)]
 
 
+def pytest_sessionstart(session) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the process that prints the summary
+        PREBUILD_REPORT.unlink(missing_ok=True)
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
-    if _prebuild_report:
+    if PREBUILD_REPORT.is_file():
         terminalreporter.section("prebuilt test bundles (before the first test)")
-        for line in _prebuild_report:
+        for line in PREBUILD_REPORT.read_text().splitlines():
             terminalreporter.write_line(line)

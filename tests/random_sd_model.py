@@ -168,12 +168,18 @@ def cached_model(preset: str = "tiny", seed: int = 0) -> Path:
     key = hashlib.sha256(Path(__file__).read_bytes())
     key.update(f"{preset}-{seed}-{torch.__version__}-{diffusers.__version__}-{transformers.__version__}".encode())
     out = CACHE / f"{preset}-{key.hexdigest()[:12]}"
-    if not (out / "model_index.json").exists():
-        import shutil
+    if (out / "model_index.json").exists():
+        return out
+    import shutil
 
-        for stale in CACHE.glob(f"{preset}-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        write_model(out, preset, seed)
+    from filelock import FileLock
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with FileLock(CACHE / f"{preset}.lock"):  # pytest-xdist's workers may both ask for it first
+        if not (out / "model_index.json").exists():
+            for stale in CACHE.glob(f"{preset}-{'?' * 12}"):
+                shutil.rmtree(stale, ignore_errors=True)
+            write_model(out, preset, seed)
     return out
 
 
