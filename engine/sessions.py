@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,8 +49,10 @@ class SessionSettings:
     """How to run one model: which provider and its options. Serialises to a JSON-able dict.
 
     `intra_op_threads=0` lets ONNX Runtime choose, which is the number of physical cores (what we
-    want: hyper-threads only add contention in GEMM-bound models). Execution is sequential: the
-    diffusion graphs are long chains, parallel execution only adds threads.
+    want: hyper-threads only add contention in GEMM-bound models), or, where this process may run on
+    fewer CPUs than the machine has (taskset, a container's cpuset, a batch worker given one core),
+    that many: see `default_intra_op_threads`. Execution is sequential: the diffusion graphs are long
+    chains, parallel execution only adds threads.
 
     `cpu_mem_arena=False` keeps the CPU allocator from rounding allocations up into arena chunks
     that it never returns; with large models the arena is what makes creation peak at about twice
@@ -201,9 +204,22 @@ def _qnn_session(model_path: Path, settings: SessionSettings, device: Any, *,
                             f"use --provider cpu, or convert the bundle again") from error
 
 
+def default_intra_op_threads() -> int:
+    """0 (ONNX Runtime's own choice) where this process may run on every CPU, else how many it may.
+
+    ONNX Runtime's default pool ignores the process's CPU set: it starts a thread per physical core and
+    pins each to its core, so a process limited to CPU 0 gets a spinning pool thread on CPU 1, on top of
+    whatever runs there (measured: a pinned worker's ORT-heavy tests took 2-4x longer). An explicit
+    count starts that many threads and leaves them in the process's set."""
+    if not hasattr(os, "sched_getaffinity"):  # Windows, macOS: no per-process CPU set to honour here
+        return 0
+    allowed = len(os.sched_getaffinity(0))
+    return 0 if allowed >= (os.cpu_count() or allowed) else allowed
+
+
 def _common_options(settings: SessionSettings) -> ort.SessionOptions:
     options = ort.SessionOptions()
-    options.intra_op_num_threads = settings.intra_op_threads
+    options.intra_op_num_threads = settings.intra_op_threads or default_intra_op_threads()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = GRAPH_OPTIMIZATION_LEVELS[settings.graph_optimization]

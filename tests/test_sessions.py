@@ -207,3 +207,30 @@ def test_unwritable_cache_costs_time_not_the_session(qdq_model, tmp_path):
     blocker.write_text("a file where the cache folder should be")
     session = create_session(qdq_model, QNN, blocker / "cache")
     assert session.run(None, feeds())[0].shape == (1, 8, 16)
+
+
+# A child limited to one CPU creates a session and lists the CPUs each of its threads may run on.
+THREADS_OF_A_PINNED_PROCESS = """
+import json, os, sys
+from pathlib import Path
+os.sched_setaffinity(0, {int(sys.argv[2])})
+from engine.sessions import SessionSettings, create_session
+session = create_session(Path(sys.argv[1]), SessionSettings())
+tasks = Path("/proc/self/task")
+allowed = [(tasks / t / "status").read_text().split("Cpus_allowed_list:")[1].split()[0] for t in os.listdir(tasks)]
+print(json.dumps(allowed))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs a per-process CPU set and two CPUs")
+def test_a_session_in_a_process_limited_to_one_cpu_keeps_its_threads_there(tmp_path):
+    """ONNX Runtime's default pool pins a thread to every physical core, outside the process's CPU set
+    too (a batch worker given CPU 0 got a spinning thread on CPU 1): the default thread count follows
+    the set, and the threads stay in it."""
+    model = small_conv_model(tmp_path / "model.onnx")
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    result = subprocess.run([sys.executable, "-c", THREADS_OF_A_PINNED_PROCESS, str(model), str(cpu)],
+                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert set(json.loads(result.stdout)) == {str(cpu)}

@@ -206,10 +206,14 @@ def check_against_torch(module: Any, path: Path, component: str, fixed_width: in
     import onnxruntime as ort
     import torch
 
+    from engine.sessions import default_intra_op_threads
+
     example = example_inputs(module, component, batch=1, width=fixed_width or 520, seed=1)
     with torch.no_grad():
         reference = module(*example).numpy()
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = default_intra_op_threads()
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     feeds = {name: tensor.numpy() for name, tensor in zip(INPUT_NAMES[component], example, strict=True)}
     result = session.run(None, feeds)[0]
     if result.shape != reference.shape:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import CancelledError, ModelBundleError
+from engine.sessions import default_intra_op_threads
 
 FLOAT_TYPES = (1, 10)  # onnx.TensorProto.FLOAT, FLOAT16
 
@@ -47,6 +48,7 @@ def collect_ranges(model_path: str | Path, samples: Iterable[Mapping[str, np.nda
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.enable_cpu_mem_arena = False
         options.log_severity_level = 3
+        options.intra_op_num_threads = default_intra_op_threads()
         session = ort.InferenceSession(str(augmented), options, providers=["CPUExecutionProvider"])
         names = [f"{tensor}__{op}" for tensor in tensors for op in ("min", "max")]
         lows = np.full(len(tensors), np.inf)
