@@ -152,7 +152,7 @@ BUNDLE_OPTIONS = {"fp32": {}, "int8": {}, "qnn": QNN_OPTIONS}
 PREBUILD_CHAINS = (("fp32", "int8"), ("qnn", "quantize-qnn"))
 PREBUILD_LOG = REPO / ".cache" / "test-logs"
 PREBUILD_REPORT = PREBUILD_LOG / "prebuild-report.txt"
-PREBUILD_TIMEOUT_S = 1200  # 230 s cold here; twice pytest-timeout's 600 s per test
+PREBUILD_TIMEOUT_S = 1200  # 4-5.5 min cold here; twice pytest-timeout's 600 s per test
 
 
 def build_named(name: str) -> Path:
@@ -225,7 +225,8 @@ def _prebuild(items) -> None:
 def _pin_worker() -> None:
     """An xdist worker runs on one core of its own, as do the engines and CLIs its tests start (affinity is
     inherited), so a test's timings and thread pools are not squeezed by the other worker's (the same
-    reason the prebuild's chains are pinned). Without xdist, or with more workers than cores, nothing."""
+    reason the prebuild's chains are pinned); ONNX Runtime sessions size their pools to it
+    (engine.sessions.default_intra_op_threads). Without xdist, or with more workers than cores, nothing."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
     if not worker.startswith("gw") or not hasattr(os, "sched_setaffinity"):

@@ -118,7 +118,7 @@ def main() -> int:
                            - import_seconds("numpy, scipy.fft, soundfile, PIL.Image", Path(__file__).parent))
             print(f"run {run + 1}: ours {ours[-1]:.2f} s (decode {ours_decode[-1]:.2f} s), "
                   f"recipe {recipe[-1]:.2f} s (surplus imports {surplus[-1]:.2f} s)", flush=True)
-        for _ in range(3):
+        for _ in range(args.repeats):  # the ratio's noise is ~0.1: as many interpreters as processes
             fresh.append(first_and_warm(GOLDEN, work))
             print("first, warm decodes: " + ", ".join(f"{t:.3f}" for t in fresh[-1]), flush=True)
     load_after = os.getloadavg()
@@ -154,7 +154,7 @@ def main() -> int:
         f"| `riffstudio codec decode` | {ours_s:.2f} | {decode_s:.2f} | **{ratio:.1f}x** |",
         "",
         f"First decode in a fresh interpreter (`tests/data/golden/{GOLDEN.name}`, 513 columns, default "
-        f"quality) vs the median of the {WARM_DECODES} warm decodes after it, in 3 fresh interpreters:",
+        f"quality) vs the median of the {WARM_DECODES} warm decodes after it, in {len(fresh)} fresh interpreters:",
         "",
         "| interpreter | first s | warm s | first / warm |",
         "|---:|---:|---:|---:|",
