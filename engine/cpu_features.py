@@ -11,12 +11,23 @@ cannot be read is left out rather than guessed.
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+
+def usable_cpus() -> int:
+    """How many CPUs this process may run on: its CPU set where the OS keeps one (taskset, a container's
+    cpuset, a batch worker given one core), else every CPU. Thread pools are sized to this, not to the
+    machine: more threads than allowed CPUs only take turns on them."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
 
 # The features that matter here, in the order reports list them.
 X86_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import onnxruntime as ort
 
 from engine.atomic import atomic_path
+from engine.cpu_features import usable_cpus
 from engine.errors import InvalidInputError, ModelBundleError, ProviderError, reason
 from engine.serialise import from_dict
 
@@ -211,9 +212,7 @@ def default_intra_op_threads() -> int:
     pins each to its core, so a process limited to CPU 0 gets a spinning pool thread on CPU 1, on top of
     whatever runs there (measured: a pinned worker's ORT-heavy tests took 2-4x longer). An explicit
     count starts that many threads and leaves them in the process's set."""
-    if not hasattr(os, "sched_getaffinity"):  # Windows, macOS: no per-process CPU set to honour here
-        return 0
-    allowed = len(os.sched_getaffinity(0))
+    allowed = usable_cpus()
     return 0 if allowed >= (os.cpu_count() or allowed) else allowed
 
 

@@ -214,11 +214,12 @@ THREADS_OF_A_PINNED_PROCESS = """
 import json, os, sys
 from pathlib import Path
 os.sched_setaffinity(0, {int(sys.argv[2])})
+from engine.cpu_features import usable_cpus
 from engine.sessions import SessionSettings, create_session
 session = create_session(Path(sys.argv[1]), SessionSettings())
 tasks = Path("/proc/self/task")
 allowed = [(tasks / t / "status").read_text().split("Cpus_allowed_list:")[1].split()[0] for t in os.listdir(tasks)]
-print(json.dumps(allowed))
+print(json.dumps({"threads_may_run_on": sorted(set(allowed)), "usable_cpus": usable_cpus()}))
 """
 
 
@@ -233,4 +234,4 @@ def test_a_session_in_a_process_limited_to_one_cpu_keeps_its_threads_there(tmp_p
     result = subprocess.run([sys.executable, "-c", THREADS_OF_A_PINNED_PROCESS, str(model), str(cpu)],
                             capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 0, result.stderr
-    assert set(json.loads(result.stdout)) == {str(cpu)}
+    assert json.loads(result.stdout) == {"threads_may_run_on": [str(cpu)], "usable_cpus": 1}

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.cpu_features import usable_cpus
+
 _MODULE = "pypocketfft"
 _BACKWARD, _BY_N = 0, 2  # pocketfft's scaling modes: none (forward transform), 1 / n (inverse)
 
@@ -85,7 +87,7 @@ def _computes_the_dft(module: ModuleType) -> bool:
 
 _pocketfft = _load_pocketfft()
 BACKEND = "pocketfft" if _pocketfft is not None else "scipy.fft"
-_WORKERS = os.cpu_count() or 1
+_WORKERS = usable_cpus()
 
 
 def rfft(frames: np.ndarray, n: int) -> np.ndarray:

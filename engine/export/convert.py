@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -28,7 +27,7 @@ from engine.bundle.manifest import (
     Manifest,
     cpu_platform,
 )
-from engine.cpu_features import cpu_info
+from engine.cpu_features import cpu_info, usable_cpus
 from engine.errors import InvalidInputError, ModelBundleError
 from engine.export.export_cache import export_with_cache
 from engine.export.onnx_export import COMPONENT_OWNER, MAX_LATENT_WIDTH, OPSET, ExportedModel
@@ -202,7 +201,7 @@ def export_all(checkpoint: Any, settings: ConvertSettings, folder: Path, stages:
     small models export one after another beside it, which takes their share off the wall time."""
     fixed_width = settings.qnn_width if settings.precision == "qnn" else None
     module_bytes = {c: _module_bytes(getattr(checkpoint, COMPONENT_OWNER[c])) for c in COMPONENTS}
-    workers = export_workers(module_bytes, available_memory(), os.cpu_count() or 1)
+    workers = export_workers(module_bytes, available_memory(), usable_cpus())
     pending = list(COMPONENTS)
     done = 0.0
 
