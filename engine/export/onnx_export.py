@@ -188,9 +188,9 @@ def _needs_external_data(module: Any) -> bool:
 
 def describe_onnx(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     """Input and output specs as ONNX Runtime sees them (str dims are dynamic)."""
-    import onnxruntime as ort
+    from engine.sessions import SessionSettings, create_session
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = create_session(path, SessionSettings())
 
     def spec(arg: Any) -> TensorSpec:
         dtype = arg.type.removeprefix("tensor(").removesuffix(")")
@@ -203,17 +203,14 @@ def describe_onnx(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec,
 def check_against_torch(module: Any, path: Path, component: str, fixed_width: int | None) -> float:
     """Max abs difference between ONNX Runtime and torch on fresh inputs (batch 1, another width if dynamic:
     one that does not halve evenly, the case the UNet export had to be told about)."""
-    import onnxruntime as ort
     import torch
 
-    from engine.sessions import default_intra_op_threads
+    from engine.sessions import SessionSettings, create_session
 
     example = example_inputs(module, component, batch=1, width=fixed_width or 520, seed=1)
     with torch.no_grad():
         reference = module(*example).numpy()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = default_intra_op_threads()
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = create_session(path, SessionSettings())
     feeds = {name: tensor.numpy() for name, tensor in zip(INPUT_NAMES[component], example, strict=True)}
     result = session.run(None, feeds)[0]
     if result.shape != reference.shape:

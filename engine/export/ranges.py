@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import CancelledError, ModelBundleError
-from engine.sessions import default_intra_op_threads
+from engine.sessions import SessionSettings, create_session
 
 FLOAT_TYPES = (1, 10)  # onnx.TensorProto.FLOAT, FLOAT16
 
@@ -28,7 +28,6 @@ def collect_ranges(model_path: str | Path, samples: Iterable[Mapping[str, np.nda
                    cancelled: Callable[[], bool] | None = None) -> dict[str, tuple[float, float]]:
     """Min and max of every float activation of `model_path` over `samples` (feeds by input name)."""
     import onnx
-    import onnxruntime as ort
 
     model_path = Path(model_path)
     model = onnx.load(str(model_path), load_external_data=False)
@@ -44,12 +43,8 @@ def collect_ranges(model_path: str | Path, samples: Iterable[Mapping[str, np.nda
     try:
         onnx.save(model, str(augmented))
         del model
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        options.enable_cpu_mem_arena = False
-        options.log_severity_level = 3
-        options.intra_op_num_threads = default_intra_op_threads()
-        session = ort.InferenceSession(str(augmented), options, providers=["CPUExecutionProvider"])
+        # Unoptimised: the ranges belong to the tensors of the graph as written, the one that gets quantised.
+        session = create_session(augmented, SessionSettings(graph_optimization="disable"))
         names = [f"{tensor}__{op}" for tensor in tensors for op in ("min", "max")]
         lows = np.full(len(tensors), np.inf)
         highs = np.full(len(tensors), -np.inf)
