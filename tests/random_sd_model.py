@@ -100,19 +100,6 @@ def write_tokenizer(folder: Path) -> None:
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
 
 
-def randomise_constant_parameters(module, generator) -> None:
-    """Give every constant parameter (norm weights of ones, biases of zeros) random values."""
-    import torch
-
-    with torch.no_grad():
-        for parameter in module.parameters():
-            flat = parameter.detach().reshape(-1)
-            if flat.numel() and bool(torch.all(flat == flat[0])):
-                noise = torch.randn(parameter.shape, generator=generator)
-                centre = 1.0 if float(flat[0]) == 1.0 else 0.0
-                parameter.copy_(centre + (0.2 if centre else 0.05) * noise)
-
-
 def build_pipeline(preset: str = "tiny", seed: int = 0):
     import torch
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
@@ -134,6 +121,8 @@ def build_pipeline(preset: str = "tiny", seed: int = 0):
         in_channels=3, out_channels=3, latent_channels=4, sample_size=512, act_fn="silu",
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
         scaling_factor=0.18215, **sizes["vae"])
+    from engine.export.templates import randomise_constant_parameters
+
     for module in (text_encoder, unet, vae):
         randomise_constant_parameters(module, generator)
         module.eval()
@@ -166,6 +155,7 @@ def cached_model(preset: str = "tiny", seed: int = 0) -> Path:
     import transformers
 
     key = hashlib.sha256(Path(__file__).read_bytes())
+    key.update((REPO / "engine" / "export" / "templates.py").read_bytes())  # randomise_constant_parameters
     key.update(f"{preset}-{seed}-{torch.__version__}-{diffusers.__version__}-{transformers.__version__}".encode())
     out = CACHE / f"{preset}-{key.hexdigest()[:12]}"
     if (out / "model_index.json").exists():

@@ -33,7 +33,7 @@ WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 SINGLE_FILE_SUFFIXES = (".ckpt", ".safetensors")
 # SD 1.5's architecture (riffusion-model-v1's): configs and CLIP tokenizer, no weights.
-SD15_CONFIG = Path(__file__).parent / "sd15_config"
+SD15_CONFIG = Path(__file__).parents[1] / "model_get" / "sd15_config"
 FINGERPRINT_BYTES = 8 << 20
 
 
