@@ -145,6 +145,15 @@ def qnn_available() -> tuple[bool, str]:
     return True, f"QNN HTP on {_device_label(device)}"
 
 
+def npu_present() -> bool:
+    """Whether the QNN provider sees a real NPU (not the HTP simulator of the x86_64 Linux wheel, which it lists
+    as a CPU device): where `model get --precision auto` makes a qnn bundle."""
+    try:
+        return _qnn_device().device.type == ort.OrtHardwareDeviceType.NPU
+    except ProviderError:
+        return False
+
+
 def session_providers(session: ort.InferenceSession) -> list[str]:
     """The providers a session uses, most preferred first (the CPU is listed when it may take nodes)."""
     return list(session.get_providers())

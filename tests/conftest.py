@@ -76,8 +76,8 @@ def artifacts_path(name: str) -> Path:
     from importlib.metadata import version
 
     digest = hashlib.sha256(f"{cached_model_dir().name}-{name}-{version('onnxruntime')}".encode())
-    sources = ["export/onnx_export.py", "export/source.py", "export/calibration.py", "export/ranges.py",
-               "export/quantize.py", "export/qnn_export_fixes.py", "sessions.py"]
+    sources = ["export/onnx_export.py", "export/source.py", "export/calibration.py", "bundle/ranges.py",
+               "bundle/quantize.py", "export/qnn_export_fixes.py", "sessions.py"]
     builders = ["random_sd_model.py", f"{ARTIFACTS[name]}.py"]
     for path in [*(REPO / "engine" / name for name in sources), *(REPO / "tests" / f for f in builders)]:
         digest.update(path.read_bytes())
@@ -114,6 +114,44 @@ def cached_artifacts(name: str) -> Path:
     return out
 
 
+TEMPLATE_CACHE = REPO / ".cache" / "test-templates"
+# Template variants of the tiny model's architecture (engine/model_get/template_store.py) by prebuild name.
+TEMPLATES = {"templates-dynamic": "dynamic", "templates-fixed256": "fixed256"}
+
+
+def templates_path(variant: str) -> Path:
+    from engine.model_get.architecture import read_architecture
+
+    return TEMPLATE_CACHE / f"{read_architecture(cached_model_dir()).signature}-{variant}"
+
+
+def cached_templates(variant: str) -> Path:
+    """The tiny architecture's templates as `model get` builds them with the export extra (random weights, not
+    the tiny checkpoint's), kept where RIFFSTUDIO_TEMPLATE_CACHE points in tests; rebuilt when the export code
+    or torch changes (engine/export/templates.py's export_key)."""
+    from filelock import FileLock
+
+    from engine.export.templates import build_templates, export_key, read_configs
+    from engine.model_get.template import TemplateSet
+
+    out = templates_path(variant)
+    TEMPLATE_CACHE.mkdir(parents=True, exist_ok=True)
+    with FileLock(TEMPLATE_CACHE / f"{variant}.lock"):
+        if not _templates_current(out, export_key()):
+            build_templates(read_configs(cached_model_dir()), variant, out, export_cache=EXPORT_CACHE)
+        TemplateSet.read(out)
+    return TEMPLATE_CACHE
+
+
+def _templates_current(folder: Path, key: str) -> bool:
+    import json
+
+    try:
+        return json.loads((folder / "templates.json").read_text(encoding="utf-8"))["export_key"] == key
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 def cached_model_dir() -> Path:
     from random_sd_model import cached_model
 
@@ -128,6 +166,19 @@ def fp32_bundle() -> Path:
 @pytest.fixture(scope="session")
 def int8_bundle() -> Path:
     return build_named("int8")
+
+
+@pytest.fixture(scope="session")
+def tiny_templates() -> Path:
+    """A template cache folder holding the tiny architecture's dynamic templates (RIFFSTUDIO_TEMPLATE_CACHE)."""
+    return build_named("templates-dynamic")
+
+
+@pytest.fixture(scope="session")
+def tiny_qnn_templates() -> Path:
+    """The same folder, also holding the tiny architecture's fixed 256 px templates (qnn bundles)."""
+    build_named("templates-dynamic")
+    return build_named("templates-fixed256")
 
 
 QNN_TEST_WIDTH = 256  # the narrowest width the w8a16 UNet stays accurate at on HTP
@@ -145,11 +196,12 @@ def qnn_bundle() -> Path:
 # --- prebuild: the cached bundles and artifacts a run needs, built side by side before its tests -------------
 
 # The session fixtures whose bundle or artifacts the prebuild can make, and the name of what each needs.
-PREBUILT = {"fp32_bundle": "fp32", "int8_bundle": "int8", "qnn_bundle": "qnn", "artifacts": "quantize-qnn"}
+PREBUILT = {"fp32_bundle": "fp32", "int8_bundle": "int8", "qnn_bundle": "qnn", "artifacts": "quantize-qnn",
+            "tiny_templates": "templates-dynamic", "tiny_qnn_templates": "templates-fixed256"}
 BUNDLE_OPTIONS = {"fp32": {}, "int8": {}, "qnn": QNN_OPTIONS}
 # Each chain is one process with its own share of the cores; a chain's later builds reuse its earlier ones'
 # exports (the export cache). Independent chains: the dynamic exports (CPU bundles) and the fixed-shape ones.
-PREBUILD_CHAINS = (("fp32", "int8"), ("qnn", "quantize-qnn"))
+PREBUILD_CHAINS = (("fp32", "templates-dynamic", "int8"), ("qnn", "templates-fixed256", "quantize-qnn"))
 PREBUILD_LOG = REPO / ".cache" / "test-logs"
 PREBUILD_REPORT = PREBUILD_LOG / "prebuild-report.txt"
 PREBUILD_TIMEOUT_S = 1200  # 4-5.5 min cold here; twice pytest-timeout's 600 s per test
@@ -158,10 +210,16 @@ PREBUILD_TIMEOUT_S = 1200  # 4-5.5 min cold here; twice pytest-timeout's 600 s p
 def build_named(name: str) -> Path:
     """Build (or find) the cached bundle (a precision) or artifacts called `name` (the fixtures' and
     tests/prebuild.py's entry point)."""
+    if name in TEMPLATES:
+        return cached_templates(TEMPLATES[name])
     return cached_artifacts(name) if name in ARTIFACTS else cached_bundle(name, **BUNDLE_OPTIONS[name])
 
 
 def _is_built(name: str) -> bool:
+    if name in TEMPLATES:
+        from engine.export.templates import export_key
+
+        return _templates_current(templates_path(TEMPLATES[name]), export_key())
     if name in ARTIFACTS:
         return artifacts_path(name).is_dir()
     return (bundle_path(name, **BUNDLE_OPTIONS[name]) / "manifest.json").is_file()

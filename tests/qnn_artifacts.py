@@ -15,9 +15,9 @@ def build_artifacts(folder: Path) -> None:
     """fp32 exports (fixed shapes for qnn, dynamic for int8), calibration sets, w8a16 qnn models."""
     from conftest import EXPORT_CACHE, cached_model_dir
 
+    from engine.bundle.quantize import quantize_qnn
     from engine.export.calibration import MUSIC_PROMPTS, CalibrationSet, CalibrationSettings, capture_calibration_set
     from engine.export.export_cache import export_with_cache
-    from engine.export.quantize import quantize_qnn
     from engine.export.source import load_checkpoint
 
     checkpoint = load_checkpoint(str(cached_model_dir()))

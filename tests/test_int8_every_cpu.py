@@ -17,8 +17,8 @@ from cpu_emulation import QEMU, cpu_kind_params, host_is_avx2_only, run_python_o
 from engine.bundle import open_bundle
 from engine.bundle.files import file_entries
 from engine.bundle.manifest import TensorSpec
+from engine.bundle.quantize import quantize_int8
 from engine.bundle.reference import snr_db
-from engine.export.quantize import quantize_int8
 from engine.generation.pipeline import LoopGenerator
 from engine.generation.settings import GenerationSettings
 
@@ -121,8 +121,8 @@ def bundle_with_vae_decoder_scheme(int8_bundle: Path, fp32_bundle: Path, scheme:
     VNNI's 32-bit sums compute), so the record is a VNNI machine's on every host, AVX2-only ones too."""
     import onnxruntime as ort
 
+    from engine.bundle.quantize import build_reference
     from engine.bundle.reference import read_reference, run_feeds
-    from engine.export.quantize import build_reference
 
     shutil.copytree(int8_bundle, out)
     manifest = json.loads((out / "manifest.json").read_text())

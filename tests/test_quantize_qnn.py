@@ -23,10 +23,10 @@ import pytest
 from conftest import cached_artifacts
 from qnn_artifacts import COMPONENTS, WIDTH
 
+from engine.bundle.quantize import component_snr_db, quantize_int8, quantize_qnn
 from engine.bundle.reference import snr_db
 from engine.errors import InvalidInputError, ModelBundleError
 from engine.export.calibration import MUSIC_PROMPTS, CalibrationSet
-from engine.export.quantize import component_snr_db, quantize_int8, quantize_qnn
 from engine.sessions import SessionSettings, create_session
 
 QNN = SessionSettings(provider="qnn", disable_cpu_fallback=True)

@@ -58,7 +58,7 @@ def feeds(seed: int = 0) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def qdq_model(tmp_path_factory) -> Path:
     """The small model as a w8a16 QDQ model, made by our own quantize_qnn."""
-    from engine.export.quantize import quantize_qnn
+    from engine.bundle.quantize import quantize_qnn
 
     folder = tmp_path_factory.mktemp("qdq")
     fp32 = small_conv_model(folder / "small.onnx")

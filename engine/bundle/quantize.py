@@ -8,7 +8,7 @@ Export time only: imports onnx and onnxruntime.quantization lazily.
 know the QNN execution provider's operator constraints (16-bit MatMul/LayerNorm/Sigmoid overrides),
 and the result runs on the same provider they are tested against. AIMET's extra tools (AdaRound,
 sequential MSE) cost hours and a CUDA machine; w8a16 MinMax measured above 30 dB here already.
-Calibration is ours (`engine/export/ranges.py`): streaming min/max, so the full UNet fits in memory.
+Calibration is ours (`engine/bundle/ranges.py`): streaming min/max, so the full UNet fits in memory.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from engine.bundle.ranges import collect_ranges, write_calibration_cache
 from engine.bundle.reference import Reference, crop_feeds, run_feeds, snr_db
 from engine.errors import InvalidInputError, ModelBundleError
-from engine.export.ranges import collect_ranges, write_calibration_cache
 
 COMPONENTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
 # Models above this size keep their weights in an external file (protobuf's limit is 2 GB).

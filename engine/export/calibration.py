@@ -14,7 +14,7 @@ prompts, and keep every component's inputs at batch 1:
 
 The set is small (about 150 MB at SD 1.5 sizes) and can be saved, so that quantization can be
 repeated without the torch run (an hour on two cores at full size). Memory during calibration is
-bounded by `engine/export/ranges.py`, which streams.
+bounded by `engine/bundle/ranges.py`, which streams.
 """
 
 from __future__ import annotations
@@ -28,47 +28,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import CancelledError, InvalidInputError, ModelBundleError
-
-# Varied on purpose: genres, instruments, moods, tempos, production words; plus short and long ones
-# (token counts from 3 to 40), since attention ranges depend on how much of the 77 tokens is text.
-MUSIC_PROMPTS: tuple[str, ...] = (
-    "jazzy piano trio, brushed drums, upright bass",
-    "heavy metal riff with double kick drums and distorted guitars",
-    "lofi hip hop beat with vinyl crackle and mellow keys",
-    "ambient synth pads, slow, dreamy, lots of reverb",
-    "funky slap bass groove, 110 bpm",
-    "techno kick and hi-hats, 128 bpm, dark warehouse",
-    "acoustic folk guitar strumming, warm and intimate",
-    "orchestral strings swelling, cinematic, epic",
-    "reggae skank guitar with a deep dub bassline",
-    "drum and bass breakbeat, 174 bpm, rolling sub bass",
-    "bossa nova nylon guitar and soft shaker",
-    "trap hi-hat rolls, 808 bass, 140 bpm",
-    "solo cello, melancholic, slow vibrato",
-    "chiptune arpeggios, 8-bit, upbeat video game",
-    "gospel choir with hammond organ",
-    "flamenco guitar with hand claps",
-    "deep house groove with a warm rhodes chord stab",
-    "punk rock, fast power chords, shouted vocals",
-    "tabla and sitar raga, meditative",
-    "synthwave, retro 80s drums, gated reverb, neon",
-    "blues harmonica over a shuffle rhythm",
-    "marimba melody, playful, bright",
-    "dubstep wobble bass drop",
-    "string quartet, baroque counterpoint",
-    "afrobeat horns and polyrhythmic percussion",
-    "church organ, majestic, cathedral reverb",
-    "country fiddle and banjo hoedown",
-    "minimal piano, sparse notes, sad",
-    "big band swing with trumpets and walking bass",
-    "industrial noise percussion, metallic, aggressive",
-    "kalimba and soft rain, calm",
-    "eurodance synth lead, euphoric, 135 bpm",
-    "sax solo",
-    "drums",
-    "a happy ukulele tune for a summer day at the beach with friends and hand percussion",
-    "slow grunge rock with fuzzy guitars, a sludgy bassline and a tired, angry singer in a garage",
-)
+from engine.model_get.calibration import MUSIC_PROMPTS
 
 
 @dataclass(frozen=True)

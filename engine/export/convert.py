@@ -7,8 +7,6 @@ written under a temporary name and renamed at the end, so it appears complete or
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -17,22 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.atomic import atomic_path, check_writable, check_writable_folder
-from engine.bundle.files import file_entries
-from engine.bundle.manifest import (
-    COMPONENTS,
-    MANIFEST_NAME,
-    PRECISIONS,
-    TOKENIZER_NAME,
-    ComponentSpec,
-    Manifest,
-    cpu_platform,
-)
-from engine.cpu_features import cpu_info, usable_cpus
+from engine.bundle.build import MAX_LATENT_WIDTH, MIN_QNN_WIDTH, SNR_SAMPLES, build_component, write_manifest
+from engine.bundle.manifest import COMPONENTS, MANIFEST_NAME, PRECISIONS, TOKENIZER_NAME, ComponentSpec, Manifest
+from engine.cpu_features import usable_cpus
 from engine.errors import InvalidInputError, ModelBundleError
 from engine.export.export_cache import export_with_cache
-from engine.export.onnx_export import COMPONENT_OWNER, MAX_LATENT_WIDTH, OPSET, ExportedModel
+from engine.export.onnx_export import COMPONENT_OWNER, ExportedModel
 from engine.export.source import check_config_folder, load_checkpoint
-from engine.version import __version__
 
 Progress = Callable[[str, float], None]
 
@@ -45,19 +34,6 @@ EXPORT_WEIGHTS = {"text_encoder": 0.08, "unet": 0.68, "vae_decoder": 0.12, "vae_
 # Peak memory of one export child per byte of the torch module it exports (module, its saved copy, the
 # exporter's graphs and the ONNX model it writes), a rough upper bound.
 EXPORT_PEAK_PER_MODULE_BYTE = 4
-# Below this the w8a16 UNet loses its accuracy on the HTP back end (0 dB at 64 px, 41 dB from 256 px).
-MIN_QNN_WIDTH = 256
-# How many calibration samples each quantised model is scored on (SNR against fp32).
-SNR_SAMPLES = 8
-# SessionSettings options per CPU platform, by precision. int8 on ARM64 (the Snapdragon X Elite's CPU has
-# bf16 dot products): the GEMMs left in fp32 (attention, the text encoder) run with bf16 products and fp32
-# sums. fp32 is the reference and stays exact; qnn bundles run on the NPU.
-CPU_SESSION_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
-    "fp32": {}, "int8": {"arm64": {"arm64_bf16_fastmath": True}}, "qnn": {}}
-# qnn bundles on the NPU: burst suits one loop at a time (the user picks sustained or power-saving modes
-# for long batches or battery); the compiled graph is cached (minutes -> seconds at start-up).
-NPU_SESSION_OPTIONS: dict[str, Any] = {"htp_performance_mode": "burst", "context_cache": True}
-
 STAGE_LABELS = {"load": "loading the checkpoint", "calibration": "calibrating on music prompts",
                 "tokenizer": "writing the tokenizer", "export": "exporting the models", "manifest": "hashing files"}
 
@@ -153,28 +129,11 @@ def convert(settings: ConvertSettings, progress: Progress | None = None) -> Mani
                                                      calibration)
             stages.finish(component)
         stages.report("manifest", 0.0)
-        manifest = Manifest(
-            precision=settings.precision,
-            source=checkpoint.source,
-            source_revision=checkpoint.revision,
-            opset=OPSET,
-            onnxruntime_version=_onnxruntime_version(),
-            riffstudio_version=__version__,
-            created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            scheduler=_clean_scheduler_config(checkpoint.scheduler_config),
-            components=components,
-            files=file_entries(bundle),
-            latent_scale_factor=float(checkpoint.vae.config.scaling_factor),
-            image_height=int(checkpoint.vae.config.sample_size),
-            image_width=settings.qnn_width if settings.precision == "qnn" else 512,
-            fixed_shapes=settings.precision == "qnn",
-            max_image_width=settings.qnn_width if settings.precision == "qnn" else 8 * MAX_LATENT_WIDTH,
-            text_hidden_size=int(checkpoint.text_encoder.config.hidden_size),
-            runtime={"converted_on": cpu_platform(), "converted_on_cpu": cpu_info().describe(),
-                     "cpu": CPU_SESSION_OPTIONS[settings.precision],
-                     **({"qnn": NPU_SESSION_OPTIONS} if settings.precision == "qnn" else {})},
-        )
-        (bundle / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
+        manifest = write_manifest(
+            bundle, precision=settings.precision, source=checkpoint.source, revision=checkpoint.revision,
+            scheduler_config=checkpoint.scheduler_config, components=components,
+            latent_scale_factor=checkpoint.vae.config.scaling_factor, image_height=checkpoint.vae.config.sample_size,
+            text_hidden_size=checkpoint.text_encoder.config.hidden_size, qnn_width=settings.qnn_width)
         stages.finish("manifest")
     return manifest
 
@@ -254,43 +213,10 @@ def _module_bytes(module: Any) -> int:
 
 def _build_component(exported: ExportedModel, component: str, settings: ConvertSettings, bundle: Path,
                      calibration: Any) -> ComponentSpec:
-    from engine.export.onnx_export import describe_onnx
-
-    name = f"{component}.onnx"
-    if settings.precision == "fp32":
-        return ComponentSpec(file=name, inputs=exported.inputs, outputs=exported.outputs,
-                             validation={"max_abs_error_vs_torch": exported.max_abs_error_vs_torch})
-    from engine.bundle.reference import REFERENCE_SAMPLES, reference_file, write_reference
-    from engine.export.quantize import (
-        INT8_SNR_FLOORS_DB,
-        build_reference,
-        component_snr_db,
-        quantize_int8,
-        quantize_qnn,
-    )
-
-    samples = calibration.for_component(component)
-    if settings.precision == "qnn":
-        record = quantize_qnn(exported.path, bundle / name, component, samples)
-        snr = round(component_snr_db(exported.path, bundle / name, samples[:SNR_SAMPLES]), 2)
-    else:
-        record = quantize_int8(exported.path, bundle / name, component, calibration=samples,
-                               scored_on=samples[:SNR_SAMPLES], min_snr_db=INT8_SNR_FLOORS_DB.get(component))
-        snr = record.snr_db
-    inputs, outputs = describe_onnx(bundle / name)
-    validation: dict[str, Any] = {"max_abs_error_vs_torch": exported.max_abs_error_vs_torch}
-    if record.refused:
-        validation["int8_refused"] = record.refused
-    reference = ""
-    if record.scheme != "fp32":  # a copy of the fp32 model has no quantisation error to score
-        validation["snr_db_vs_fp32"] = snr
-        # What `model check` compares against on another CPU (ONNX Runtime's int8 kernels differ by CPU).
-        stored, reference_snr = build_reference(exported.path, bundle / name, samples[:REFERENCE_SAMPLES], inputs)
-        reference = reference_file(component)
-        write_reference(bundle / reference, stored)
-        validation["reference_snr_db"] = round(reference_snr, 2)
-    return ComponentSpec(file=name, inputs=inputs, outputs=outputs, quantization=record.scheme,
-                         validation=validation, reference=reference)
+    samples = calibration.for_component(component) if calibration is not None else []
+    return build_component(exported.path, component, settings.precision, bundle, samples, inputs=exported.inputs,
+                           outputs=exported.outputs,
+                           validation={"max_abs_error_vs_torch": exported.max_abs_error_vs_torch})
 
 
 def write_tokenizer(tokenizer: Any, path: Path) -> None:
@@ -305,15 +231,3 @@ def write_tokenizer(tokenizer: Any, path: Path) -> None:
     backend.enable_truncation(CONTEXT_LENGTH)
     backend.enable_padding(length=CONTEXT_LENGTH, pad_id=pad_id, pad_token=tokenizer.pad_token)
     backend.save(str(path))
-
-
-def _clean_scheduler_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The scheduler config as plain JSON (diffusers' FrozenDict and private keys dropped)."""
-    return {k: v for k, v in json.loads(json.dumps(dict(config), default=list)).items()
-            if not k.startswith("_") or k == "_class_name"}
-
-
-def _onnxruntime_version() -> str:
-    import onnxruntime
-
-    return onnxruntime.__version__

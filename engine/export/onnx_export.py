@@ -25,13 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from engine.bundle.build import MAX_LATENT_WIDTH, OPSET, describe_onnx
 from engine.bundle.manifest import TensorSpec
 from engine.errors import ModelBundleError
 
-OPSET = 18  # GroupNorm exports as InstanceNormalization, which the QNN HTP back end quantises cleanly.
 LATENT_HEIGHT = 64
 MIN_LATENT_WIDTH = 8  # 64 px
-MAX_LATENT_WIDTH = 256  # 2048 px (20 s of audio)
 # diffusers resizes to the skip connection's size when width % 2**num_upsamplers != 0: always, with this.
 ALWAYS_RESIZE_UPSAMPLERS = 1 << 30
 # torch.export cannot prove the dynamic UNet for 8 latent columns (three 2x down-samplings leave 1, a size
@@ -184,20 +183,6 @@ def _dynamic_shapes(component: str) -> tuple[Any, ...]:
 def _needs_external_data(module: Any) -> bool:
     size = sum(p.numel() * p.element_size() for p in module.parameters())
     return size > 1_800_000_000  # protobuf's 2 GB limit, with room for the graph
-
-
-def describe_onnx(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-    """Input and output specs as ONNX Runtime sees them (str dims are dynamic)."""
-    from engine.sessions import SessionSettings, create_session
-
-    session = create_session(path, SessionSettings())
-
-    def spec(arg: Any) -> TensorSpec:
-        dtype = arg.type.removeprefix("tensor(").removesuffix(")")
-        dtype = {"float": "float32", "double": "float64"}.get(dtype, dtype)
-        return TensorSpec(arg.name, dtype, tuple(d if isinstance(d, int) else str(d) for d in arg.shape))
-
-    return tuple(map(spec, session.get_inputs())), tuple(map(spec, session.get_outputs()))
 
 
 def check_against_torch(module: Any, path: Path, component: str, fixed_width: int | None) -> float:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InvalidInputError, ModelBundleError, reason
+from engine.model_get.get import folder_revision
 
 REQUIRED_FOLDERS = ("text_encoder", "tokenizer", "unet", "vae", "scheduler")
 CONFIG_FILES = {
@@ -125,19 +126,6 @@ def _has_tokenizer(folder: Path) -> bool:
 
 def _weight_files(folder: Path) -> list[Path]:
     return [p for pattern in WEIGHT_PATTERNS for p in folder.glob(pattern)]
-
-
-def folder_revision(folder: Path) -> str:
-    """A content id for a local folder: every config's bytes and every weight file's name and size."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        relative = path.relative_to(folder).as_posix()
-        digest.update(relative.encode())
-        if path.suffix in (".json", ".txt"):
-            digest.update(path.read_bytes())
-        else:
-            digest.update(str(path.stat().st_size).encode())
-    return "local-" + digest.hexdigest()[:16]
 
 
 def _load_folder(folder: Path, *, source: str, revision: str) -> Checkpoint:

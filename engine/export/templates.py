@@ -42,7 +42,9 @@ from engine.model_get.template import (
 )
 
 # Float constants of at most this many elements may stay in a graph unmatched (scalars, InstanceNorm's
-# per-group ones and zeros, the UNet's 160 timestep frequencies); a larger one must be a mapped weight.
+# per-group ones and zeros, the UNet's 160 timestep frequencies); a larger one must be a mapped weight,
+# unless it holds at most two values (the text encoder's causal mask of 0 and -100 at fixed shapes):
+# random weights, or anything computed from them, never do.
 MAX_UNMAPPED_CONSTANT = 1024
 SEED = 1234
 
@@ -147,8 +149,8 @@ def strip_export(onnx_path: Path, component: str, module: Any, out: Path, inputs
         array = numpy_helper.to_array(init).astype(np.float32)
         hit = by_bytes.get(_digest(array))
         if hit is not None:
-            refs.append(WeightRef(init.name, hit[0], hit[1], tuple(array.shape)))
-        elif array.size > MAX_UNMAPPED_CONSTANT:
+            refs.append(WeightRef(init.name, hit[0], hit[1], tuple(array.shape), tuple(tensors[hit[0]].shape)))
+        elif array.size > MAX_UNMAPPED_CONSTANT and np.unique(array).size > 2:
             raise ModelBundleError(f"{component}'s exported constant {init.name} {list(array.shape)} matches no "
                                    "weight of the model: the export folds weights in a way the template "
                                    "cannot map; keep using `model convert` for this architecture")

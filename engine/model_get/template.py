@@ -43,15 +43,17 @@ class WeightRef:
     initializer: str
     source: str
     transform: str  # "none" or "transpose" (of a 2-D tensor)
-    shape: tuple[int, ...]  # the initializer's shape (the source's, transposed if so)
+    shape: tuple[int, ...]  # the initializer's shape
+    source_shape: tuple[int, ...]  # the checkpoint tensor's (the same values, reshaped or transposed)
 
     def to_dict(self) -> dict[str, Any]:
         return {"initializer": self.initializer, "source": self.source, "transform": self.transform,
-                "shape": list(self.shape)}
+                "shape": list(self.shape), "source_shape": list(self.source_shape)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WeightRef:
-        return cls(data["initializer"], data["source"], data["transform"], tuple(data["shape"]))
+        return cls(data["initializer"], data["source"], data["transform"], tuple(data["shape"]),
+                   tuple(data["source_shape"]))
 
 
 @dataclass(frozen=True)
@@ -126,10 +128,9 @@ def check_fits(template: ComponentTemplate, weights: WeightSource, described: st
     """Every weight the graph needs is in `weights` with the right shape, before anything is written."""
     for ref in template.weights:
         shape = weights.shape(ref.source)
-        expected = ref.shape[::-1] if ref.transform == "transpose" else ref.shape
-        if _squeezed(shape) != _squeezed(expected):
+        if _squeezed(shape) != _squeezed(ref.source_shape):
             raise ModelBundleError(f"{described}: {ref.source} is {list(shape)}, the architecture needs "
-                                   f"{list(expected)}; the weights do not belong to this model's configs, "
+                                   f"{list(ref.source_shape)}; the weights do not belong to this model's configs, "
                                    "download the model again")
 
 
@@ -190,9 +191,9 @@ def _prepared(array: np.ndarray, ref: WeightRef) -> np.ndarray:
     if array.dtype.kind != "f":
         raise ModelBundleError(f"{ref.source} holds {array.dtype} values where weights are floats: "
                                "the checkpoint is damaged, download it again")
-    array = array.astype(np.float32, copy=False)
+    array = array.astype(np.float32, copy=False).reshape(ref.source_shape)
     if ref.transform == "transpose":
-        array = array.reshape(ref.shape[::-1]).T
+        array = array.T
     return np.ascontiguousarray(array.reshape(ref.shape), dtype="<f4")
 
 

@@ -112,9 +112,9 @@ def main() -> None:
     from test_int8_every_cpu import run_model
 
     from engine.bundle import open_bundle
+    from engine.bundle.quantize import quantize_int8
     from engine.bundle.reference import snr_db
     from engine.cpu_features import cpu_info
-    from engine.export.quantize import quantize_int8
     from engine.generation.pipeline import LoopGenerator
 
     prompts = PROMPTS[: args.prompts]

@@ -71,7 +71,7 @@ def measure(model: str, fixed: bool, batch: int, latent_width: int, runs: int, s
 
 
 def matmul_only(fp32_unet: Path) -> Path:
-    from engine.export.quantize import quantize_int8
+    from engine.bundle.quantize import quantize_int8
 
     out = WORK / "dynamic_u8_matmul" / "unet.onnx"
     if not out.exists():

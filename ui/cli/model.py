@@ -1,4 +1,5 @@
-"""`riffstudio model convert|check`: make a model bundle from a checkpoint, and prove it runs here."""
+"""`riffstudio model get|convert|check|compile`: get a model bundle (no torch), make one from a checkpoint with
+torch, prove it runs here, compile it for a Snapdragon NPU."""
 
 from __future__ import annotations
 
@@ -13,6 +14,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("model", help="convert a checkpoint to a model bundle, check a bundle",
                                    description="Model bundles: what the engine runs.")
     commands = parser.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+
+    get = commands.add_parser(
+        "get", help="download riffusion (or another model) and make a bundle of it: no torch needed",
+        description="Get SOURCE (default: riffusion/riffusion-model-v1 from the Hugging Face Hub; any Hub repo "
+        "or local folder in the diffusers layout) as a model bundle. The download resumes where it stopped "
+        "and every file is checked; the bundle goes into the models folder unless --out says otherwise.")
+    get.add_argument("source", metavar="SOURCE", nargs="?", default=None,
+                     help="a Hugging Face id (default: riffusion/riffusion-model-v1) or a diffusers folder")
+    get.add_argument("--precision", choices=("auto", "fp32", "int8", "qnn"), default="auto",
+                     help="auto (default): qnn where the Snapdragon NPU provider is present, else int8; "
+                     + PRECISION_HELP)
+    get.add_argument("--out", type=Path, metavar="BUNDLE",
+                     help="bundle folder to write (default: MODELS/<name>-<precision> in the models folder)")
+    get.add_argument("--revision", default="main", help="a Hub branch, tag or commit (default: main)")
+    get.add_argument("--keep-download", action="store_true",
+                     help="keep the downloaded files in the cache (default: removed once the bundle is made)")
+    get.add_argument("--plan", action="store_true",
+                     help="only say what the get would download and need (bytes, disk, build time), then stop")
+    get.add_argument("--discard", action="store_true",
+                     help="remove what earlier gets of SOURCE downloaded (kept to resume them), then stop")
+    get.add_argument("--json", action="store_true",
+                     help="progress and the result as JSON lines on stdout (what the desktop app reads)")
+    get.set_defaults(run=run_get)
 
     convert = commands.add_parser(
         "convert", help="convert a Stable Diffusion checkpoint to a model bundle (needs the export extra)",
@@ -59,16 +83,60 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compile_.set_defaults(run=run_compile)
 
 
+def run_get(args: argparse.Namespace) -> int:
+    from engine.atomic import write_errors
+    from engine.model_get.download import DEFAULT_REPO
+    from engine.model_get.get import GetSettings, get_model, models_folder
+    from ui.cli.progress import JsonProgress, TerminalProgress
+
+    settings = GetSettings(source=args.source or DEFAULT_REPO, precision=args.precision, out=args.out,
+                           revision=args.revision, keep_download=args.keep_download)
+    if args.plan or args.discard:
+        return _get_plan_or_discard(args, settings)
+    progress = JsonProgress() if args.json else TerminalProgress()
+    say = progress.note if args.json else print
+    try:
+        with write_errors(args.out or models_folder()):
+            bundle = get_model(settings, progress=progress.detailed, say=say)
+    finally:
+        progress.close()
+    if args.json:
+        progress.result({"bundle": str(bundle)})
+    else:
+        print(f"wrote {bundle}; the app uses the newest bundle of the models folder. Make a loop with: "
+              f'riffstudio generate "funky slap bass, 100 bpm" --model {bundle} --out loop.wav')
+    return 0
+
+
+def _get_plan_or_discard(args: argparse.Namespace, settings) -> int:
+    import json
+
+    from engine.model_get.get import discard_download, plan_get
+
+    if args.discard:
+        removed = discard_download(settings.source)
+        result = {"event": "discarded", "folders": [str(p) for p in removed]}
+        text = f"removed {len(removed)} download(s) of {settings.source}" if removed else "nothing to remove"
+    else:
+        plan = plan_get(settings)
+        result, text = {"event": "plan", **plan.to_dict()}, plan.describe()
+    print(json.dumps(result) if args.json else text)
+    return 0
+
+
 def run_convert(args: argparse.Namespace) -> int:
     from engine.atomic import write_errors
+    from engine.errors import InvalidInputError
+    from engine.model_get.template_store import INSTALL_EXPORT, export_extra_installed
 
     try:
         from engine.export.convert import ConvertSettings, convert
     except ImportError as error:  # the app folder ships no conversion code (no torch)
-        from engine.errors import InvalidInputError
-
-        raise InvalidInputError(f"model conversion is not part of this install ({error.name} is missing): run "
-                                "it from a source install with the export extra (pip install -e '.[export]')") from None
+        raise InvalidInputError(f"model conversion is not part of this install ({error.name} is missing): get a "
+                                "model with `riffstudio model get` instead") from None
+    if not export_extra_installed():
+        raise InvalidInputError(f"model convert needs the export extra (torch): {INSTALL_EXPORT}; or get the model "
+                                "without torch: riffstudio model get")
     from ui.cli.progress import TerminalProgress
 
     settings = ConvertSettings(source=args.source, out=args.out, precision=args.precision,

@@ -1,0 +1,168 @@
+"""A diffusers checkpoint folder -> a model bundle, with ONNX Runtime, numpy and onnx only.
+
+The same bundle `model convert` writes (engine/bundle/build.py writes both), made another way: the
+weights are poured into the architecture's templates (engine/model_get/template.py) instead of exported
+by torch, and quantisation calibrates on real spectrograms through the forward process
+(engine/model_get/calibration.py) instead of guided denoising runs. Everything a producer can get wrong
+is checked before the first weight is written: the folder's pieces, the architecture, every weight's
+name and shape, the output folder.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.atomic import atomic_path, check_writable
+from engine.bundle.build import MAX_LATENT_WIDTH, MIN_QNN_WIDTH, build_component, write_manifest
+from engine.bundle.manifest import COMPONENTS, MANIFEST_NAME, PRECISIONS, TOKENIZER_NAME, Manifest
+from engine.errors import InvalidInputError, ModelBundleError
+from engine.model_get.architecture import CONFIG_FOLDERS, read_architecture
+from engine.model_get.calibration import CalibrationPlan, calibration_feeds
+from engine.model_get.clip_tokenizer import write_clip_tokenizer
+from engine.model_get.template import WEIGHT_FOLDER, TemplateSet, check_fits, fill
+from engine.model_get.template_store import templates_for, variant_for
+from engine.model_get.weights import FolderWeights, WeightFiles, read_json, weight_files
+
+Progress = Callable[[str, float], None]
+# Share of the build each stage takes (measured at full size, int8): pouring is disk-bound, quantising
+# the UNet and scoring the models dominate.
+STAGES = {"templates": 0.02, "tokenizer": 0.01, "pour": 0.22, "calibration": 0.10, "text_encoder": 0.05,
+          "unet": 0.35, "vae_decoder": 0.15, "vae_encoder": 0.05, "manifest": 0.05}
+LABELS = {"templates": "finding the model graphs", "tokenizer": "writing the tokenizer",
+          "pour": "pouring the weights into the graphs", "calibration": "calibrating on spectrograms",
+          "manifest": "hashing files"}
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    folder: Path  # a diffusers Stable Diffusion folder (configs, tokenizer, weights)
+    out: Path
+    precision: str = "int8"
+    qnn_width: int = 512
+    source: str = ""  # where it came from, for the manifest (a Hub id, a folder)
+    revision: str = ""  # the Hub commit, or a content id of the folder
+
+    def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise InvalidInputError(f"unknown precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
+        if self.qnn_width % 8 or not MIN_QNN_WIDTH <= self.qnn_width <= 8 * MAX_LATENT_WIDTH:
+            raise InvalidInputError(f"width {self.qnn_width} px is not possible for the NPU: use a multiple of 8 "
+                                    f"from {MIN_QNN_WIDTH} to {8 * MAX_LATENT_WIDTH}")
+        out = Path(self.out)
+        if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_NAME).exists())):
+            raise InvalidInputError(f"{out} exists and is not a model bundle: choose another --out "
+                                    "(an existing bundle there is replaced)")
+        check_writable(out, directory=True)
+
+
+class _Stages:
+    def __init__(self, progress: Progress | None) -> None:
+        self._progress, self._done = progress, 0.0
+
+    def report(self, stage: str, fraction: float, label: str | None = None) -> None:
+        if self._progress:
+            self._progress(label or LABELS.get(stage, stage), min(1.0, self._done + STAGES[stage] * fraction))
+
+    def finish(self, stage: str) -> None:
+        self._done += STAGES[stage]
+
+
+def build_bundle(settings: BuildSettings, progress: Progress | None = None,
+                 say: Callable[[str], None] = print) -> Manifest:
+    """Build the bundle `settings` describe; returns its manifest. `say` gets one-off notes (a template build)."""
+    settings.validate()
+    folder = Path(settings.folder)
+    stages = _Stages(progress)
+    stages.report("templates", 0.0)
+    architecture = read_architecture(folder)
+    files = _weight_files(folder)
+    scheduler_config = read_json(folder / "scheduler" / "scheduler_config.json")
+    raw_configs = {name: read_json(folder / name / "config.json") for name in CONFIG_FOLDERS}
+    templates = templates_for(architecture, raw_configs, variant_for(settings.precision, settings.qnn_width), say)
+    weights = {name: FolderWeights(folder / name, files[name]) for name in files}
+    try:
+        for component in COMPONENTS:
+            check_fits(templates.components[component], weights[WEIGHT_FOLDER[component]], f"{folder}/"
+                       f"{WEIGHT_FOLDER[component]}")
+        stages.finish("templates")
+        return _build(settings, templates, weights, architecture, scheduler_config, stages)
+    finally:
+        for source in weights.values():
+            source.close()
+
+
+def _build(settings: BuildSettings, templates: TemplateSet, weights: dict[str, FolderWeights], architecture,
+           scheduler_config: dict, stages: _Stages) -> Manifest:
+    from engine.tokenizer import PromptTokenizer
+
+    out, folder = Path(settings.out), Path(settings.folder)
+    with atomic_path(out, directory=True) as bundle, tempfile.TemporaryDirectory(
+            prefix=".riffstudio-get-", dir=out.parent) as work:
+        stages.report("tokenizer", 0.0)
+        write_clip_tokenizer(folder / "tokenizer", bundle / TOKENIZER_NAME)
+        stages.finish("tokenizer")
+        fp32_folder = bundle if settings.precision == "fp32" else Path(work)
+        fp32: dict[str, Path] = {}
+        sizes = {c: sum(int(np.prod(w.shape)) for w in templates.components[c].weights)
+                 for c in COMPONENTS}
+        total, done = sum(sizes.values()) or 1, 0
+        for component in COMPONENTS:
+            def poured(fraction: float, component: str = component, done: int = done) -> None:
+                stages.report("pour", (done + fraction * sizes[component]) / total, f"pouring the {component} weights")
+
+            fp32[component] = fill(templates, component, weights[WEIGHT_FOLDER[component]],
+                                   fp32_folder / f"{component}.onnx", poured)
+            done += sizes[component]
+        stages.finish("pour")
+        samples: dict[str, list] = {c: [] for c in COMPONENTS}
+        if settings.precision != "fp32":
+            stages.report("calibration", 0.0)
+            plan = CalibrationPlan(width=templates.fixed_width or CalibrationPlan.width,
+                                   timesteps=CalibrationPlan.timesteps if settings.precision == "qnn" else 1)
+            samples = calibration_feeds(fp32, PromptTokenizer(bundle / TOKENIZER_NAME), scheduler_config,
+                                        latent_scale_factor=_scale(folder), plan=plan,
+                                        progress=lambda f: stages.report("calibration", f))
+        stages.finish("calibration")
+        components = {}
+        for component in COMPONENTS:
+            template = templates.components[component]
+            if settings.precision != "fp32":
+                stages.report(component, 0.0, f"quantising the {component}")
+            components[component] = build_component(
+                fp32[component], component, settings.precision, bundle, samples[component],
+                inputs=template.inputs, outputs=template.outputs,
+                validation={"template": f"{templates.variant} {templates.signature} {templates.export_key}"})
+            stages.finish(component)
+        stages.report("manifest", 0.0)
+        manifest = write_manifest(
+            bundle, precision=settings.precision, source=settings.source or str(folder.resolve()),
+            revision=settings.revision, scheduler_config=scheduler_config, components=components,
+            latent_scale_factor=_scale(folder), image_height=_image_height(folder),
+            text_hidden_size=int(architecture.value("text_encoder", "hidden_size")), qnn_width=settings.qnn_width)
+        stages.finish("manifest")
+    return manifest
+
+
+def _weight_files(folder: Path) -> dict[str, WeightFiles]:
+    found = {}
+    for name in ("text_encoder", "unet", "vae"):
+        files = weight_files(folder / name)
+        if files is None:
+            raise ModelBundleError(f"{folder}/{name} has no weights (.safetensors or .bin): the download is "
+                                   "incomplete, fetch the whole model folder again")
+        found[name] = files
+    return found
+
+
+def _scale(folder: Path) -> float:
+    return float(read_json(folder / "vae" / "config.json").get("scaling_factor", 0.18215))
+
+
+def _image_height(folder: Path) -> int:
+    """The spectrogram's height: the VAE's sample size (512 for riffusion)."""
+    return int(read_json(folder / "vae" / "config.json").get("sample_size", 512))
