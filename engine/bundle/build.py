@@ -16,9 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from engine.atomic import check_writable
 from engine.bundle.files import file_entries
 from engine.bundle.manifest import MANIFEST_NAME, ComponentSpec, Manifest, TensorSpec, cpu_platform
 from engine.cpu_features import cpu_info
+from engine.errors import InvalidInputError
 from engine.version import __version__
 
 # GroupNorm exports as InstanceNormalization at opset 18, which the QNN HTP back end quantises cleanly.
@@ -38,6 +40,20 @@ CPU_SESSION_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
 NPU_SESSION_OPTIONS: dict[str, Any] = {"htp_performance_mode": "burst", "context_cache": True}
 
 Feeds = Mapping[str, np.ndarray]
+
+
+def check_qnn_width(width: int) -> None:
+    if width % 8 or not MIN_QNN_WIDTH <= width <= 8 * MAX_LATENT_WIDTH:
+        raise InvalidInputError(f"width {width} px is not possible for the NPU: use a multiple of 8 "
+                                f"from {MIN_QNN_WIDTH} to {8 * MAX_LATENT_WIDTH}")
+
+
+def check_bundle_out(out: Path) -> None:
+    """`out` may become a bundle: absent, empty, or a bundle (replaced); and writable."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_NAME).exists())):
+        raise InvalidInputError(f"{out} exists and is not a model bundle: choose another --out "
+                                "(an existing bundle there is replaced)")
+    check_writable(out, directory=True)
 
 
 def build_component(fp32: Path, component: str, precision: str, bundle: Path, samples: Sequence[Feeds], *,

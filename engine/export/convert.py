@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.atomic import atomic_path, check_writable, check_writable_folder
-from engine.bundle.build import MAX_LATENT_WIDTH, MIN_QNN_WIDTH, SNR_SAMPLES, build_component, write_manifest
-from engine.bundle.manifest import COMPONENTS, MANIFEST_NAME, PRECISIONS, TOKENIZER_NAME, ComponentSpec, Manifest
+from engine.atomic import atomic_path, check_writable_folder
+from engine.bundle.build import SNR_SAMPLES, build_component, check_bundle_out, check_qnn_width, write_manifest
+from engine.bundle.manifest import COMPONENTS, PRECISIONS, TOKENIZER_NAME, ComponentSpec, Manifest
 from engine.cpu_features import usable_cpus
 from engine.errors import InvalidInputError, ModelBundleError
 from engine.export.export_cache import export_with_cache
@@ -54,13 +54,7 @@ class ConvertSettings:
     def validate(self) -> None:
         if self.precision not in PRECISIONS:
             raise InvalidInputError(f"unknown precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
-        if self.qnn_width % 8 or not MIN_QNN_WIDTH <= self.qnn_width <= 8 * MAX_LATENT_WIDTH:
-            raise InvalidInputError(f"width {self.qnn_width} px is not possible for the NPU: use a multiple of 8 "
-                                    f"from {MIN_QNN_WIDTH} to {8 * MAX_LATENT_WIDTH}")
-        out = Path(self.out)
-        if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_NAME).exists())):
-            raise InvalidInputError(f"{out} exists and is not a model bundle: choose another --out "
-                                    "(an existing bundle there is replaced)")
+        check_qnn_width(self.qnn_width)
         if self.calibration_prompts is not None and self.precision != "qnn":
             raise InvalidInputError("--calibration-prompts only applies to --precision qnn")
         if self.calibration_prompts is not None:
@@ -68,7 +62,7 @@ class ConvertSettings:
         if self.config is not None:
             check_config_folder(self.source, Path(self.config))
         # Last: the cheap checks above fail first; these touch the disk. Minutes of export come after.
-        check_writable(out, directory=True)
+        check_bundle_out(Path(self.out))
         if self.export_cache is not None:
             check_writable_folder(self.export_cache)
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.atomic import atomic_path, check_writable
-from engine.bundle.build import MAX_LATENT_WIDTH, MIN_QNN_WIDTH, build_component, write_manifest
-from engine.bundle.manifest import COMPONENTS, MANIFEST_NAME, PRECISIONS, TOKENIZER_NAME, Manifest
+from engine.atomic import atomic_path
+from engine.bundle.build import build_component, check_bundle_out, check_qnn_width, write_manifest
+from engine.bundle.manifest import COMPONENTS, PRECISIONS, TOKENIZER_NAME, Manifest
 from engine.errors import InvalidInputError, ModelBundleError
 from engine.model_get.architecture import CONFIG_FOLDERS, read_architecture
 from engine.model_get.calibration import CalibrationPlan, calibration_feeds
@@ -50,14 +50,8 @@ class BuildSettings:
     def validate(self) -> None:
         if self.precision not in PRECISIONS:
             raise InvalidInputError(f"unknown precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
-        if self.qnn_width % 8 or not MIN_QNN_WIDTH <= self.qnn_width <= 8 * MAX_LATENT_WIDTH:
-            raise InvalidInputError(f"width {self.qnn_width} px is not possible for the NPU: use a multiple of 8 "
-                                    f"from {MIN_QNN_WIDTH} to {8 * MAX_LATENT_WIDTH}")
-        out = Path(self.out)
-        if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_NAME).exists())):
-            raise InvalidInputError(f"{out} exists and is not a model bundle: choose another --out "
-                                    "(an existing bundle there is replaced)")
-        check_writable(out, directory=True)
+        check_qnn_width(self.qnn_width)
+        check_bundle_out(Path(self.out))
 
 
 class _Stages:

@@ -190,7 +190,7 @@ def _fetch(plan: DownloadPlan, remote: RemoteFile, final: Path, done: int, progr
             hf_raise_for_status(response)
             if have and response.status_code != 206:  # the server ignored the Range: start again
                 digest, done, have = _hasher(remote), done - have, 0
-            with partial.open("ab" if have else "wb") as out:
+            with partial.open("ab" if have else "wb") as out, _cut_off(remote, have):
                 for block in response.iter_bytes(CHUNK):
                     if cancelled is not None and cancelled():
                         raise CancelledError(f"download stopped; {partial.name} is kept, run model get again "
@@ -206,6 +206,23 @@ def _fetch(plan: DownloadPlan, remote: RemoteFile, final: Path, done: int, progr
         raise _Damaged("size" if have != remote.size else "sha256" if remote.sha256 else "git blob id", have)
     os.replace(partial, final)
     return done
+
+
+@contextlib.contextmanager
+def _cut_off(remote: RemoteFile, had: int) -> Iterator[None]:
+    """A transfer that breaks mid-file (a dropped connection, a closed laptop) as one line: what was kept."""
+    try:
+        yield
+    except Exception as error:
+        if isinstance(error, CancelledError) or not _is_transport_error(error):
+            raise
+        raise ModelBundleError(f"downloading {remote.path} stopped ({reason(error, 80)}): run model get again, "
+                               "it continues where it stopped") from None
+
+
+def _is_transport_error(error: BaseException) -> bool:
+    return isinstance(error, OSError) or type(error).__module__.split(".")[0] in (
+        "httpx2", "httpx", "httpcore2", "httpcore")
 
 
 def _hasher(remote: RemoteFile):
@@ -284,7 +301,7 @@ def hub_errors(repo_id: str) -> Iterator[None]:
         raise ModelBundleError(f"cannot download {repo_id}: no connection to Hugging Face ({reason(error, 80)}); "
                                f"{offline}") from None
     except Exception as error:  # httpx2's transport errors are not OSErrors
-        if type(error).__module__.split(".")[0] in ("httpx2", "httpx", "httpcore2", "httpcore"):
+        if _is_transport_error(error):
             raise ModelBundleError(f"cannot download {repo_id}: no connection to Hugging Face "
                                    f"({reason(error, 80)}); {offline}") from None
         raise

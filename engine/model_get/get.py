@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.atomic import check_writable
-from engine.bundle.manifest import MANIFEST_NAME, PRECISIONS
+from engine.bundle.build import check_bundle_out, check_qnn_width
+from engine.bundle.manifest import PRECISIONS
 from engine.errors import InvalidInputError
 from engine.model_get.bundle_build import BuildSettings, build_bundle
 from engine.model_get.download import (
@@ -115,11 +115,12 @@ def plan_get(settings: GetSettings) -> GetPlan:
     """Plan a get from the Hub: the files, the bytes left, the disk it needs (refused in one line when it is
     not there) and the build's duration."""
     precision = resolve_precision(settings.precision)
+    check_qnn_width(settings.qnn_width)
     source = settings.source
     if not is_hub_id(source):
         raise InvalidInputError(f"{source} is neither a folder nor a Hugging Face id (like {DEFAULT_REPO}): check it")
     out = Path(settings.out) if settings.out else models_folder() / default_bundle_name(source, precision)
-    _check_out(out)
+    check_bundle_out(out)
     plan = plan_download(source, settings.revision, prefer_fp16=precision != "fp32")
     folder = downloads_folder() / source.replace("/", "--") / plan.commit
     fp32_bytes = _fp32_bytes(plan)
@@ -144,9 +145,10 @@ def get_model(settings: GetSettings, progress: Progress | None = None,
     local = Path(settings.source).expanduser()
     if local.is_dir():
         precision = resolve_precision(settings.precision)
+        check_qnn_width(settings.qnn_width)
         out = Path(settings.out) if settings.out else models_folder() / default_bundle_name(settings.source,
                                                                                              precision)
-        _check_out(out)
+        check_bundle_out(out)
         return _build(local, out, precision, settings, source=str(local.resolve()),
                       revision=folder_revision(local), progress=progress, say=say, start=0.0)
     if local.is_file():
@@ -185,13 +187,6 @@ def _build(folder: Path, out: Path, precision: str, settings: GetSettings, *, so
     build_bundle(BuildSettings(folder=folder, out=out, precision=precision, qnn_width=settings.qnn_width,
                                source=source, revision=revision), progress=built, say=say)
     return out
-
-
-def _check_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_NAME).exists())):
-        raise InvalidInputError(f"{out} exists and is not a model bundle: choose another --out "
-                                "(an existing bundle there is replaced)")
-    check_writable(out, directory=True)
 
 
 def _fp32_bytes(plan: DownloadPlan) -> int:

@@ -50,24 +50,29 @@ def templates_for(architecture: Architecture, raw_configs: dict, variant: str,
     templates = find_templates(architecture, variant)
     if templates is not None:
         return templates
-    try:
-        from engine.export.templates import build_templates
-    except ImportError:
-        build_templates = None
-    if build_templates is None or not export_extra_installed():
+    if export_extra_missing() is not None:
         raise ModelBundleError(f"this model's architecture ({_describe(architecture)}) is not SD 1.5's, so riffstudio "
                                "has no ready-made graph for it: install the export extra once "
                                f"({INSTALL_EXPORT}) and run model get again, which builds it")
     folder = cache_folder() / f"{architecture.signature}-{variant}"
     say(f"building the {variant} model graphs for this architecture ({_describe(architecture)}) once, with torch; "
         f"kept in {folder}")
+    from engine.export.templates import build_templates
+
     return build_templates(raw_configs, variant, folder)
 
 
-def export_extra_installed() -> bool:
-    from importlib.util import find_spec
+def export_extra_missing() -> str | None:
+    """The first package of the export extra that cannot be imported here (None: all can). Imported for real:
+    a package that is present but broken is as missing as an absent one."""
+    import importlib
 
-    return all(find_spec(name) is not None for name in ("torch", "diffusers", "transformers", "onnxscript"))
+    for name in ("engine.export.templates", "torch", "diffusers", "transformers", "onnxscript"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            return name
+    return None
 
 
 def _describe(architecture: Architecture) -> str:

@@ -11,6 +11,11 @@ from pathlib import Path
 
 EXPORT_FORMATS = ("wav", "flac", "aiff")  # Export...; drags always hand out WAV
 THEMES = ("dark", "light")
+GET_PRECISIONS = ("auto", "int8", "fp32", "qnn")  # `model get --precision`: auto is qnn with a Snapdragon NPU, else int8
+# engine.sessions.HTP_PERFORMANCE_MODES (a test keeps them equal): that module imports ONNX Runtime, which the
+# window's process never does.
+NPU_MODES = ("burst", "balanced", "default", "high_performance", "high_power_saver", "low_balanced",
+             "low_power_saver", "power_saver", "sustained_high_performance", "extreme_power_saver")
 
 
 def default_export_dir() -> str:
@@ -33,9 +38,17 @@ class AppSettings:
     theme: str = "dark"
     volume: float = 0.8
     loop_playback: bool = True
+    models_dir: str = ""  # "" = the user data folder's models/ (where `riffstudio model get` puts bundles)
+    get_precision: str = "auto"  # what "Get Riffusion" makes
+    unfinished_get: str = ""  # a get paused, failed or cut off by closing the app (GetRequest.to_text()): resumable
 
     def export_folder(self) -> Path:
         return Path(self.export_dir or default_export_dir())
+
+    def models_folder(self) -> Path:
+        from engine.model_get.installed import models_folder
+
+        return Path(self.models_dir) if self.models_dir else models_folder()
 
 
 def load_settings() -> AppSettings:

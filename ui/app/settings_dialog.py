@@ -1,5 +1,5 @@
-"""Settings: export folder and format, audio device, provider, NPU mode, engine threads, theme.
-Edits a copy; the window gets a new frozen AppSettings on OK."""
+"""Settings: export folder and format, audio device, provider, NPU mode, engine threads, theme, the models
+folder and the precision "Get Riffusion" makes. Edits a copy; the window gets a new frozen AppSettings on OK."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ui.app.settings import EXPORT_FORMATS, THEMES, AppSettings
+from ui.app.settings import EXPORT_FORMATS, GET_PRECISIONS, NPU_MODES, THEMES, AppSettings
 
 
 def output_devices() -> list[str]:
@@ -52,18 +52,28 @@ class SettingsDialog(QDialog):
         self.provider.addItems(["auto", "cpu", "qnn"])
         self.provider.setCurrentText(settings.provider)
         self.npu_mode = QComboBox()
-        from engine.sessions import HTP_PERFORMANCE_MODES
-
-        self.npu_mode.addItems(list(HTP_PERFORMANCE_MODES))
+        self.npu_mode.addItems(list(NPU_MODES))
         self.npu_mode.setCurrentText(settings.npu_mode)
         self.threads = QSpinBox(minimum=0, maximum=64, value=settings.engine_threads)
         self.threads.setSpecialValueText("physical cores")
         self.theme = QComboBox()
         self.theme.addItems(list(THEMES))
         self.theme.setCurrentText(settings.theme)
+        self.models_dir = QLineEdit(str(settings.models_folder()), objectName="models_dir")
+        self.models_dir.setToolTip("Where Get Riffusion puts model bundles, and where the app looks for them")
+        browse_models = QPushButton("Choose…")
+        browse_models.clicked.connect(self._browse_models)
+        self.get_precision = QComboBox()
+        self.get_precision.addItems(list(GET_PRECISIONS))
+        self.get_precision.setCurrentText(settings.get_precision)
+        self.get_precision.setToolTip("auto: qnn for the NPU of a Snapdragon laptop, else int8 for the CPU; "
+                                      "fp32 is the reference (largest, slowest)")
         folder = QHBoxLayout()
         folder.addWidget(self.export_dir, 1)
         folder.addWidget(browse)
+        models = QHBoxLayout()
+        models.addWidget(self.models_dir, 1)
+        models.addWidget(browse_models)
         form = QFormLayout(self)
         form.addRow("Export folder", folder)
         form.addRow("Format", self.export_format)
@@ -73,6 +83,8 @@ class SettingsDialog(QDialog):
         form.addRow("NPU mode", self.npu_mode)
         form.addRow("Engine threads", self.threads)
         form.addRow("Theme", self.theme)
+        form.addRow("Models folder", models)
+        form.addRow("Get Riffusion as", self.get_precision)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -83,9 +95,18 @@ class SettingsDialog(QDialog):
         if folder:
             self.export_dir.setText(folder)
 
+    def _browse_models(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Models folder", self.models_dir.text())
+        if folder:
+            self.models_dir.setText(folder)
+
     def value(self) -> AppSettings:
+        from engine.model_get.installed import models_folder
+
+        models = self.models_dir.text().strip()
         return replace(self.original, export_dir=self.export_dir.text().strip(),
                        export_format=self.export_format.currentText(), bit_depth=self.bit_depth.currentText(),
                        audio_device=self.device.currentData() or "", provider=self.provider.currentText(),
                        npu_mode=self.npu_mode.currentText(), engine_threads=self.threads.value(),
-                       theme=self.theme.currentText())
+                       theme=self.theme.currentText(), get_precision=self.get_precision.currentText(),
+                       models_dir="" if not models or models == str(models_folder()) else models)

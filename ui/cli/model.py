@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     get.add_argument("--out", type=Path, metavar="BUNDLE",
                      help="bundle folder to write (default: MODELS/<name>-<precision> in the models folder)")
     get.add_argument("--revision", default="main", help="a Hub branch, tag or commit (default: main)")
+    get.add_argument("--width", type=int, default=512, metavar="PX",
+                     help="qnn only: the one image width the NPU bundle generates (default 512 px, 5.12 s)")
     get.add_argument("--keep-download", action="store_true",
                      help="keep the downloaded files in the cache (default: removed once the bundle is made)")
     get.add_argument("--plan", action="store_true",
@@ -90,7 +92,7 @@ def run_get(args: argparse.Namespace) -> int:
     from ui.cli.progress import JsonProgress, TerminalProgress
 
     settings = GetSettings(source=args.source or DEFAULT_REPO, precision=args.precision, out=args.out,
-                           revision=args.revision, keep_download=args.keep_download)
+                           revision=args.revision, keep_download=args.keep_download, qnn_width=args.width)
     if args.plan or args.discard:
         return _get_plan_or_discard(args, settings)
     progress = JsonProgress() if args.json else TerminalProgress()
@@ -127,16 +129,17 @@ def _get_plan_or_discard(args: argparse.Namespace, settings) -> int:
 def run_convert(args: argparse.Namespace) -> int:
     from engine.atomic import write_errors
     from engine.errors import InvalidInputError
-    from engine.model_get.template_store import INSTALL_EXPORT, export_extra_installed
+    from engine.model_get.template_store import INSTALL_EXPORT, export_extra_missing
 
     try:
         from engine.export.convert import ConvertSettings, convert
     except ImportError as error:  # the app folder ships no conversion code (no torch)
         raise InvalidInputError(f"model conversion is not part of this install ({error.name} is missing): get a "
                                 "model with `riffstudio model get` instead") from None
-    if not export_extra_installed():
-        raise InvalidInputError(f"model convert needs the export extra (torch): {INSTALL_EXPORT}; or get the model "
-                                "without torch: riffstudio model get")
+    missing = export_extra_missing()
+    if missing is not None:
+        raise InvalidInputError(f"model convert needs the export extra ({missing} is missing): {INSTALL_EXPORT}; or "
+                                "get the model without torch: riffstudio model get")
     from ui.cli.progress import TerminalProgress
 
     settings = ConvertSettings(source=args.source, out=args.out, precision=args.precision,
