@@ -37,10 +37,13 @@ def make_private_home(prefix: str) -> tuple[Path, dict[str, str]]:
 @contextlib.contextmanager
 def engine_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every XDG folder in a fresh temporary home (short: Unix socket paths are limited to ~100 bytes);
-    any engine still running there at the end is killed."""
+    any engine still running there at the end is killed. The Hugging Face Hub is offline (a window with no
+    model asks `model get --plan` in a child; a test that wants a Hub serves tests/fake_hub.py's and sets
+    its `env()`, which turns this off)."""
     home, folders = make_private_home("rs-engine-")
     for name, folder in folders.items():
         monkeypatch.setenv(name, folder)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("RIFFSTUDIO_ENGINE_TEST_CRASH", raising=False)
     monkeypatch.delenv("RIFFSTUDIO_ENGINE_TEST_HANG", raising=False)
     try:

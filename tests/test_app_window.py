@@ -141,10 +141,10 @@ def test_settings_survive_a_restart(monkeypatch):
         assert load_settings() == chosen
 
 
-def test_the_model_manager_runs_model_check_in_a_child_process(qtbot, fp32_bundle):
+def test_the_model_manager_runs_model_check_in_a_child_process(qtbot, fp32_bundle, tmp_path):
     from ui.app.model_dialog import ModelDialog
 
-    dialog = ModelDialog(str(fp32_bundle), "")
+    dialog = ModelDialog(str(fp32_bundle), "", models=tmp_path / "models")
     qtbot.addWidget(dialog)
     qtbot.mouseClick(dialog.check, Qt.MouseButton.LeftButton)
     assert dialog.process is not None  # running, and the dialog (the GUI thread) is free meanwhile

@@ -317,3 +317,23 @@ def test_another_architecture_without_the_export_extra_is_one_line(run_cli, user
     assert not (tmp_path / "x").exists()
     convert = one_line(run_cli("model", "convert", tiny_sd_dir, "--out", tmp_path / "y", env=env))
     assert "needs the export extra" in convert and "model get" in convert
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
+def test_a_single_original_layout_file_gives_the_bundle_its_folder_gives(run_cli, user_dirs, tiny_sd_dir, tmp_path,
+                                                                         fp32_bundle, suffix):
+    """riffusion-model-v1.ckpt's layout (CompVis' names, a Lightning-style {"state_dict": ...} pickle for .ckpt),
+    read without torch. diffusers' own loader gives the folder's weights from such a file
+    (tests/test_single_file_source.py), so equal outputs mean our reading of the LDM names is right."""
+    from ldm_checkpoint import write_ldm_checkpoint
+
+    source = write_ldm_checkpoint(tiny_sd_dir, tmp_path / f"tiny-model{suffix}")
+    out = tmp_path / "from-file"
+    result = get(run_cli, user_dirs, source, "--precision", "fp32", "--out", out, "--config", tiny_sd_dir)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["source"] == str(source.resolve()) and manifest["source_revision"].startswith("file-")
+    for component, feeds in component_feeds(np.random.default_rng(9)).items():
+        assert np.array_equal(outputs(out, component, feeds), outputs(fp32_bundle, component, feeds)), component
+    wrong = one_line(get(run_cli, user_dirs, source, "--precision", "fp32", "--out", tmp_path / "sd15"))
+    assert "the architecture needs" in wrong and not (tmp_path / "sd15").exists()  # read as SD 1.5: the sizes differ

@@ -59,6 +59,33 @@ def test_qnn_libraries_keep_their_package_folder(build):
     assert not any(part in name for name in names for part in ("Genie", "QnnGpu", "QnnSaver"))
 
 
+def test_built_app_folder_gets_a_model_from_the_hub_and_makes_a_loop(build, tiny_sd_dir, tiny_templates, tmp_path):
+    """What a producer on a Snapdragon laptop runs: the app folder (no torch) downloads the model from a local
+    stand-in of the Hub, builds an int8 bundle and makes a loop with it. The tiny test model is not SD 1.5, so its
+    templates come from the test cache, as a source install's export extra would have left them."""
+    from fake_hub import FakeHub, FakeRepo
+
+    _, folder = build
+    cli = str(executable_in(folder))
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "HF_HOME": str(tmp_path / "hf"), "RIFFSTUDIO_TEMPLATE_CACHE": str(tiny_templates),
+           "QT_QPA_PLATFORM": "offscreen"}
+    with FakeHub([FakeRepo("riffusion/riffusion-model-v1", tiny_sd_dir)]) as hub:
+        got = subprocess.run([cli, "model", "get", "--precision", "int8", "--out", str(tmp_path / "bundle")],
+                             capture_output=True, text=True, timeout=300, env={**env, **hub.env()})
+    assert got.returncode == 0, got.stdout[-2000:] + got.stderr[-2000:]
+    assert (tmp_path / "bundle" / "manifest.json").is_file()
+    with pytest.MonkeyPatch.context() as monkeypatch, engine_home(monkeypatch):
+        tested = subprocess.run([cli, "--self-test", "--model", str(tmp_path / "bundle")], capture_output=True,
+                                text=True, timeout=300, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-2000:]
+    assert re.search(r"  ok    loop ", tested.stdout)
+
+
+def executable_in(folder: Path) -> Path:
+    return folder / ("riffstudio-cli.exe" if sys.platform == "win32" else "riffstudio-cli")
+
+
 def test_an_app_folder_holding_torch_fails_the_build_check(build):
     """Last in this file: it plants a torch package in the built folder."""
     _, folder = build

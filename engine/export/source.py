@@ -8,7 +8,6 @@ that names what is missing, not minutes later with a traceback.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InvalidInputError, ModelBundleError, reason
-from engine.model_get.get import folder_revision
+from engine.model_get.get import file_revision, folder_revision
 
 REQUIRED_FOLDERS = ("text_encoder", "tokenizer", "unet", "vae", "scheduler")
 CONFIG_FILES = {
@@ -35,7 +34,6 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 SINGLE_FILE_SUFFIXES = (".ckpt", ".safetensors")
 # SD 1.5's architecture (riffusion-model-v1's): configs and CLIP tokenizer, no weights.
 SD15_CONFIG = Path(__file__).parents[1] / "model_get" / "sd15_config"
-FINGERPRINT_BYTES = 8 << 20
 
 
 @dataclass
@@ -183,22 +181,6 @@ def _load_single_file(path: Path, config: Path) -> Checkpoint:
     return Checkpoint(text_encoder=pipeline.text_encoder, tokenizer=pipeline.tokenizer, unet=pipeline.unet,
                       vae=pipeline.vae, scheduler_config=read_scheduler_config(config),
                       source=str(path.resolve()), revision=file_revision(path, config))
-
-
-def file_revision(path: Path, config: Path) -> str:
-    """A content id for a single checkpoint file and its architecture, cheap on a 4-15 GB file.
-
-    Size plus the first and last 8 MiB (the header or pickle index and the last tensors) tell two
-    checkpoints apart in practice without reading gigabytes; the configs' bytes are hashed in full.
-    """
-    size = path.stat().st_size
-    digest = hashlib.sha256(str(size).encode())
-    with path.open("rb") as file:
-        digest.update(file.read(FINGERPRINT_BYTES))
-        file.seek(max(0, size - FINGERPRINT_BYTES))
-        digest.update(file.read(FINGERPRINT_BYTES))
-    digest.update(folder_revision(config).encode())
-    return "file-" + digest.hexdigest()[:16]
 
 
 def download_from_hub(repo_id: str) -> tuple[Path, str]:

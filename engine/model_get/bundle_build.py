@@ -24,9 +24,9 @@ from engine.errors import InvalidInputError, ModelBundleError
 from engine.model_get.architecture import CONFIG_FOLDERS, read_architecture
 from engine.model_get.calibration import CalibrationPlan, calibration_feeds
 from engine.model_get.clip_tokenizer import write_clip_tokenizer
-from engine.model_get.template import WEIGHT_FOLDER, TemplateSet, check_fits, fill
+from engine.model_get.template import WEIGHT_FOLDER, TemplateSet, WeightSource, check_fits, fill
 from engine.model_get.template_store import templates_for, variant_for
-from engine.model_get.weights import FolderWeights, WeightFiles, read_json, weight_files
+from engine.model_get.weights import FolderWeights, SingleFileModel, WeightFiles, read_json, weight_files
 
 Progress = Callable[[str, float], None]
 # Share of the build each stage takes (measured at full size, int8): pouring is disk-bound, quantising
@@ -40,12 +40,14 @@ LABELS = {"templates": "finding the model graphs", "tokenizer": "writing the tok
 
 @dataclass(frozen=True)
 class BuildSettings:
-    folder: Path  # a diffusers Stable Diffusion folder (configs, tokenizer, weights)
+    folder: Path  # a diffusers Stable Diffusion folder (configs, tokenizer, and weights unless weights_file)
     out: Path
     precision: str = "int8"
     qnn_width: int = 512
     source: str = ""  # where it came from, for the manifest (a Hub id, a folder)
     revision: str = ""  # the Hub commit, or a content id of the folder
+    # An original-layout single checkpoint file holding the weights (then `folder` has configs and tokenizer).
+    weights_file: Path | None = None
 
     def validate(self) -> None:
         if self.precision not in PRECISIONS:
@@ -74,23 +76,29 @@ def build_bundle(settings: BuildSettings, progress: Progress | None = None,
     stages = _Stages(progress)
     stages.report("templates", 0.0)
     architecture = read_architecture(folder)
-    files = _weight_files(folder)
     scheduler_config = read_json(folder / "scheduler" / "scheduler_config.json")
     raw_configs = {name: read_json(folder / name / "config.json") for name in CONFIG_FOLDERS}
-    templates = templates_for(architecture, raw_configs, variant_for(settings.precision, settings.qnn_width), say)
-    weights = {name: FolderWeights(folder / name, files[name]) for name in files}
+    if settings.weights_file is not None:
+        single = SingleFileModel(settings.weights_file, raw_configs)
+        weights, opened = {name: single.view(name) for name in CONFIG_FOLDERS}, [single]
+    else:
+        files = _weight_files(folder)
+        weights = {name: FolderWeights(folder / name, files[name]) for name in files}
+        opened = list(weights.values())
     try:
+        templates = templates_for(architecture, raw_configs, variant_for(settings.precision, settings.qnn_width),
+                                  say)
         for component in COMPONENTS:
             check_fits(templates.components[component], weights[WEIGHT_FOLDER[component]], f"{folder}/"
                        f"{WEIGHT_FOLDER[component]}")
         stages.finish("templates")
         return _build(settings, templates, weights, architecture, scheduler_config, stages)
     finally:
-        for source in weights.values():
+        for source in opened:
             source.close()
 
 
-def _build(settings: BuildSettings, templates: TemplateSet, weights: dict[str, FolderWeights], architecture,
+def _build(settings: BuildSettings, templates: TemplateSet, weights: dict[str, WeightSource], architecture,
            scheduler_config: dict, stages: _Stages) -> Manifest:
     from engine.tokenizer import PromptTokenizer
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from engine.bundle.build import check_bundle_out, check_qnn_width
 from engine.bundle.manifest import PRECISIONS
 from engine.errors import InvalidInputError
+from engine.model_get.architecture import SD15_CONFIGS
 from engine.model_get.bundle_build import BuildSettings, build_bundle
 from engine.model_get.download import (
     DEFAULT_REPO,
@@ -30,6 +31,7 @@ from engine.model_get.download import (
 )
 
 PRECISION_CHOICES = ("auto", *PRECISIONS)
+SINGLE_FILE_SUFFIXES = (".ckpt", ".safetensors")
 # A bundle's size per byte of fp32 weights (SD 1.5: 4.3 GB fp32 -> int8 1.2 GB, qnn 1.1 GB), to check the
 # disk before the first byte: the fp32 models are also written once as the quantiser's input.
 BUNDLE_BYTES_PER_FP32_BYTE = {"fp32": 1.0, "int8": 0.3, "qnn": 0.3}
@@ -37,6 +39,9 @@ BUNDLE_BYTES_PER_FP32_BYTE = {"fp32": 1.0, "int8": 0.3, "qnn": 0.3}
 # Seconds to build a bundle here per GB of fp32 weights, measured at full SD 1.5 size on a 2-core EPYC
 # (tests/benchmarks/results/model-get-full.md); shown before a get starts, so a rough figure.
 BUILD_SECONDS_PER_FP32_GB = {"fp32": 10.0, "int8": 45.0, "qnn": 300.0}
+
+# A single checkpoint file's content id reads its size and first and last 8 MiB, not gigabytes.
+FINGERPRINT_BYTES = 8 << 20
 
 # (stage label, overall fraction, detail): detail carries bytes for the download stage.
 Progress = Callable[[str, float, dict], None]
@@ -51,6 +56,8 @@ class GetSettings:
     revision: str = "main"
     keep_download: bool = False
     qnn_width: int = 512
+    # A single checkpoint file's architecture: a diffusers folder's configs and tokenizer (default: SD 1.5's).
+    config: Path | None = None
 
 
 def models_folder() -> Path:
@@ -143,6 +150,9 @@ def get_model(settings: GetSettings, progress: Progress | None = None,
               say: Callable[[str], None] = print, cancelled: Callable[[], bool] | None = None) -> Path:
     """Make the bundle `settings` describe; returns its folder. Every check comes before the first byte."""
     local = Path(settings.source).expanduser()
+    if settings.config is not None and not local.is_file():
+        raise InvalidInputError("--config only applies to a single .ckpt or .safetensors file: a diffusers folder or "
+                                "a Hugging Face id carries its own configs")
     if local.is_dir():
         precision = resolve_precision(settings.precision)
         check_qnn_width(settings.qnn_width)
@@ -152,9 +162,19 @@ def get_model(settings: GetSettings, progress: Progress | None = None,
         return _build(local, out, precision, settings, source=str(local.resolve()),
                       revision=folder_revision(local), progress=progress, say=say, start=0.0)
     if local.is_file():
-        raise InvalidInputError(f"{settings.source} is a single checkpoint file: model get takes a diffusers folder "
-                                "or a Hugging Face id; convert single files with `riffstudio model convert` "
-                                "(export extra)")
+        if local.suffix.lower() not in SINGLE_FILE_SUFFIXES:
+            raise InvalidInputError(f"{settings.source} is not a model: give a diffusers folder, a .ckpt or "
+                                    f".safetensors checkpoint, or a Hugging Face id like {DEFAULT_REPO}")
+        precision = resolve_precision(settings.precision)
+        check_qnn_width(settings.qnn_width)
+        out = Path(settings.out) if settings.out else models_folder() / default_bundle_name(local.stem, precision)
+        check_bundle_out(out)
+        # A single file holds weights only: the architecture, configs and tokenizer are SD 1.5's (riffusion's)
+        # unless a diffusers folder says otherwise.
+        config = Path(settings.config) if settings.config else SD15_CONFIGS
+        return _build(config, out, precision, settings, source=str(local.resolve()),
+                      revision=file_revision(local, config), progress=progress, say=say, start=0.0,
+                      weights_file=local)
     plan = plan_get(settings)
     say(plan.describe())
 
@@ -179,13 +199,14 @@ def discard_download(source: str) -> list[Path]:
 
 
 def _build(folder: Path, out: Path, precision: str, settings: GetSettings, *, source: str, revision: str,
-           progress: Progress | None, say: Callable[[str], None], start: float) -> Path:
+           progress: Progress | None, say: Callable[[str], None], start: float,
+           weights_file: Path | None = None) -> Path:
     def built(label: str, fraction: float) -> None:
         if progress:
             progress(label, start + (1 - start) * fraction, {})
 
     build_bundle(BuildSettings(folder=folder, out=out, precision=precision, qnn_width=settings.qnn_width,
-                               source=source, revision=revision), progress=built, say=say)
+                               source=source, revision=revision, weights_file=weights_file), progress=built, say=say)
     return out
 
 
@@ -211,3 +232,19 @@ def folder_revision(folder: Path) -> str:
         digest.update(path.relative_to(folder).as_posix().encode())
         digest.update(path.read_bytes() if path.suffix in (".json", ".txt") else str(path.stat().st_size).encode())
     return "local-" + digest.hexdigest()[:16]
+
+
+def file_revision(path: Path, config: Path) -> str:
+    """A content id for a single checkpoint file and its architecture, cheap on a 4-15 GB file.
+
+    Size plus the first and last 8 MiB (the header or pickle index and the last tensors) tell two
+    checkpoints apart in practice without reading gigabytes; the configs' bytes are hashed in full.
+    """
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as file:
+        digest.update(file.read(FINGERPRINT_BYTES))
+        file.seek(max(0, size - FINGERPRINT_BYTES))
+        digest.update(file.read(FINGERPRINT_BYTES))
+    digest.update(folder_revision(config).encode())
+    return "file-" + digest.hexdigest()[:16]

@@ -99,6 +99,47 @@ class FolderWeights:
         self.close()
 
 
+class SingleFileModel:
+    """An original-layout (LDM) single checkpoint file (`.ckpt`, `.safetensors`): all three models in one
+    state dict under CompVis' names. `view(folder)` answers for one model by today's diffusers names."""
+
+    def __init__(self, path: Path, configs: dict[str, dict]) -> None:
+        self.path = Path(path)
+        self._file = open_weight_file(self.path)
+        self._names = set(self._file.names())
+        self._configs = configs
+
+    def view(self, folder: str) -> _ModelView:
+        return _ModelView(self, folder)
+
+    def _find(self, folder: str, name: str) -> str:
+        from engine.model_get.ldm_names import ldm_names
+
+        for candidate in ldm_names(folder, name, self._configs):
+            if candidate in self._names:
+                return candidate
+        raise ModelBundleError(f"{self.path} has no tensor for {folder} {name}: it is not a Stable Diffusion 1.x "
+                               "checkpoint in the original layout, or is incomplete; give a diffusers folder instead")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass(frozen=True)
+class _ModelView:
+    model: SingleFileModel
+    folder: str
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.model._file.shape(self.model._find(self.folder, name)))
+
+    def read(self, name: str) -> np.ndarray:
+        return self.model._file.read(self.model._find(self.folder, name))
+
+    def close(self) -> None:
+        pass
+
+
 def _spellings(name: str) -> list[str]:
     """`name` as today's libraries write it, then as older ones did."""
     spellings = [name, f"text_model.{name}"]

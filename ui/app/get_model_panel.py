@@ -8,11 +8,23 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from ui.app.model_get_runner import GetProgress
+from engine.model_get.installed import size_text
+from ui.app.model_get_runner import GetPlan, GetProgress
 
 EMPTY_STATE = ("No model yet. Get Riffusion: it is downloaded once and then runs on this machine, nothing sent "
                "anywhere. Or use a model bundle folder you have, or convert a checkpoint.")
 STEPS = 1000  # the progress bar's resolution
+
+
+def offer_label(plan: GetPlan) -> str:
+    """"Get Riffusion (2.1 GB download, about 6 minutes here)", or "Resume getting Riffusion (1.3 GB left)" when
+    part of the download is kept from an earlier get."""
+    if plan.resuming:
+        if plan.remaining_bytes:
+            return f"Resume getting Riffusion ({size_text(plan.remaining_bytes)} left)"
+        return "Resume getting Riffusion (downloaded: the build is left)"
+    minutes = max(1, round(plan.estimated_build_seconds / 60))
+    return f"Get Riffusion ({size_text(plan.total_bytes)} download, about {minutes} minute{'s' * (minutes > 1)} here)"
 
 
 class GetModelPanel(QFrame):

@@ -28,7 +28,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.model_get.installed import InstalledBundle, bundle_name, list_bundles, models_folder, size_text
+from engine.errors import RiffstudioError
+from engine.model_get.installed import (
+    InstalledBundle,
+    bundle_name,
+    list_bundles,
+    models_folder,
+    remove_bundle,
+    size_text,
+)
 
 COLUMNS = ("Bundle", "Precision", "Size", "Source", "Created")
 
@@ -154,9 +162,6 @@ class ModelDialog(QDialog):
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(chosen.path)))
 
     def _remove_selected(self) -> None:
-        from engine.errors import RiffstudioError
-        from engine.model_get.installed import remove_bundle
-
         chosen = self.selected()
         if chosen is None:
             return
@@ -206,12 +211,15 @@ class ModelDialog(QDialog):
         errors: list[str] = []  # stderr's lines: the last one is the failure's one line
 
         def read_stdout() -> None:
-            self.log.appendPlainText(bytes(process.readAllStandardOutput()).decode(errors="replace").rstrip())
+            text = bytes(process.readAllStandardOutput()).decode(errors="replace").rstrip()
+            if text:
+                self.log.appendPlainText(text)
 
         def read_stderr() -> None:
             text = bytes(process.readAllStandardError()).decode(errors="replace")
             errors[:] = [*errors, *(line for line in text.splitlines() if line.strip())][-50:]
-            self.log.appendPlainText(text.rstrip())
+            if text.strip():
+                self.log.appendPlainText(text.rstrip())
 
         def finished(code: int, _status) -> None:
             read_stdout()

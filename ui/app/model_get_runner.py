@@ -123,7 +123,7 @@ class GetProgress:
 
 
 def clock(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
 
 
@@ -184,6 +184,11 @@ class ModelGetRunner(QObject):
             self._start("plan", request.arguments("--plan"))
         else:
             self._start_get(request)
+
+    def drop_plan(self) -> None:
+        """Forget a plan under way (a bundle was chosen meanwhile): the child is ended, nothing reported."""
+        if self.state == "planning":
+            self._abandon(self._process)
 
     def pause(self) -> None:
         """Stop the get; its download so far is kept for the next get of the same source (`paused`)."""

@@ -47,7 +47,9 @@ def apply_theme(app: QApplication, name: str = "dark") -> None:
         QLineEdit#prompt {{ font-size: 14px; padding: 7px 8px; }}
         QPushButton {{ padding: 5px 12px; border: 1px solid {colours['border']}; border-radius: 4px;
             background: {colours['button']}; }}
-        QPushButton#generate {{ background: {ACCENT}; color: #111; font-weight: 700; border: none; }}
+        QPushButton#generate, QPushButton#get_model {{ background: {ACCENT}; color: #111; font-weight: 700;
+            border: none; }}
+        QPushButton#get_model {{ padding: 8px 18px; }}
         QPushButton#generate:disabled {{ background: {colours['button']}; color: {colours['dim']}; }}
         QProgressBar {{ border: none; background: {colours['base']}; border-radius: 3px; }}
         QProgressBar::chunk {{ background: {ACCENT}; border-radius: 3px; }}

@@ -32,14 +32,15 @@ from ui.app.controller import EngineController, FinishedJob, JobRequest
 from ui.app.drag import drag_files, dropped_audio, file_mime_data, reveal_in_file_manager
 from ui.app.exports import ExportRequest, paint_width_for, width_for_seconds
 from ui.app.generate_panel import MAX_SEED, GeneratePanel, GenerateValues
+from ui.app.get_model_panel import EMPTY_STATE, GetModelPanel, offer_label
 from ui.app.library import Intent, Library, LibraryLoop, import_results
 from ui.app.library_model import LOOP_ROLE, describe
+from ui.app.model_get_runner import GetPlan, GetRequest, ModelGetRunner
 from ui.app.playback import Player
 from ui.app.queue_panel import QueuePanel, preview_image
 from ui.app.settings import AppSettings, load_settings, save_settings
 
-EMPTY_STATE = ("No model yet. Choose a model bundle folder (one made by `riffstudio model convert`, with "
-               "manifest.json inside) and type a prompt.")
+__all__ = ["EMPTY_STATE", "MainWindow", "library_path"]
 
 
 def library_path() -> Path:
@@ -68,6 +69,10 @@ class MainWindow(QMainWindow):
         self.audio_message_shown = False
         self.bundle_problem = ""
         self.closed = False
+        self.bundle_from_folder = False  # the models folder's newest, not chosen: not saved (a newer one wins)
+        self.getter = ModelGetRunner(self)  # "Get Riffusion": `model get` as a child process
+        self.getting_model = False  # a get under way or paused in this session (the empty state stays)
+        self.get_plan: GetPlan | None = None
 
         self._build()
         self._connect()
@@ -80,7 +85,11 @@ class MainWindow(QMainWindow):
         if self.library_model.loops:  # open where the producer left off: the newest loop
             self._show_loop(self.library_model.loops[0])
             self._select_in_library(self.library_model.loops[0].job)
-        self.set_bundle(self.settings.bundle, check=bool(self.settings.bundle))
+        if self.settings.bundle:
+            self.set_bundle(self.settings.bundle)
+        elif not self._adopt_newest_bundle():  # `riffstudio model get` tells users the app does this
+            self.set_bundle("", check=False)
+            QTimer.singleShot(0, self.offer_model)  # once the window is up (a caller may set a bundle first)
 
     # -- construction --------------------------------------------------------------------------------
 
@@ -134,17 +143,9 @@ class MainWindow(QMainWindow):
         banner_layout.addWidget(banner_close)
         self.banner.hide()
 
-        # Empty state (no bundle yet).
-        self.empty_state = QFrame(objectName="empty_state")
-        empty_layout = QVBoxLayout(self.empty_state)
-        self.empty_text = QLabel(EMPTY_STATE)
-        self.empty_text.setWordWrap(True)
-        self.empty_text.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_button = QPushButton("Choose a model bundle…")
-        empty_layout.addStretch(1)
-        empty_layout.addWidget(self.empty_text)
-        empty_layout.addWidget(self.empty_button, 0, Qt.AlignmentFlag.AlignHCenter)
-        empty_layout.addStretch(1)
+        # Empty state (no bundle yet): Get Riffusion, or the other ways.
+        self.empty_state = GetModelPanel()
+        self.empty_text = self.empty_state.text
 
         # The result and the library (their own modules; aliases keep the window's names short).
         from ui.app.library_pane import LibraryPane
@@ -235,7 +236,23 @@ class MainWindow(QMainWindow):
         self.settings_button.clicked.connect(self.open_settings)
         self.colour_map.currentTextChanged.connect(self.spectrogram.set_colour_map)
         self.colour_map.currentTextChanged.connect(self.library_model.set_colour_map)
-        self.empty_button.clicked.connect(self.choose_bundle)
+        panel, getter = self.empty_state, self.getter
+        panel.get_requested.connect(self.get_model)
+        panel.pause_requested.connect(getter.pause)
+        panel.cancel_requested.connect(self.cancel_getting)
+        panel.browse_requested.connect(self.choose_bundle)
+        panel.convert_requested.connect(lambda: self.open_model_manager(convert=True))
+        for signal, slot in (
+                (getter.planned, self._on_get_planned),
+                (getter.plan_failed, panel.show_reason),
+                (getter.started, self._on_get_started),
+                (getter.progress, panel.show_progress),
+                (getter.note, panel.show_note),
+                (getter.done, self._on_got_model),
+                (getter.failed, self._on_get_failed),
+                (getter.paused, self._on_get_paused),
+                (getter.cancelled, self._on_get_cancelled)):
+            signal.connect(self._while_open(slot))
         self.search.textChanged.connect(lambda _: self.refresh_library())
         self.favourites_only.toggled.connect(lambda _: self.refresh_library())
         self.library_view.selectionModel().currentChanged.connect(self._library_current_changed)
@@ -270,8 +287,11 @@ class MainWindow(QMainWindow):
 
     def set_bundle(self, path: str, *, check: bool = True) -> None:
         self.settings = replace(self.settings, bundle=path)
+        self.bundle_from_folder = False
         has = bool(path)
-        self.empty_state.setVisible(not has)
+        if has:
+            self.getter.drop_plan()
+        self._update_empty_state()
         self.model_label.setText(f"Model: {Path(path).name}" if has else "No model")
         self.model_message.setVisible(False)
         self.bundle_problem = ""
@@ -279,17 +299,121 @@ class MainWindow(QMainWindow):
             self.model_label.setText(f"Model: {Path(path).name} (checking…)")
             self.controller.check_bundle(path)
 
-    def open_model_manager(self) -> None:
+    def _adopt_newest_bundle(self) -> bool:
+        """Run the models folder's newest bundle, unsaved (the next start looks again); False: none there."""
+        from engine.model_get.installed import newest_bundle
+
+        newest = newest_bundle(self.settings.models_folder())
+        if newest is None:
+            return False
+        self.set_bundle(str(newest.path))
+        self.bundle_from_folder = True
+        return True
+
+    def save(self) -> None:
+        """Save the settings; a bundle only taken as the models folder's newest is not remembered."""
+        save_settings(replace(self.settings, bundle="") if self.bundle_from_folder else self.settings)
+
+    def open_model_manager(self, *, convert: bool = False):
         from ui.app.model_dialog import ModelDialog
 
-        dialog = ModelDialog(self.settings.bundle, self.provider_line, self)
+        dialog = ModelDialog(self.settings.bundle, self.provider_line, self, models=self.settings.models_folder())
         dialog.bundle_chosen.connect(self._bundle_from_manager)
+        dialog.bundle_removed.connect(self._bundle_removed)
         dialog.open()
+        if convert:
+            dialog.source.setFocus()
+        return dialog
 
     def _bundle_from_manager(self, path: str) -> None:
-        if path != self.settings.bundle:
+        if path and path != self.settings.bundle:
             self.set_bundle(path)
-            save_settings(self.settings)
+        elif path and self.bundle_from_folder:  # the models folder's newest, now chosen: remembered
+            self.bundle_from_folder = False
+        else:
+            return
+        self.save()
+
+    def _bundle_removed(self, path: str) -> None:
+        """A bundle removed in the Model dialog: if it was in use, the next newest runs, or the empty state."""
+        if path != self.settings.bundle:
+            return
+        if not self._adopt_newest_bundle():
+            self.set_bundle("", check=False)
+            QTimer.singleShot(0, self.offer_model)
+        self.save()
+
+    # -- getting a model -----------------------------------------------------------------------------
+
+    def _update_empty_state(self) -> None:
+        self.empty_state.setVisible(not self.settings.bundle or self.getting_model)
+
+    def get_request(self) -> GetRequest:
+        """The unfinished get (to resume it), else a new one: the settings' precision, into the models folder."""
+        return GetRequest.from_text(self.settings.unfinished_get) or GetRequest(
+            precision=self.settings.get_precision, folder=str(self.settings.models_folder()))
+
+    def offer_model(self) -> None:
+        """The empty state's Get button, labelled with the download's size and the build's time by a plan (a
+        child process; offline, its one line shows beside the other ways)."""
+        if self.closed or self.settings.bundle or self.getting_model or self.getter.state != "idle":
+            return
+        self.get_plan = None
+        self.empty_state.show_offer("Resume getting Riffusion" if self.settings.unfinished_get else "Get Riffusion")
+        self.getter.plan(self.get_request())
+
+    def get_model(self) -> None:
+        """Get (or resume getting) Riffusion: download and build in a child process; the window follows it."""
+        if self.getter.state in ("getting", "discarding"):
+            return
+        self.getting_model = True
+        self._update_empty_state()
+        self.empty_state.show_getting("Asking Hugging Face what to download…")
+        self.getter.get(self.get_request())
+
+    def cancel_getting(self) -> None:
+        """Stop the get and delete its download so far (Pause keeps it)."""
+        self.empty_state.show_getting("Cancelling: removing the download so far…")
+        self.empty_state.pause_button.hide()
+        self.getter.cancel(self.get_request().source)
+
+    def _remember_get(self, request: GetRequest | None) -> None:
+        self.settings = replace(self.settings, unfinished_get=request.to_text() if request else "")
+        self.save()
+
+    def _on_get_planned(self, plan: GetPlan) -> None:
+        self.get_plan = plan
+        if not self.getting_model:
+            self.empty_state.show_offer(offer_label(plan))
+
+    def _on_get_started(self, request: GetRequest) -> None:
+        self._remember_get(request)  # until done or cancelled: the next start offers to resume it
+
+    def _on_got_model(self, bundle: str) -> None:
+        self.getting_model = False
+        self.settings = replace(self.settings, unfinished_get="")
+        self.set_bundle(bundle)
+        self.save()
+        self.empty_state.show_offer("Get Riffusion")
+        self.statusBar().showMessage(f"Got {Path(bundle).name}: type a prompt and press Ctrl+Enter")
+
+    def _on_get_failed(self, message: str) -> None:
+        self.getting_model = False
+        label = "Resume getting Riffusion" if self.settings.unfinished_get else "Get Riffusion"
+        self.empty_state.show_offer(label, reason=message)
+        self._update_empty_state()
+        self.statusBar().showMessage(message)
+
+    def _on_get_paused(self) -> None:
+        self.empty_state.show_paused("Paused. The download so far is kept: Resume continues it, now or at the "
+                                     "next start.")
+
+    def _on_get_cancelled(self) -> None:
+        self.getting_model = False
+        self._remember_get(None)
+        self._update_empty_state()
+        self.statusBar().showMessage("Cancelled: the download so far was removed")
+        self.offer_model()
 
     def open_settings(self) -> None:
         from ui.app.settings_dialog import SettingsDialog
@@ -302,12 +426,20 @@ class MainWindow(QMainWindow):
         from ui.app.theme import apply_theme
 
         theme_changed = settings.theme != self.settings.theme
+        getting_changed = (settings.models_folder(), settings.get_precision) != (
+            self.settings.models_folder(), self.settings.get_precision)
         self.settings = settings
         self.controller.bit_depth = settings.bit_depth
         self.player.device = settings.audio_device or None
         if theme_changed:
             apply_theme(QApplication.instance(), settings.theme)
-        save_settings(settings)
+        if getting_changed and (not settings.bundle or self.bundle_from_folder) and not self.getting_model:
+            # Another models folder (or precision): its newest bundle, else a plan for the new get.
+            self.getter.drop_plan()
+            if not self._adopt_newest_bundle():
+                self.set_bundle("", check=False)
+                self.offer_model()
+        self.save()
 
     def _while_open(self, slot):
         """`slot`, except after shutdown(): then the call is dropped (the library is closed by then)."""
@@ -320,7 +452,7 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Choose a model bundle folder", self.settings.bundle)
         if folder:
             self.set_bundle(folder)
-            save_settings(self.settings)
+            self.save()
 
     def _on_bundle_checked(self, path: str, problem: str, precision: str = "") -> None:
         if path != self.settings.bundle:
@@ -695,8 +827,9 @@ class MainWindow(QMainWindow):
         self.player.blockSignals(True)
         self.playhead_timer.stop()
         self.player.stop()
+        self.getter.stop()  # a get under way stays remembered (unfinished_get): the next start offers to resume it
         self.controller.close()
         self.settings = replace(self.settings, volume=self.volume.value() / 100,
                                 loop_playback=self.loop_toggle.isChecked())
-        save_settings(self.settings)
+        self.save()
         self.library.close()

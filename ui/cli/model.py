@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "or local folder in the diffusers layout) as a model bundle. The download resumes where it stopped "
         "and every file is checked; the bundle goes into the models folder unless --out says otherwise.")
     get.add_argument("source", metavar="SOURCE", nargs="?", default=None,
-                     help="a Hugging Face id (default: riffusion/riffusion-model-v1) or a diffusers folder")
+                     help="a Hugging Face id (default: riffusion/riffusion-model-v1), a diffusers folder, or a single "
+                     ".ckpt/.safetensors checkpoint (riffusion-model-v1.ckpt's layout)")
     get.add_argument("--precision", choices=("auto", "fp32", "int8", "qnn"), default="auto",
                      help="auto (default): qnn where the Snapdragon NPU provider is present, else int8; "
                      + PRECISION_HELP)
@@ -30,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     get.add_argument("--revision", default="main", help="a Hub branch, tag or commit (default: main)")
     get.add_argument("--width", type=int, default=512, metavar="PX",
                      help="qnn only: the one image width the NPU bundle generates (default 512 px, 5.12 s)")
+    get.add_argument("--config", type=Path, metavar="DIR",
+                     help="single .ckpt/.safetensors files only: a diffusers folder with the checkpoint's configs "
+                     "and tokenizer (default: Stable Diffusion 1.5's, which riffusion's is)")
     get.add_argument("--keep-download", action="store_true",
                      help="keep the downloaded files in the cache (default: removed once the bundle is made)")
     get.add_argument("--plan", action="store_true",
@@ -92,7 +96,8 @@ def run_get(args: argparse.Namespace) -> int:
     from ui.cli.progress import JsonProgress, TerminalProgress
 
     settings = GetSettings(source=args.source or DEFAULT_REPO, precision=args.precision, out=args.out,
-                           revision=args.revision, keep_download=args.keep_download, qnn_width=args.width)
+                           revision=args.revision, keep_download=args.keep_download, qnn_width=args.width,
+                           config=args.config)
     if args.plan or args.discard:
         return _get_plan_or_discard(args, settings)
     progress = JsonProgress() if args.json else TerminalProgress()
