@@ -173,6 +173,30 @@ def test_lightning_checkpoint_gives_its_state_dict(tmp_path):
         assert_reads_as(file, reference)
 
 
+def test_a_lightning_training_checkpoint_with_its_callback_state_gives_its_state_dict(tmp_path, monkeypatch):
+    """SD 1.x's and riffusion's .ckpt files are PyTorch Lightning checkpoints: beside "state_dict" they keep the
+    ModelCheckpoint callback's state keyed by its class, with numpy scalars in it. torch's weights_only refuses
+    them; we name those few globals as inert records (never called) and keep only the weights."""
+    package = tmp_path / "lib" / "pytorch_lightning" / "callbacks"
+    package.mkdir(parents=True)
+    for folder in (package.parent, package):
+        (folder / "__init__.py").write_text("")
+    (package / "model_checkpoint.py").write_text("class ModelCheckpoint:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "lib"))
+    from pytorch_lightning.callbacks.model_checkpoint import ModelCheckpoint
+
+    state = {"model.diffusion_model.conv_in.weight": torch.randn(4, 3), "first_stage_model.decoder.x": torch.ones(2)}
+    path = tmp_path / "lightning.ckpt"
+    torch.save({"state_dict": state, "global_step": 7, "epoch": 1,
+                "callbacks": {ModelCheckpoint: {"best_model_score": np.float64(0.25), "best_k": np.int64(3),
+                                                "dirpath": "logs/"}}}, path)
+    assert b"ModelCheckpoint" in zipfile.ZipFile(path).read("lightning/data.pkl")
+    with open_weight_file(path) as weights:
+        assert sorted(weights.names()) == sorted(state)
+        assert np.array_equal(weights.read("model.diffusion_model.conv_in.weight"),
+                              state["model.diffusion_model.conv_in.weight"].numpy())
+
+
 def test_number_types_numpy_lacks_are_named_and_refused_alone(tmp_path):
     # torch.save writes these with _rebuild_tensor_v3: an untyped storage plus the dtype.
     state = {"scale": torch.ones(3, dtype=torch.float8_e4m3fn), "ids": torch.tensor([1, 70000]).to(torch.uint32),

@@ -238,6 +238,58 @@ def _encode(text: Any, encoding: Any = "latin1") -> bytes:
     return text.encode("latin1")
 
 
+@dataclass(frozen=True)
+class _TrainingRecord(_Inert):
+    """A class a training checkpoint names beside its weights (PyTorch Lightning's `ModelCheckpoint` callback,
+    used as the key of its saved state): kept as a name, never called (pickle refuses to call it)."""
+
+    qualified_name: str
+
+
+class _NumpyDtype(_Inert):
+    """`numpy.dtype(...)` as a pickle builds it for a numpy scalar's type: only plain number types, and the
+    state BUILD gives it is read for its byte order alone."""
+
+    __slots__ = ("element",)
+
+    def __init__(self, element: np.dtype) -> None:
+        self.element = element
+
+    def __setstate__(self, state: Any) -> None:
+        if not (isinstance(state, tuple) and len(state) >= 2 and state[1] in ("<", ">", "|", "=")):
+            raise _Malformed("a numpy dtype with a state riffstudio does not know")
+        self.element = self.element.newbyteorder(state[1]) if state[1] in ("<", ">") else self.element
+
+
+def _numpy_dtype(name: Any, align: Any = False, copy: Any = True) -> _NumpyDtype:
+    """numpy.dtype, for the plain number types training loops save scores in (`f8`, `i8`, ...)."""
+    if not isinstance(name, str) or name.lstrip("<>|=") not in _NUMPY_SCALARS:
+        raise _Malformed("a numpy dtype riffstudio does not know")
+    return _NumpyDtype(np.dtype(name))
+
+
+def _numpy_scalar(dtype: Any, data: Any = None) -> Any:
+    """numpy's scalar reconstructor (`best_model_score` and the like): a number read from its bytes."""
+    if not isinstance(dtype, _NumpyDtype) or not isinstance(data, bytes) or len(data) != dtype.element.itemsize:
+        raise _Malformed("a numpy scalar riffstudio does not know")
+    return np.frombuffer(data, dtype=dtype.element)[0].item()
+
+
+_NUMPY_SCALARS = {"f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "b1", "float64", "float32",
+                  "int64", "int32", "bool"}
+# What a PyTorch Lightning checkpoint (SD 1.x's and riffusion's .ckpt) names outside its state dict: the
+# callback class its state is keyed by, and numpy scalars. None of it is ever called; the weights are read
+# from "state_dict" and everything else is dropped.
+_TRAINING_RECORDS: dict[tuple[str, str], Any] = {
+    ("pytorch_lightning.callbacks.model_checkpoint", "ModelCheckpoint"):
+        _TrainingRecord("pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint"),
+    ("lightning.pytorch.callbacks.model_checkpoint", "ModelCheckpoint"):
+        _TrainingRecord("lightning.pytorch.callbacks.model_checkpoint.ModelCheckpoint"),
+    ("numpy", "dtype"): _numpy_dtype,
+    ("numpy.core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+}
+
 _STORAGE_CLASSES = {
     "FloatStorage": "float32", "HalfStorage": "float16", "BFloat16Storage": "bfloat16",
     "DoubleStorage": "float64", "LongStorage": "int64", "IntStorage": "int32", "ShortStorage": "int16",
@@ -257,6 +309,7 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("torch.storage", "UntypedStorage"): _StorageClass(_NUMBER_TYPES["uint8"]),
     **{("torch", name): _StorageClass(_NUMBER_TYPES[dtype]) for name, dtype in _STORAGE_CLASSES.items()},
     **{("torch", name): number for name, number in _NUMBER_TYPES.items()},
+    **_TRAINING_RECORDS,
 }
 # Protocol 2 pickles name Python 2's modules; the C unpickler maps them only in its own find_class.
 _PYTHON2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
