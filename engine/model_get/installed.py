@@ -2,9 +2,9 @@
 JSON. The desktop app's window imports this, so it needs neither ONNX Runtime nor the engine's bundle code
 (`engine.bundle` opens and verifies bundles; listing only reads what each says it is).
 
-`DEFAULT_SOURCE`, `models_folder()` and `bundle_name()` say what `riffstudio model get` gets, where it puts
-the bundle and how it names it when no --out is given, as `engine.model_get` does (whose `get` module imports
-the whole build: it is for the child process only; tests keep the two in step).
+`models_folder()` and `bundle_name()` say where `riffstudio model get` puts a bundle and how it names it when
+no --out is given (engine.model_get.get uses them; that module imports the whole build, for the child process
+only).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from pathlib import Path
 from engine.errors import InvalidInputError, reason
 
 MANIFEST_NAME = "manifest.json"  # engine.bundle.manifest's name; not imported (see the docstring)
-DEFAULT_SOURCE = "riffusion/riffusion-model-v1"  # engine.model_get.download.DEFAULT_REPO: what "Get Riffusion" gets
 PRECISIONS = ("fp32", "int8", "qnn")
 
 
@@ -41,14 +40,14 @@ class InstalledBundle:
 
 
 def models_folder() -> Path:
-    """Where bundles live by default: the user data folder's `models/` (engine.model_get.get.models_folder)."""
+    """Where bundles live by default: the user data folder's `models/`."""
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("riffstudio", appauthor=False)) / "models"
 
 
 def bundle_name(source: str, precision: str) -> str:
-    """`model get`'s folder name for `source` at `precision` (engine.model_get.get.default_bundle_name)."""
+    """`model get`'s folder name for `source` at `precision`."""
     name = source.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or "model"
     return f"{name}-{precision}"
 

@@ -13,6 +13,8 @@ from ui.app.model_get_runner import GetPlan, GetProgress
 
 EMPTY_STATE = ("No model yet. Get Riffusion: it is downloaded once and then runs on this machine, nothing sent "
                "anywhere. Or use a model bundle folder you have, or convert a checkpoint.")
+GETTING = ("Getting Riffusion: downloaded once, then it runs on this machine. Pause keeps the download so far, as "
+           "closing the app does: the next start offers to continue it.")
 STEPS = 1000  # the progress bar's resolution
 
 
@@ -91,6 +93,7 @@ class GetModelPanel(QFrame):
     def show_offer(self, label: str, reason: str = "") -> None:
         """Not getting: the Get button (its label says the size and the time, or "Resume…") and the other ways."""
         self.get_button.setText(label)
+        self.text.setText(EMPTY_STATE)
         self._show(getting=False, paused=False)
         self.show_reason(reason)
 
@@ -99,6 +102,7 @@ class GetModelPanel(QFrame):
         self.reason.setVisible(bool(text))
 
     def show_getting(self, text: str = "starting…") -> None:
+        self.text.setText(GETTING)
         self._show(getting=True, paused=False)
         self.show_reason("")
         self.status.setText(text)

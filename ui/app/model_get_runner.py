@@ -21,9 +21,10 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QProcess, Signal
+from PySide6.QtCore import QObject, QProcess, Signal, Slot
 
-from engine.model_get.installed import DEFAULT_SOURCE, bundle_name
+from engine.model_get.download import DEFAULT_REPO
+from engine.model_get.installed import bundle_name
 
 REPO = Path(__file__).resolve().parents[2]
 STDERR_KEPT = 16_384  # bytes of a child's stderr kept for its last line
@@ -35,7 +36,7 @@ class GetRequest:
     """What to get: `source` at `precision` into `folder` (the models folder). Precision `auto` is resolved by
     the child's plan (qnn where a Snapdragon NPU is, else int8); then the bundle's folder is known."""
 
-    source: str = DEFAULT_SOURCE
+    source: str = DEFAULT_REPO
     precision: str = AUTO
     folder: str = ""
 
@@ -149,7 +150,7 @@ class ModelGetRunner(QObject):
         self._process: QProcess | None = None
         self._action = ""  # "plan", "get" or "discard"
         self._stopping = ""  # why we killed the child we still report on: "pause" or "cancel"
-        self._discard_source = DEFAULT_SOURCE
+        self._discard_source = DEFAULT_REPO
         self._then_get: GetRequest | None = None  # a get waiting for its plan (precision auto)
         self._stdout = b""
         self._stderr = b""
@@ -199,7 +200,7 @@ class ModelGetRunner(QObject):
 
     def cancel(self, source: str | None = None) -> None:
         """Stop the get (if one runs) and remove its kept download (`cancelled`, or `failed`)."""
-        source = source or (self.request.source if self.request else DEFAULT_SOURCE)
+        source = source or (self.request.source if self.request else DEFAULT_REPO)
         self._then_get = None
         if self._process is not None and self._action != "discard":
             self._discard_source = source
@@ -226,11 +227,14 @@ class ModelGetRunner(QObject):
 
     def _start(self, action: str, arguments: list[str]) -> None:
         process = QProcess(self)
-        process.setWorkingDirectory(str(REPO))  # `-m ui.cli.main` from a source tree
-        process.readyReadStandardOutput.connect(lambda: self._read_stdout(process))
-        process.readyReadStandardError.connect(lambda: self._read_stderr(process))
-        process.finished.connect(lambda code, status: self._finished(process, code, status))
-        process.errorOccurred.connect(lambda error: self._error(process, error))
+        if (REPO / "ui" / "cli").is_dir():  # a source tree: `-m ui.cli.main` finds it from there
+            process.setWorkingDirectory(str(REPO))
+        # Bound slots (the child is `sender()`), not closures: a closure holding this runner, owned by the child's
+        # connection, would let the child's deletion delete the runner, and so the child again, mid-destruction.
+        process.readyReadStandardOutput.connect(self._on_stdout)
+        process.readyReadStandardError.connect(self._on_stderr)
+        process.finished.connect(self._on_finished)
+        process.errorOccurred.connect(self._on_error)
         self._process, self._action, self._stopping = process, action, ""
         self._stdout, self._stderr, self._plan, self._bundle = b"", b"", None, ""
         process.start(self.command[0], [*self.command[1:], *arguments])
@@ -241,6 +245,22 @@ class ModelGetRunner(QObject):
             self._process = None
         process.setProperty("abandoned", True)
         process.kill()
+
+    @Slot()
+    def _on_stdout(self) -> None:
+        self._read_stdout(self.sender())
+
+    @Slot()
+    def _on_stderr(self) -> None:
+        self._read_stderr(self.sender())
+
+    @Slot(QProcess.ProcessError)
+    def _on_error(self, error: QProcess.ProcessError) -> None:
+        self._error(self.sender(), error)
+
+    @Slot(int, QProcess.ExitStatus)
+    def _on_finished(self, code: int, status: QProcess.ExitStatus) -> None:
+        self._finished(self.sender(), code, status)
 
     def _read_stdout(self, process: QProcess) -> None:
         if process is not self._process:
@@ -278,6 +298,7 @@ class ModelGetRunner(QObject):
 
     def _error(self, process: QProcess, error: QProcess.ProcessError) -> None:
         if error == QProcess.ProcessError.FailedToStart and process is self._process:  # no `finished` follows
+            process.deleteLater()
             self._process = None
             self._then_get = None
             message = f"riffstudio: could not start {self.command[0]} ({process.errorString()})"
