@@ -1,4 +1,5 @@
-"""A local stand-in for the Hugging Face Hub's read API, for tests (the real Hub cannot be reached here).
+"""A local stand-in for the Hugging Face Hub's read and write API, for tests (the real Hub cannot be reached
+here).
 
 `FakeHub` serves model repos laid out from local folders (`FakeRepo`) over plain HTTP on 127.0.0.1, answering
 what `huggingface_hub` (2.4) asks for `model_info` / `repo_info`, `list_repo_files` / `list_repo_tree`,
@@ -29,6 +30,21 @@ transfer, the client sees fewer bytes than Content-Length), `corrupt` (one byte 
 the middle one, at `corrupt_offset(size)`, XOR 0xFF; sizes and hashes still those of the true file) and
 `ignore_range` (a Range is answered 200 with the whole file, as some CDNs do).
 
+The write API, for `create_repo`, `create_commit` and `upload_folder` (Xet disabled: the plain LFS protocol):
+
+    POST /api/repos/create                                JSON: name, organization, visibility|private, type
+    POST /api/validate-yaml                               a README.md's metadata header (YAML), checked
+    POST /api/models/{repo_id}/preupload/main             which files go to LFS (`lfs_threshold`), which are there
+    POST /{repo_id}.git/info/lfs/objects/batch            LFS upload actions: a PUT URL on this server + verify
+    PUT  /fake-lfs/{sha256}                               the LFS object (refused unless its sha256 is the name)
+    POST /{repo_id}.git/info/lfs/objects/verify           the object arrived whole
+    POST /api/models/{repo_id}/commit/main                ndjson: header, file (base64), lfsFile, deletedFile/Folder
+
+Writes need `Authorization: Bearer <FakeHub.token>`: without one 401, with `FakeHub.read_token` (a token that
+reads like `token`) 403. A commit makes a new snapshot of the repo in the hub's own folder (the repo's folder is
+never written), served at once under a new commit id (a git commit of the new tree with the old one as parent),
+so a test can publish and then download what it published. An empty repo holds `.gitattributes`, as the Hub's.
+
 Use: `with FakeHub([FakeRepo("riffusion/riffusion-model-v1", folder)]) as hub:` then run the code under test
 with `hub.env()` in its environment (a child process), or, in this process, `use_in_process(hub, monkeypatch,
 tmp_path)`, which makes an already imported `huggingface_hub` take the same settings (see its docstring).
@@ -36,13 +52,17 @@ tmp_path)`, which makes an already imported `huggingface_hub` take the same sett
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
 import mimetypes
+import os
 import re
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,6 +71,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 CHUNK_BYTES = 64 * 1024  # a GET body is written in chunks of this size
+# What the Hub puts in a new repo's first commit (the start of its real .gitattributes).
+GITATTRIBUTES = ("*.bin filter=lfs diff=lfs merge=lfs -text\n*.onnx filter=lfs diff=lfs merge=lfs -text\n"
+                 "*.safetensors filter=lfs diff=lfs merge=lfs -text\n*.npz filter=lfs diff=lfs merge=lfs -text\n")
 LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n"
 # The dates the repo reports (creation, last commit); fixed, so a repo's answers depend on its files only.
 COMMIT_DATE = "2022-12-15T00:00:00.000Z"
@@ -68,6 +91,15 @@ def corrupt_offset(size: int) -> int:
 def git_blob_id(content: bytes) -> str:
     """The git object id of a blob holding `content`."""
     return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+def git_commit_id(tree: str, parent: str | None = None, title: str = _COMMIT_TITLE) -> str:
+    """The git object id of a commit of `tree` (after `parent`, if any), by the tests' author at COMMIT_DATE."""
+    body = (f"tree {tree}\n" + (f"parent {parent}\n" if parent else "")
+            + f"author Riffstudio Tests <tests@riffstudio.invalid> {_COMMIT_EPOCH} +0000\n"
+            f"committer Riffstudio Tests <tests@riffstudio.invalid> {_COMMIT_EPOCH} +0000\n"
+            f"\n{title}\n").encode()
+    return hashlib.sha1(b"commit %d\0" % len(body) + body).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -112,11 +144,7 @@ class FakeRepo:
         self.tree_ids = {}
         root_tree = self._tree_id("")
         if not self.commit:
-            body = (f"tree {root_tree}\n"
-                    f"author Riffstudio Tests <tests@riffstudio.invalid> {_COMMIT_EPOCH} +0000\n"
-                    f"committer Riffstudio Tests <tests@riffstudio.invalid> {_COMMIT_EPOCH} +0000\n"
-                    f"\n{_COMMIT_TITLE}\n").encode()
-            self.commit = hashlib.sha1(b"commit %d\0" % len(body) + body).hexdigest()
+            self.commit = git_commit_id(root_tree)
         elif not _HEX40.fullmatch(self.commit):
             raise ValueError(f"commit must be 40 lowercase hex characters, not {self.commit!r}")
 
@@ -179,13 +207,21 @@ class _HubError(Exception):
 
 
 class FakeHub:
-    """The Hub's read API for `repos`, on 127.0.0.1 (a free port) while the context is open."""
+    """The Hub's read and write API for `repos`, on 127.0.0.1 (a free port) while the context is open."""
 
-    def __init__(self, repos: list[FakeRepo], token: str = "hf_test_token") -> None:
+    def __init__(self, repos: list[FakeRepo], token: str = "hf_test_token", read_token: str = "hf_read_only_token",
+                 storage: Path | None = None) -> None:
         self.repos = {repo.repo_id: repo for repo in repos}
         if len(self.repos) != len(repos):
             raise ValueError("two repos have the same repo_id")
         self.token = token
+        self.read_token = read_token  # reads as `token` does; its writes get 403
+        # Where commits and LFS uploads are kept (default: a temporary folder of the hub's, removed at close).
+        self._storage = Path(storage) if storage is not None else None
+        self._own_storage: Path | None = None
+        self._storage_lock = threading.Lock()
+        self._snapshots = 0
+        self.lfs_objects: dict[str, Path] = {}  # sha256 -> the uploaded object
         self.url = ""  # "http://127.0.0.1:PORT" once started
         self.requests: list[RequestRecord] = []  # every request, in arrival order
         # Repo path -> N: the next GET of it whose body is longer than N bytes ends (connection closed) after N
@@ -225,6 +261,9 @@ class FakeHub:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
         server.server_close()
+        if self._own_storage is not None:
+            shutil.rmtree(self._own_storage, ignore_errors=True)
+            self._own_storage = None
 
     def env(self) -> dict[str, str]:
         """Environment variables that point huggingface_hub at this hub and nowhere else.
@@ -258,6 +297,41 @@ class FakeHub:
     def _track(self, connection: socket.socket, open_: bool) -> None:
         with self._lock:
             (self._connections.add if open_ else self._connections.discard)(connection)
+
+    def _storage_folder(self, name: str) -> Path:
+        """A folder `name` in the hub's storage (made on first use)."""
+        with self._storage_lock:
+            if self._storage is None and self._own_storage is None:
+                self._own_storage = Path(tempfile.mkdtemp(prefix="fake-hub-"))
+            folder = (self._storage or self._own_storage) / name
+            folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _snapshot(self, files: dict[str, Path | bytes]) -> Path:
+        """A new folder holding `files` (repo path -> a file to link or copy, or the bytes)."""
+        with self._lock:
+            self._snapshots += 1
+            folder = self._storage_folder("snapshots") / f"{self._snapshots:05d}"
+        for path, content in files.items():
+            target = folder / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+                continue
+            try:
+                os.link(content, target)
+            except OSError:
+                shutil.copyfile(content, target)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _publish(self, repo: FakeRepo, folder: Path, parent: str | None, title: str) -> FakeRepo:
+        """`folder` served as `repo`'s new state, under a new commit id."""
+        fresh = FakeRepo(repo.repo_id, folder, lfs_threshold=repo.lfs_threshold, private=repo.private)
+        fresh.commit = git_commit_id(fresh.tree_ids[""], parent, title)
+        with self._lock:
+            self.repos[repo.repo_id] = fresh
+        return fresh
 
     def _take_drop(self, path: str, body_bytes: int) -> int | None:
         """The drop point of this GET's body, if one is set for `path` and falls inside it (then it is used up)."""
@@ -321,8 +395,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         hub = self.server.hub
         path, _, query = self.path.partition("?")
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
+        body = self._read_body()
         self.record = RequestRecord(self.command, path, query, {k.lower(): v for k, v in self.headers.items()}, body)
         hub._record(self.record)
         try:
@@ -335,7 +408,22 @@ class _Handler(BaseHTTPRequestHandler):
             else:  # a bug of this fake: answered, rather than a dropped connection
                 self._send_json(500, {"error": f"fake hub: {type(error).__name__}: {error}"})
 
+    def _read_body(self) -> bytes:
+        """The request's body: Content-Length bytes, or a chunked body put together."""
+        if self.headers.get("Transfer-Encoding", "").strip().lower() == "chunked":
+            parts = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
+                pass
+            return b"".join(parts)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
     def _route(self, hub: FakeHub, path: str, query: dict[str, list[str]], body: bytes) -> None:
+        if self.command in ("POST", "PUT") and self._route_write(hub, path, body):
+            return
         if path.startswith("/api/models/"):
             repo, rest = self._repo(hub, path[len("/api/models/"):])
             if self.command == "GET" and (match := re.fullmatch(r"(?:/revision/([^/]+))?/?", rest)):
@@ -370,8 +458,131 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _check_token(self, hub: FakeHub) -> None:
         authorization = self.headers.get("Authorization")
-        if authorization is not None and authorization != f"Bearer {hub.token}":
+        if authorization is not None and authorization not in (f"Bearer {hub.token}", f"Bearer {hub.read_token}"):
             raise _HubError(401, "Invalid credentials in Authorization header")
+
+    def _check_write(self, hub: FakeHub, what: str) -> None:
+        """Writes need the hub's token: none is 401, the read-only one 403."""
+        self._check_token(hub)
+        authorization = self.headers.get("Authorization")
+        if authorization is None:
+            raise _HubError(401, "Invalid username or password.")
+        if authorization != f"Bearer {hub.token}":
+            raise _HubError(403, f"You don't have the rights to write to {what}: this token is read-only")
+
+    # The write API.
+
+    def _route_write(self, hub: FakeHub, path: str, body: bytes) -> bool:
+        """Answer a write request; False when `path` is not one."""
+        if self.command == "POST" and path == "/api/repos/create":
+            self._create_repo(hub, _json_body(body))
+        elif self.command == "POST" and path == "/api/validate-yaml":
+            self._validate_yaml(_json_body(body))
+        elif self.command == "PUT" and (match := re.fullmatch(r"/fake-lfs/([0-9a-f]{64})", path)):
+            self._store_lfs_object(hub, match[1], body)
+        elif self.command == "POST" and (match := re.fullmatch(r"/(.+)\.git/info/lfs/objects/(batch|verify)", path)):
+            repo, rest = self._repo(hub, unquote(match[1]))
+            if rest:
+                raise _HubError(404, "Repository not found", "RepoNotFound")
+            self._check_write(hub, repo.repo_id)
+            data = _json_body(body)
+            if match[2] == "batch":
+                self._send_json(200, _lfs_batch(hub, repo, data))
+            else:
+                stored = hub.lfs_objects.get(str(data.get("oid")))
+                if stored is None or stored.stat().st_size != data.get("size"):
+                    raise _HubError(404, "Object not found")
+                self._send_json(200, {})
+        elif self.command == "POST" and path.startswith("/api/models/") and (
+                match := re.fullmatch(r"(.+)/(preupload|commit)/([^/]+)/?", path[len("/api/models/"):])):
+            repo, rest = self._repo(hub, unquote(match[1]))
+            if rest:
+                raise _HubError(404, "Repository not found", "RepoNotFound")
+            self._check_write(hub, repo.repo_id)
+            if unquote(match[3]) != "main":
+                raise _HubError(404, "Invalid rev id: " + unquote(match[3]), "RevisionNotFound")
+            if match[2] == "preupload":
+                self._send_json(200, _preupload(repo, _json_body(body)))
+            else:
+                self._commit(hub, repo, body)
+        else:
+            return False
+        return True
+
+    def _create_repo(self, hub: FakeHub, data: dict[str, Any]) -> None:
+        name, organization = str(data.get("name") or ""), data.get("organization")
+        repo_id = f"{organization}/{name}" if organization else name
+        self._check_write(hub, f"the namespace {organization or name}")
+        if data.get("type", "model") != "model" or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", repo_id):
+            raise _HubError(400, "This fake hub creates model repos with valid names only")
+        if repo_id in hub.repos:
+            # The Hub's 409 names the repo's URL, which create_repo(exist_ok=True) returns.
+            return self._send_json(409, {"error": "You already created this model repo", "url": f"{hub.url}/{repo_id}"})
+        private = data.get("visibility") == "private" or data.get("private") is True
+        folder = hub._snapshot({".gitattributes": GITATTRIBUTES.encode()})
+        hub._publish(FakeRepo(repo_id, folder, private=private), folder, None, "initial commit")
+        self._send_json(200, {"url": f"{hub.url}/{repo_id}", "name": repo_id, "id": repo_id})
+
+    def _validate_yaml(self, data: dict[str, Any]) -> None:
+        import yaml
+
+        content = str(data.get("content", ""))
+        match = re.match(r"---\r?\n(.*?)\r?\n---\r?\n", content, re.DOTALL)
+        try:
+            metadata = yaml.safe_load(match[1]) if match else {}
+        except yaml.YAMLError as error:
+            problem = f"invalid YAML: {str(error).splitlines()[0]}"
+        else:
+            problem = None if isinstance(metadata, dict | None) else "the metadata is not a mapping"
+        if problem:
+            return self._send_json(400, {"error": problem, "errors": [{"message": problem}], "warnings": []})
+        warnings = [] if match else [{"message": "Empty or missing yaml metadata in repo card"}]
+        self._send_json(200, {"errors": [], "warnings": warnings})
+
+    def _store_lfs_object(self, hub: FakeHub, oid: str, body: bytes) -> None:
+        if hashlib.sha256(body).hexdigest() != oid:
+            raise _HubError(400, "The uploaded content does not match its sha256")
+        stored = hub._storage_folder("lfs") / oid
+        partial = stored.with_name(f"{oid}.{threading.get_ident()}.partial")  # two PUTs of one object may overlap
+        partial.write_bytes(body)
+        os.replace(partial, stored)
+        with hub._lock:
+            hub.lfs_objects[oid] = stored
+        self._send_json(200, {}, headers={"ETag": f'"{oid}"'})
+
+    def _commit(self, hub: FakeHub, repo: FakeRepo, body: bytes) -> None:
+        try:
+            items = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise _HubError(400, "The commit body is not ndjson") from None
+        if not items or items[0].get("key") != "header":
+            raise _HubError(400, "The commit has no header")
+        header = items[0]["value"]
+        parent = header.get("parentCommit")
+        if parent and not repo.commit.startswith(parent):
+            raise _HubError(412, "A commit has happened since. Please refresh and try again.")
+        files: dict[str, Path | bytes] = {path: file.source for path, file in repo.files.items()}
+        for item in items[1:]:
+            key, value = item.get("key"), item.get("value") or {}
+            path = _repo_path(value.get("path"))
+            if key == "file":
+                files[path] = base64.b64decode(value.get("content", ""))
+            elif key == "lfsFile":
+                stored = hub.lfs_objects.get(str(value.get("oid")))
+                if stored is None:
+                    raise _HubError(422, f"LFS object {value.get('oid')} of {path} was never uploaded")
+                files[path] = stored
+            elif key in ("deletedFile", "deletedFolder"):
+                gone = [p for p in files if p == path or (key == "deletedFolder" and p.startswith(f"{path}/"))]
+                if not gone:
+                    raise _HubError(404, "A file with this name doesn't exist", "EntryNotFound")
+                for name in gone:
+                    del files[name]
+            else:
+                raise _HubError(400, f"This fake hub does not take {key!r} commit operations")
+        fresh = hub._publish(repo, hub._snapshot(files), repo.commit, str(header.get("summary") or "Update"))
+        self._send_json(200, {"success": True, "commitOid": fresh.commit, "hookOutput": "",
+                              "commitUrl": f"{hub.url}/{repo.repo_id}/commit/{fresh.commit}"})
 
     def _check_revision(self, repo: FakeRepo, revision: str | None) -> None:
         if revision is not None and unquote(revision) not in ("main", repo.commit):
@@ -482,6 +693,53 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | str | None:
     if first >= size:
         return "unsatisfiable"
     return first, size - 1 if last is None else min(last, size - 1)
+
+
+def _json_body(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise _HubError(400, "The body is not JSON") from None
+    if not isinstance(data, dict):
+        raise _HubError(400, "The body is not a JSON object")
+    return data
+
+
+def _repo_path(path: object) -> str:
+    """A path inside a repo, as a commit names it; anything that leaves the repo is refused."""
+    if not isinstance(path, str) or not path or path.startswith("/") or "\\" in path or any(
+            part in ("", ".", "..", ".git") for part in path.split("/")):
+        raise _HubError(400, f"Invalid path in repo: {path!r}")
+    return path
+
+
+def _preupload(repo: FakeRepo, data: dict[str, Any]) -> dict[str, Any]:
+    """Each file's upload mode (LFS from `lfs_threshold` bytes) and the oid the repo has for it, if any."""
+    answers = []
+    for entry in data.get("files", []):
+        path = _repo_path(entry.get("path"))
+        file = repo.files.get(path)
+        answers.append({"path": path, "uploadMode": "lfs" if int(entry.get("size", 0)) >= repo.lfs_threshold
+                        else "regular", "shouldIgnore": False,
+                        "oid": None if file is None else file.sha256 if file.lfs else file.blob_id})
+    return {"files": answers, "commitOid": repo.commit}
+
+
+def _lfs_batch(hub: FakeHub, repo: FakeRepo, data: dict[str, Any]) -> dict[str, Any]:
+    """The LFS batch API's answer to an upload: for each object not stored yet, a PUT URL and a verify URL."""
+    if data.get("operation") != "upload":
+        raise _HubError(400, "This fake hub's LFS batch API only uploads")
+    objects = []
+    for entry in data.get("objects", []):
+        oid, size = str(entry.get("oid")), entry.get("size")
+        answer: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
+        if not re.fullmatch(r"[0-9a-f]{64}", oid) or not isinstance(size, int):
+            answer["error"] = {"code": 422, "message": "invalid oid or size"}
+        elif oid not in hub.lfs_objects:
+            answer["actions"] = {"upload": {"href": f"{hub.url}/fake-lfs/{oid}"},
+                                 "verify": {"href": f"{hub.url}/{repo.repo_id}.git/info/lfs/objects/verify"}}
+        objects.append(answer)
+    return {"transfer": "basic", "objects": objects, "hash_algo": "sha256"}
 
 
 def _truthy(value: str) -> bool:

@@ -326,3 +326,49 @@ def test_the_server_stops_with_its_context_and_closes_kept_alive_connections(rep
         kept.request("GET", f"/api/models/{REPO_ID}")
         kept.getresponse()
     kept.close()
+
+
+def test_upload_folder_commits_files_that_hf_hub_download_returns_byte_identical(hub, repo_folder, tmp_path):
+    """The write API as create_repo and upload_folder use it (plain LFS: Xet is off): small files in the commit,
+    the weights through the LFS batch API, a PUT to the URL it gives, and verify; a new commit is served at once."""
+    from huggingface_hub import HfApi, hf_hub_download
+
+    api = HfApi(token=hub.token)
+    url = api.create_repo("riffstudio-tests/uploaded", private=True)
+    assert url == f"{hub.url}/riffstudio-tests/uploaded"
+    assert api.create_repo("riffstudio-tests/uploaded", exist_ok=True) == url
+    first = api.model_info("riffstudio-tests/uploaded").sha
+    (repo_folder / "README.md").write_text("---\nlicense: mit\n---\n# A test model\n")
+    info = api.upload_folder(repo_id="riffstudio-tests/uploaded", folder_path=repo_folder, commit_message="Upload")
+
+    served = api.model_info("riffstudio-tests/uploaded", files_metadata=True)
+    assert info.oid == served.sha != first and info.commit_url.endswith(f"/commit/{served.sha}")
+    assert {s.rfilename for s in served.siblings} == {".gitattributes", *content(repo_folder)}
+    assert next(s for s in served.siblings if s.rfilename == WEIGHTS).lfs.sha256 == hashlib.sha256(
+        (repo_folder / WEIGHTS).read_bytes()).hexdigest()
+    for name, data in content(repo_folder).items():
+        assert Path(hf_hub_download("riffstudio-tests/uploaded", name, token=hub.token)).read_bytes() == data
+    paths = [(r.method, r.path) for r in hub.requests]
+    assert ("POST", "/riffstudio-tests/uploaded.git/info/lfs/objects/batch") in paths
+    assert ("PUT", "/fake-lfs/" + hashlib.sha256((repo_folder / WEIGHTS).read_bytes()).hexdigest()) in paths
+    assert ("POST", "/api/models/riffstudio-tests/uploaded/commit/main") in paths
+    assert not (repo_folder / ".gitattributes").exists()  # the repo's own folder is never written
+
+
+def test_writes_need_the_token_and_a_bad_lfs_object_or_readme_header_is_refused(hub, repo_folder):
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    with pytest.raises(HfHubHTTPError) as anonymous:
+        HfApi().create_repo("riffstudio-tests/nobody")
+    with pytest.raises(HfHubHTTPError) as read_only:
+        HfApi(token=hub.read_token).create_repo("riffstudio-tests/nobody")
+    assert (anonymous.value.response.status_code, read_only.value.response.status_code) == (401, 403)
+    with pytest.raises(HfHubHTTPError) as commit:
+        HfApi(token=hub.read_token).upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=REPO_ID)
+    assert commit.value.response.status_code == 403 and "riffstudio-tests/nobody" not in hub.repos
+    with pytest.raises(ValueError, match=r"Invalid metadata in README\.md"):
+        HfApi(token=hub.token).create_commit(REPO_ID, [CommitOperationAdd("README.md", b"---\nlicense: [\n---\n")],
+                                             commit_message="bad card")
+    status = raw(hub, "PUT", "/fake-lfs/" + "0" * 64, {"Content-Length": "0"})[0]
+    assert status == 400 and hub.repos[REPO_ID].files.keys() == content(repo_folder).keys()

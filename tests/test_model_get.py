@@ -337,3 +337,22 @@ def test_a_single_original_layout_file_gives_the_bundle_its_folder_gives(run_cli
         assert np.array_equal(outputs(out, component, feeds), outputs(fp32_bundle, component, feeds)), component
     wrong = one_line(get(run_cli, user_dirs, source, "--precision", "fp32", "--out", tmp_path / "sd15"))
     assert "the architecture needs" in wrong and not (tmp_path / "sd15").exists()  # read as SD 1.5: the sizes differ
+
+
+@pytest.mark.slow
+@pytest.mark.qnn
+def test_a_qnn_bundle_gets_made_and_runs_on_the_npu(run_cli, user_dirs, tiny_qnn_templates, tiny_sd_dir, tmp_path):
+    """w8a16 for the HTP back end (the simulator here, CPU fallback off in `model check --provider qnn`),
+    calibrated on two of the shipped spectrograms to keep the test short."""
+    out = tmp_path / "qnn"
+    env = {**user_dirs, "RIFFSTUDIO_TEMPLATE_CACHE": str(tiny_qnn_templates)}
+    result = get(run_cli, env, tiny_sd_dir, "--precision", "qnn", "--width", "256", "--calibration-images", "2",
+                 "--out", out, timeout=600)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["precision"] == "qnn" and manifest["fixed_shapes"] and manifest["image_width"] == 256
+    assert {spec["quantization"] for spec in manifest["components"].values()} == {"qdq_w8a16"}
+    assert all(spec["validation"]["snr_db_vs_fp32"] > 20 for spec in manifest["components"].values())
+    check = run_cli("model", "check", out, "--provider", "qnn", "--models", "unet", env=env, timeout=600)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "qnn" in check.stdout

@@ -22,7 +22,7 @@ from engine.bundle.build import build_component, check_bundle_out, check_qnn_wid
 from engine.bundle.manifest import COMPONENTS, PRECISIONS, TOKENIZER_NAME, Manifest
 from engine.errors import InvalidInputError, ModelBundleError
 from engine.model_get.architecture import CONFIG_FOLDERS, read_architecture
-from engine.model_get.calibration import CalibrationPlan, calibration_feeds
+from engine.model_get.calibration import CalibrationPlan, calibration_feeds, check_calibration_images
 from engine.model_get.clip_tokenizer import write_clip_tokenizer
 from engine.model_get.template import WEIGHT_FOLDER, TemplateSet, WeightSource, check_fits, fill
 from engine.model_get.template_store import templates_for, variant_for
@@ -48,11 +48,14 @@ class BuildSettings:
     revision: str = ""  # the Hub commit, or a content id of the folder
     # An original-layout single checkpoint file holding the weights (then `folder` has configs and tokenizer).
     weights_file: Path | None = None
+    # How many of the shipped spectrograms calibrate int8/qnn (fewer: faster, ranges from less music).
+    calibration_images: int = CalibrationPlan.images
 
     def validate(self) -> None:
         if self.precision not in PRECISIONS:
             raise InvalidInputError(f"unknown precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
         check_qnn_width(self.qnn_width)
+        check_calibration_images(self.calibration_images)
         check_bundle_out(Path(self.out))
 
 
@@ -124,7 +127,8 @@ def _build(settings: BuildSettings, templates: TemplateSet, weights: dict[str, W
         samples: dict[str, list] = {c: [] for c in COMPONENTS}
         if settings.precision != "fp32":
             stages.report("calibration", 0.0)
-            plan = CalibrationPlan(width=templates.fixed_width or CalibrationPlan.width,
+            plan = CalibrationPlan(images=settings.calibration_images,
+                                   width=templates.fixed_width or CalibrationPlan.width,
                                    timesteps=CalibrationPlan.timesteps if settings.precision == "qnn" else 1)
             samples = calibration_feeds(fp32, PromptTokenizer(bundle / TOKENIZER_NAME), scheduler_config,
                                         latent_scale_factor=_scale(folder), plan=plan,

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import ModelBundleError
+from engine.errors import InvalidInputError, ModelBundleError
 
 Feeds = dict[str, np.ndarray]
 IMAGES = Path(__file__).with_name("calibration")
@@ -83,6 +83,12 @@ class CalibrationPlan:
     timesteps: int = 4
     width: int = 512
     seed: int = 0
+
+
+def check_calibration_images(count: int) -> None:
+    available = len(list(IMAGES.glob("*.png")))
+    if not 1 <= count <= available:
+        raise InvalidInputError(f"--calibration-images {count}: use 1 to {available} (the spectrograms that ship)")
 
 
 def calibration_images(count: int, width: int) -> list[np.ndarray]:

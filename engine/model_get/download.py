@@ -88,14 +88,16 @@ def partial_path(final: Path) -> Path:
     return final.with_name(f".{final.name}{PARTIAL_SUFFIX}")
 
 
-def plan_download(repo_id: str, revision: str = "main", *, prefer_fp16: bool = True) -> DownloadPlan:
+def plan_download(repo_id: str, revision: str = "main", *, prefer_fp16: bool = True, info=None) -> DownloadPlan:
     """The files of `repo_id` a bundle is made from: configs, tokenizer, one set of weights per model
     (safetensors before torch files; the fp16 variant where `prefer_fp16` and the repo has one: half the bytes,
-    and int8/qnn models are quantised below fp16's precision anyway)."""
+    and int8/qnn models are quantised below fp16's precision anyway). `info`: the repository's listing
+    (huggingface_hub's ModelInfo with files metadata) when the caller has it already."""
     from huggingface_hub import HfApi
 
-    with hub_errors(repo_id):
-        info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
+    if info is None:
+        with hub_errors(repo_id):
+            info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
     remote = {s.rfilename: s for s in info.siblings or ()}
     chosen = [name for name in (*CONFIG_FILES, *TOKENIZER_FILES) if name in remote]
     missing = [name for name in CONFIG_FILES if name not in remote]
@@ -214,13 +216,13 @@ def _cut_off(remote: RemoteFile, had: int) -> Iterator[None]:
     try:
         yield
     except Exception as error:
-        if isinstance(error, CancelledError) or not _is_transport_error(error):
+        if isinstance(error, CancelledError) or not is_transport_error(error):
             raise
         raise ModelBundleError(f"downloading {remote.path} stopped ({reason(error, 80)}): run model get again, "
                                "it continues where it stopped") from None
 
 
-def _is_transport_error(error: BaseException) -> bool:
+def is_transport_error(error: BaseException) -> bool:
     return isinstance(error, OSError) or type(error).__module__.split(".")[0] in (
         "httpx2", "httpx", "httpcore2", "httpcore")
 
@@ -301,7 +303,7 @@ def hub_errors(repo_id: str) -> Iterator[None]:
         raise ModelBundleError(f"cannot download {repo_id}: no connection to Hugging Face ({reason(error, 80)}); "
                                f"{offline}") from None
     except Exception as error:  # httpx2's transport errors are not OSErrors
-        if _is_transport_error(error):
+        if is_transport_error(error):
             raise ModelBundleError(f"cannot download {repo_id}: no connection to Hugging Face "
                                    f"({reason(error, 80)}); {offline}") from None
         raise

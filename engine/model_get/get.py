@@ -20,6 +20,7 @@ from engine.bundle.manifest import PRECISIONS
 from engine.errors import InvalidInputError
 from engine.model_get.architecture import SD15_CONFIGS
 from engine.model_get.bundle_build import BuildSettings, build_bundle
+from engine.model_get.calibration import CalibrationPlan, check_calibration_images
 from engine.model_get.download import (
     DEFAULT_REPO,
     DownloadPlan,
@@ -29,6 +30,7 @@ from engine.model_get.download import (
     is_hub_id,
     plan_download,
 )
+from engine.model_get.installed import bundle_name, models_folder
 
 PRECISION_CHOICES = ("auto", *PRECISIONS)
 SINGLE_FILE_SUFFIXES = (".ckpt", ".safetensors")
@@ -58,13 +60,7 @@ class GetSettings:
     qnn_width: int = 512
     # A single checkpoint file's architecture: a diffusers folder's configs and tokenizer (default: SD 1.5's).
     config: Path | None = None
-
-
-def models_folder() -> Path:
-    """Where bundles live by default (the app lists and uses them): the user data folder's `models/`."""
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("riffstudio", appauthor=False)) / "models"
+    calibration_images: int = CalibrationPlan.images
 
 
 def downloads_folder() -> Path:
@@ -84,9 +80,11 @@ def resolve_precision(precision: str) -> str:
     return "qnn" if npu_present() else "int8"
 
 
-def default_bundle_name(source: str, precision: str) -> str:
-    name = source.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or "model"
-    return f"{name}-{precision}"
+def checked_precision(settings: GetSettings) -> str:
+    """The precision `settings` ask for (auto resolved), once their numbers are checked."""
+    check_qnn_width(settings.qnn_width)
+    check_calibration_images(settings.calibration_images)
+    return resolve_precision(settings.precision)
 
 
 @dataclass(frozen=True)
@@ -121,14 +119,19 @@ class GetPlan:
 def plan_get(settings: GetSettings) -> GetPlan:
     """Plan a get from the Hub: the files, the bytes left, the disk it needs (refused in one line when it is
     not there) and the build's duration."""
-    precision = resolve_precision(settings.precision)
-    check_qnn_width(settings.qnn_width)
+    precision = checked_precision(settings)
     source = settings.source
     if not is_hub_id(source):
         raise InvalidInputError(f"{source} is neither a folder nor a Hugging Face id (like {DEFAULT_REPO}): check it")
-    out = Path(settings.out) if settings.out else models_folder() / default_bundle_name(source, precision)
+    out = Path(settings.out) if settings.out else models_folder() / bundle_name(source, precision)
     check_bundle_out(out)
-    plan = plan_download(source, settings.revision, prefer_fp16=precision != "fp32")
+    # A published bundle (manifest.json at the repository's root, as `model publish` makes) is taken as it is.
+    from engine.model_get.published import is_published_bundle, plan_published_get, repo_listing
+
+    info = repo_listing(source, settings.revision)
+    if is_published_bundle(info.siblings):
+        return plan_published_get(settings, info)
+    plan = plan_download(source, settings.revision, prefer_fp16=precision != "fp32", info=info)
     folder = downloads_folder() / source.replace("/", "--") / plan.commit
     fp32_bytes = _fp32_bytes(plan)
     bundle_bytes = int(fp32_bytes * BUNDLE_BYTES_PER_FP32_BYTE[precision])
@@ -136,7 +139,7 @@ def plan_get(settings: GetSettings) -> GetPlan:
     left = plan.remaining_bytes(folder)
     needed = left + bundle_bytes + scratch
     # One disk check when the download and the bundle share a disk, else one each.
-    if _same_disk(folder, out):
+    if same_disk(folder, out):
         free = check_space(needed, folder, f"getting {source}")
     else:
         free = check_space(left, folder, f"downloading {source}")
@@ -154,9 +157,8 @@ def get_model(settings: GetSettings, progress: Progress | None = None,
         raise InvalidInputError("--config only applies to a single .ckpt or .safetensors file: a diffusers folder or "
                                 "a Hugging Face id carries its own configs")
     if local.is_dir():
-        precision = resolve_precision(settings.precision)
-        check_qnn_width(settings.qnn_width)
-        out = Path(settings.out) if settings.out else models_folder() / default_bundle_name(settings.source,
+        precision = checked_precision(settings)
+        out = Path(settings.out) if settings.out else models_folder() / bundle_name(settings.source,
                                                                                              precision)
         check_bundle_out(out)
         return _build(local, out, precision, settings, source=str(local.resolve()),
@@ -165,9 +167,8 @@ def get_model(settings: GetSettings, progress: Progress | None = None,
         if local.suffix.lower() not in SINGLE_FILE_SUFFIXES:
             raise InvalidInputError(f"{settings.source} is not a model: give a diffusers folder, a .ckpt or "
                                     f".safetensors checkpoint, or a Hugging Face id like {DEFAULT_REPO}")
-        precision = resolve_precision(settings.precision)
-        check_qnn_width(settings.qnn_width)
-        out = Path(settings.out) if settings.out else models_folder() / default_bundle_name(local.stem, precision)
+        precision = checked_precision(settings)
+        out = Path(settings.out) if settings.out else models_folder() / bundle_name(local.stem, precision)
         check_bundle_out(out)
         # A single file holds weights only: the architecture, configs and tokenizer are SD 1.5's (riffusion's)
         # unless a diffusers folder says otherwise.
@@ -177,6 +178,10 @@ def get_model(settings: GetSettings, progress: Progress | None = None,
                       weights_file=local)
     plan = plan_get(settings)
     say(plan.describe())
+    from engine.model_get.published import PublishedPlan, get_published
+
+    if isinstance(plan, PublishedPlan):  # fetched and checked against its manifest; nothing to build
+        return get_published(plan, progress, cancelled, keep_download=settings.keep_download)
 
     def fetched(done: int, total: int, name: str) -> None:
         if progress:
@@ -206,7 +211,8 @@ def _build(folder: Path, out: Path, precision: str, settings: GetSettings, *, so
             progress(label, start + (1 - start) * fraction, {})
 
     build_bundle(BuildSettings(folder=folder, out=out, precision=precision, qnn_width=settings.qnn_width,
-                               source=source, revision=revision, weights_file=weights_file), progress=built, say=say)
+                               source=source, revision=revision, weights_file=weights_file,
+                               calibration_images=settings.calibration_images), progress=built, say=say)
     return out
 
 
@@ -216,7 +222,7 @@ def _fp32_bytes(plan: DownloadPlan) -> int:
                if f.path.endswith((".safetensors", ".bin")))
 
 
-def _same_disk(a: Path, b: Path) -> bool:
+def same_disk(a: Path, b: Path) -> bool:
     def device(path: Path) -> int:
         while not path.exists():
             path = path.parent

@@ -1,5 +1,5 @@
-"""`riffstudio model get|convert|check|compile`: get a model bundle (no torch), make one from a checkpoint with
-torch, prove it runs here, compile it for a Snapdragon NPU."""
+"""`riffstudio model get|convert|check|compile|publish`: get a model bundle (no torch), make one from a checkpoint
+with torch, prove it runs here, compile it for a Snapdragon NPU, publish it on the Hugging Face Hub."""
 
 from __future__ import annotations
 
@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     get.add_argument("--config", type=Path, metavar="DIR",
                      help="single .ckpt/.safetensors files only: a diffusers folder with the checkpoint's configs "
                      "and tokenizer (default: Stable Diffusion 1.5's, which riffusion's is)")
+    get.add_argument("--calibration-images", type=int, default=8, metavar="N",
+                     help="int8/qnn: how many of the eight shipped spectrograms calibrate the quantised models "
+                     "(fewer is faster; default 8)")
     get.add_argument("--keep-download", action="store_true",
                      help="keep the downloaded files in the cache (default: removed once the bundle is made)")
     get.add_argument("--plan", action="store_true",
@@ -88,16 +91,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "Qualcomm's published figures")
     compile_.set_defaults(run=run_compile)
 
+    publish = commands.add_parser(
+        "publish", help="upload a bundle to a Hugging Face model repo with its model card (for maintainers)",
+        description="Check every file of BUNDLE against its manifest, then upload it to the Hugging Face model "
+        "repository ORG/NAME (made if missing) in one commit, with a model card: riffusion's licence "
+        "(CreativeML OpenRAIL-M) and its use restrictions, the credits, how the bundle was made. `riffstudio model "
+        "get ORG/NAME` then takes it as it is. Needs a token with write access (`hf auth login`, or HF_TOKEN).")
+    publish.add_argument("bundle", type=Path, metavar="BUNDLE")
+    publish.add_argument("--repo", required=True, metavar="ORG/NAME", help="the Hugging Face model repository")
+    publish.add_argument("--private", action="store_true", help="make the repository private (when it is made)")
+    publish.set_defaults(run=run_publish)
+
 
 def run_get(args: argparse.Namespace) -> int:
     from engine.atomic import write_errors
     from engine.model_get.download import DEFAULT_REPO
-    from engine.model_get.get import GetSettings, get_model, models_folder
+    from engine.model_get.get import GetSettings, get_model
+    from engine.model_get.installed import models_folder
     from ui.cli.progress import JsonProgress, TerminalProgress
 
     settings = GetSettings(source=args.source or DEFAULT_REPO, precision=args.precision, out=args.out,
                            revision=args.revision, keep_download=args.keep_download, qnn_width=args.width,
-                           config=args.config)
+                           config=args.config, calibration_images=args.calibration_images)
     if args.plan or args.discard:
         return _get_plan_or_discard(args, settings)
     progress = JsonProgress() if args.json else TerminalProgress()
@@ -149,7 +164,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
     settings = ConvertSettings(source=args.source, out=args.out, precision=args.precision,
                                calibration_prompts=args.calibration_prompts, export_cache=args.export_cache,
-                               config=args.config)
+                               config=args.config, calibration_images=args.calibration_images)
     settings.validate()
     progress = TerminalProgress()
     try:
@@ -159,6 +174,19 @@ def run_convert(args: argparse.Namespace) -> int:
         progress.close()
     print(f"wrote {args.out} ({manifest.precision}, {len(manifest.files)} files); "
           f"check it with: riffstudio model check {args.out}")
+    return 0
+
+
+def run_publish(args: argparse.Namespace) -> int:
+    from engine.model_get.publish import publish_bundle
+    from ui.cli.progress import TerminalProgress
+
+    progress = TerminalProgress()
+    try:
+        url = publish_bundle(args.bundle, args.repo, private=args.private, progress=progress)
+    finally:
+        progress.close()
+    print(f"published {args.bundle} to {args.repo}: {url}; get it with: riffstudio model get {args.repo}")
     return 0
 
 
