@@ -29,6 +29,10 @@ from engine.model_get.template_store import templates_for, variant_for
 from engine.model_get.weights import FolderWeights, SingleFileModel, WeightFiles, read_json, weight_files
 
 Progress = Callable[[str, float], None]
+# CPU bundles take any width: they calibrate and are scored on 256 px (2.56 s) of each spectrogram, which
+# quarters the full-size VAE decoder's and UNet's runs against 512 px (the VAE decoder's calibration was
+# most of an int8 build) for ranges of the same music; qnn bundles calibrate at their one width.
+CPU_CALIBRATION_WIDTH = 256
 # Share of the build each stage takes (measured at full size, int8): pouring is disk-bound, quantising
 # the UNet and scoring the models dominate.
 STAGES = {"templates": 0.02, "tokenizer": 0.01, "pour": 0.22, "calibration": 0.10, "text_encoder": 0.05,
@@ -128,7 +132,7 @@ def _build(settings: BuildSettings, templates: TemplateSet, weights: dict[str, W
         if settings.precision != "fp32":
             stages.report("calibration", 0.0)
             plan = CalibrationPlan(images=settings.calibration_images,
-                                   width=templates.fixed_width or CalibrationPlan.width,
+                                   width=templates.fixed_width or CPU_CALIBRATION_WIDTH,
                                    timesteps=CalibrationPlan.timesteps if settings.precision == "qnn" else 1)
             samples = calibration_feeds(fp32, PromptTokenizer(bundle / TOKENIZER_NAME), scheduler_config,
                                         latent_scale_factor=_scale(folder), plan=plan,
