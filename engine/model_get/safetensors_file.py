@@ -15,13 +15,18 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
 from engine.errors import ModelBundleError, reason
-from engine.model_get.weight_file import bfloat16_to_float32, damaged, missing_weight, unsupported_number_type
+from engine.model_get.weight_file import (
+    ClosedOnExit,
+    bfloat16_to_float32,
+    damaged,
+    missing_weight,
+    unsupported_number_type,
+)
 
 # safetensors' dtype codes -> (numpy-style name, bytes per element, numpy can hold it). The float8 codes
 # get torch's names; numpy has no float8, so reading them is refused with a clear message.
@@ -124,7 +129,7 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-class SafetensorsFile:
+class SafetensorsFile(ClosedOnExit):
     """A `.safetensors` checkpoint as a `WeightFile`: the header is read and checked at open, each tensor
     when asked for (the library memory-maps the file, so nothing else is held)."""
 
@@ -190,11 +195,3 @@ class SafetensorsFile:
         if self._handle is not None:
             self._handle.__exit__(None, None, None)  # safe_open releases its memory map on exit
             self._handle = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.close()

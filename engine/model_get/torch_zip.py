@@ -30,13 +30,18 @@ import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any
 
 import numpy as np
 
 from engine.errors import ModelBundleError, reason
-from engine.model_get.weight_file import bfloat16_to_float32, damaged, missing_weight, unsupported_number_type
+from engine.model_get.weight_file import (
+    ClosedOnExit,
+    bfloat16_to_float32,
+    damaged,
+    missing_weight,
+    unsupported_number_type,
+)
 
 
 class _Malformed(Exception):
@@ -344,7 +349,7 @@ class _StateDictUnpickler(pickle.Unpickler):
         return storage
 
 
-class TorchZipFile:
+class TorchZipFile(ClosedOnExit):
     """A torch zip checkpoint as a `WeightFile`: the pickle is read (safely) at open, each tensor's bytes
     when asked for. One open file is shared by every read, so use one `TorchZipFile` per thread.
 
@@ -535,11 +540,3 @@ class TorchZipFile:
         if self._file is not None:
             self._file.close()
             self._file = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.close()

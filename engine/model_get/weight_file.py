@@ -61,6 +61,21 @@ class WeightFile(Protocol):
     ) -> None: ...
 
 
+class ClosedOnExit:
+    """`with reader:` closes it: what both readers share of the protocol's context manager."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+
 def open_weight_file(path: Path) -> WeightFile:
     """The right reader for `path`, chosen by content: a safetensors header, a torch zip, or a one-line error.
 
