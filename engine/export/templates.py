@@ -99,15 +99,18 @@ def randomise_constant_parameters(module: Any, generator: Any) -> None:
 
 
 def build_templates(configs: dict[str, dict[str, Any]], variant: str, out: Path, *,
-                    export_cache: Path | None = None) -> TemplateSet:
-    """Export the architecture of `configs` in `variant` ("dynamic" or "fixed<W>") into template folder `out`."""
+                    export_cache: Path | None = None, modules: Any = None) -> TemplateSet:
+    """Export the architecture of `configs` in `variant` ("dynamic" or "fixed<W>") into template folder `out`.
+
+    `modules` (text_encoder, unet, vae) are exported instead of random ones of `configs`: a checkpoint whose
+    exports are cached already (the tests' qnn templates); its weights must be as varied as random ones."""
     from engine.export.export_cache import export_with_cache
 
     architecture: Architecture = complete(configs)
     fixed_width = int(variant.removeprefix("fixed")) if variant.startswith("fixed") else None
     if variant != "dynamic" and not fixed_width:
         raise ValueError(f"unknown template variant {variant!r}")
-    modules = random_modules(configs)
+    modules = modules or random_modules(configs)
     components = {}
     with atomic_path(out, directory=True) as folder, tempfile.TemporaryDirectory(
             prefix=".template-export-", dir=Path(out).parent) as work:
