@@ -280,6 +280,25 @@ def test_the_shipped_sd15_templates_are_what_the_export_code_makes_today():
             f"regenerate: python -m engine.export.templates {SHIPPED}/sd15-{variant} --variant {variant}")
 
 
+@pytest.mark.benchmark
+@pytest.mark.parametrize("variant", ["dynamic", "fixed512"])
+def test_remaking_the_sd15_templates_gives_the_shipped_files(tmp_path, variant):
+    """The shipped templates made again from scratch: full SD 1.5 exports, minutes each, so not in the suite
+    (`python -m pytest -m benchmark -k remaking -n 0`; .cache/template-exports keeps the exports for reruns)."""
+    from conftest import REPO
+
+    from engine.export.templates import build_templates, read_configs
+    from engine.model_get.architecture import SD15_CONFIGS
+    from engine.model_get.template_store import SHIPPED
+
+    out = tmp_path / variant
+    build_templates(read_configs(SD15_CONFIGS), variant, out, export_cache=REPO / ".cache" / "template-exports")
+    shipped = SHIPPED / f"sd15-{variant}"
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in shipped.iterdir())
+    for path in shipped.iterdir():
+        assert (out / path.name).read_bytes() == path.read_bytes(), path.name
+
+
 def test_riffusions_own_configs_are_sd15():
     """riffusion-model-v1's configs as diffusers 0.6 and transformers 4.25 wrote them (fewer keys, training-only
     ones) ask for the shipped templates; another width of UNet does not."""
