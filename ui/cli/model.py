@@ -164,7 +164,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
     settings = ConvertSettings(source=args.source, out=args.out, precision=args.precision,
                                calibration_prompts=args.calibration_prompts, export_cache=args.export_cache,
-                               config=args.config, calibration_images=args.calibration_images)
+                               config=args.config)
     settings.validate()
     progress = TerminalProgress()
     try:
