@@ -362,7 +362,7 @@ def test_a_single_original_layout_file_gives_the_bundle_its_folder_gives(run_cli
 @pytest.mark.qnn
 def test_a_qnn_bundle_gets_made_and_runs_on_the_npu(run_cli, user_dirs, tiny_qnn_templates, tiny_sd_dir, tmp_path):
     """w8a16 for the HTP back end (the simulator here, CPU fallback off in `model check --provider qnn`),
-    calibrated on two of the shipped spectrograms to keep the test short."""
+    calibrated on one of the shipped spectrograms (and two guided runs) to keep the test short."""
     out = tmp_path / "qnn"
     env = {**user_dirs, "RIFFSTUDIO_TEMPLATE_CACHE": str(tiny_qnn_templates)}
     result = get(run_cli, env, tiny_sd_dir, "--precision", "qnn", "--width", "256", "--calibration-images", "2",

@@ -33,6 +33,9 @@ Progress = Callable[[str, float], None]
 # quarters the full-size VAE decoder's and UNet's runs against 512 px (the VAE decoder's calibration was
 # most of an int8 build) for ranges of the same music; qnn bundles calibrate at their one width.
 CPU_CALIBRATION_WIDTH = 256
+# qnn's static VAE ranges also see the ends of two guided runs of the default sampler (28 fp32 UNet calls at
+# the bundle's width; see CalibrationPlan.guided_runs).
+QNN_GUIDED_RUNS = 2
 # Share of the build each stage takes (measured at full size, int8): pouring is disk-bound, quantising
 # the UNet and scoring the models dominate.
 STAGES = {"templates": 0.02, "tokenizer": 0.01, "pour": 0.22, "calibration": 0.10, "text_encoder": 0.05,
@@ -133,7 +136,8 @@ def _build(settings: BuildSettings, templates: TemplateSet, weights: dict[str, W
             stages.report("calibration", 0.0)
             plan = CalibrationPlan(images=settings.calibration_images,
                                    width=templates.fixed_width or CPU_CALIBRATION_WIDTH,
-                                   timesteps=CalibrationPlan.timesteps if settings.precision == "qnn" else 1)
+                                   timesteps=CalibrationPlan.timesteps if settings.precision == "qnn" else 1,
+                                   guided_runs=QNN_GUIDED_RUNS if settings.precision == "qnn" else 0)
             samples = calibration_feeds(fp32, PromptTokenizer(bundle / TOKENIZER_NAME), scheduler_config,
                                         latent_scale_factor=_scale(folder), plan=plan,
                                         progress=lambda f: stages.report("calibration", f))

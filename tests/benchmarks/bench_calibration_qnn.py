@@ -62,6 +62,8 @@ def main() -> None:
             prompts=MUSIC_PROMPTS[: args.prompts], width=args.width, vae_samples=args.prompts))
         get_set = calibration_feeds(fp32, tokenizer, checkpoint.scheduler_config, scale,
                                     CalibrationPlan(width=args.width))
+        hybrid_set = calibration_feeds(fp32, tokenizer, checkpoint.scheduler_config, scale,
+                                       CalibrationPlan(width=args.width, guided_runs=2))
         # Held out: guided runs of other prompts, and other pieces' spectrograms noised at random timesteps.
         held_runs = capture_calibration_set(checkpoint, CalibrationSettings(
             prompts=HELD_OUT[:4], width=args.width, vae_samples=4, seed=7))
@@ -70,7 +72,8 @@ def main() -> None:
         for component in COMPONENTS:
             scores = []
             for name, feeds in (("convert", convert_set.for_component(component)),
-                                ("get", get_set[component])):
+                                ("get, forward process only", get_set[component]),
+                                ("get + 2 guided runs' ends (the qnn default)", hybrid_set[component])):
                 out = folder / f"{name}-{component}.onnx"
                 quantize_qnn(fp32[component], out, component, feeds)
                 scores.append((name, len(feeds), [
