@@ -126,9 +126,9 @@ def templates_path(variant: str) -> Path:
 
 
 def cached_templates(variant: str) -> Path:
-    """The tiny architecture's templates as `model get` builds them with the export extra (random weights, not
-    the tiny checkpoint's), kept where RIFFSTUDIO_TEMPLATE_CACHE points in tests; rebuilt when the export code
-    or torch changes (engine/export/templates.py's export_key)."""
+    """The tiny architecture's templates as `model get` builds them with the export extra, kept where
+    RIFFSTUDIO_TEMPLATE_CACHE points in tests; rebuilt when the export code or torch changes
+    (engine/export/templates.py's export_key)."""
     from filelock import FileLock
 
     from engine.export.source import load_checkpoint
@@ -139,13 +139,11 @@ def cached_templates(variant: str) -> Path:
     TEMPLATE_CACHE.mkdir(parents=True, exist_ok=True)
     with FileLock(TEMPLATE_CACHE / f"{variant}.lock"):
         if not _templates_current(out, export_key()):
-            # The dynamic templates come from other random weights than the tiny checkpoint's, so pouring the
-            # checkpoint into them proves the map (tests/test_model_get.py); the fixed ones only serve the qnn
-            # test, so they are made from the checkpoint itself, whose fixed-shape exports the qnn bundle's
-            # prebuild has cached already.
-            checkpoint = None if variant == "dynamic" else load_checkpoint(str(cached_model_dir()))
+            # Made from the tiny checkpoint itself, whose exports the fp32 and qnn bundles' prebuild has cached
+            # already (random weights of its own would cost two more minutes of exports); the map is proved by
+            # pouring another checkpoint's weights (tests/test_model_get.py).
             build_templates(read_configs(cached_model_dir()), variant, out, export_cache=EXPORT_CACHE,
-                            modules=checkpoint)
+                            modules=load_checkpoint(str(cached_model_dir())))
         TemplateSet.read(out)
     return TEMPLATE_CACHE
 

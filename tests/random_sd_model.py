@@ -150,14 +150,20 @@ def write_model(out: Path, preset: str = "tiny", seed: int = 0) -> Path:
 
 def cached_model(preset: str = "tiny", seed: int = 0) -> Path:
     """The checkpoint for `preset`, built once and kept under .cache/ until this file or a library changes."""
+    import inspect
+
     import diffusers
     import torch
     import transformers
 
+    from engine.export.templates import randomise_constant_parameters
+
     key = hashlib.sha256(Path(__file__).read_bytes())
-    key.update((REPO / "engine" / "export" / "templates.py").read_bytes())  # randomise_constant_parameters
+    key.update(inspect.getsource(randomise_constant_parameters).encode())
     key.update(f"{preset}-{seed}-{torch.__version__}-{diffusers.__version__}-{transformers.__version__}".encode())
-    out = CACHE / f"{preset}-{key.hexdigest()[:12]}"
+    # Each seed its own name (the default's unchanged): clearing one's stale copies never removes another's.
+    name = preset if seed == 0 else f"{preset}-seed{seed}"
+    out = CACHE / f"{name}-{key.hexdigest()[:12]}"
     if (out / "model_index.json").exists():
         return out
     import shutil
@@ -165,9 +171,9 @@ def cached_model(preset: str = "tiny", seed: int = 0) -> Path:
     from filelock import FileLock
 
     CACHE.mkdir(parents=True, exist_ok=True)
-    with FileLock(CACHE / f"{preset}.lock"):  # pytest-xdist's workers may both ask for it first
+    with FileLock(CACHE / f"{name}.lock"):  # pytest-xdist's workers may both ask for it first
         if not (out / "model_index.json").exists():
-            for stale in CACHE.glob(f"{preset}-{'?' * 12}"):
+            for stale in CACHE.glob(f"{name}-{'?' * 12}"):
                 shutil.rmtree(stale, ignore_errors=True)
             write_model(out, preset, seed)
     return out

@@ -2,8 +2,8 @@
 
 The CLI runs in fresh interpreters as a producer runs it, against a real HTTP server answering the Hub's
 endpoints and serving the tiny random-weight model in riffusion-model-v1's layout. Its templates are the
-tiny architecture's, built by the export extra from *other* random weights (tests/conftest.py
-`cached_templates`), so a bundle matching `model convert`'s proves the map, not a copy of the weights.
+tiny architecture's, made by the export extra from that checkpoint (tests/conftest.py `cached_templates`);
+the map is proved by pouring another checkpoint's random weights and comparing with torch on them.
 """
 
 from __future__ import annotations
@@ -79,6 +79,29 @@ def test_an_fp32_bundle_from_the_hub_computes_what_model_convert_exports(run_cli
     assert not any((tmp_path / "cache" / "riffstudio" / "downloads").rglob("*.safetensors"))
     check = run_cli("model", "check", bundle)
     assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.slow
+def test_other_random_weights_poured_into_the_templates_compute_what_torch_computes(run_cli, user_dirs, tmp_path):
+    """The map's proof: the templates were made from the tiny checkpoint's weights; a checkpoint of the same
+    architecture with other random weights (seed 1), poured in without torch, gives torch's outputs on them."""
+    import torch
+    from random_sd_model import cached_model
+
+    from engine.export.onnx_export import wrap_component
+    from engine.export.source import load_checkpoint
+
+    other = cached_model("tiny", seed=1)
+    out = tmp_path / "other"
+    result = get(run_cli, user_dirs, other, "--precision", "fp32", "--out", out)
+    assert result.returncode == 0, result.stderr
+    checkpoint = load_checkpoint(str(other))
+    for component, feeds in component_feeds(np.random.default_rng(11)).items():
+        with torch.no_grad():
+            expected = wrap_component(checkpoint, component)(*(torch.from_numpy(v) for v in feeds.values())).numpy()
+        ours = outputs(out, component, feeds)
+        assert ours.shape == expected.shape
+        assert np.max(np.abs(ours - expected)) <= 1e-4 * np.max(np.abs(expected)), component
 
 
 @pytest.mark.slow
