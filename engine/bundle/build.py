@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,24 @@ CPU_SESSION_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
 NPU_SESSION_OPTIONS: dict[str, Any] = {"htp_performance_mode": "burst", "context_cache": True}
 
 Feeds = Mapping[str, np.ndarray]
+
+
+class StagedProgress:
+    """One honest bar over a build's stages: `report(stage, fraction)` maps a stage's own fraction onto the
+    whole by each stage's share (`weights`), labelled from `labels` unless a label is given."""
+
+    def __init__(self, progress: Callable[[str, float], None] | None, weights: Mapping[str, float],
+                 labels: Mapping[str, str]) -> None:
+        self._progress, self._weights, self._labels = progress, weights, labels
+        self._done = 0.0
+
+    def report(self, stage: str, fraction: float, label: str | None = None) -> None:
+        if self._progress:
+            self._progress(label or self._labels.get(stage, stage),
+                           min(1.0, self._done + self._weights[stage] * fraction))
+
+    def finish(self, stage: str) -> None:
+        self._done += self._weights[stage]
 
 
 def check_qnn_width(width: int) -> None:

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.atomic import atomic_path, check_writable_folder
-from engine.bundle.build import SNR_SAMPLES, build_component, check_bundle_out, check_qnn_width, write_manifest
+from engine.bundle.build import (
+    SNR_SAMPLES,
+    StagedProgress,
+    build_component,
+    check_bundle_out,
+    check_qnn_width,
+    write_manifest,
+)
 from engine.bundle.manifest import COMPONENTS, PRECISIONS, TOKENIZER_NAME, ComponentSpec, Manifest
 from engine.cpu_features import usable_cpus
 from engine.errors import InvalidInputError, ModelBundleError
@@ -79,28 +86,10 @@ def read_prompts(path: Path) -> tuple[str, ...]:
     return prompts
 
 
-class _Stages:
-    """Turns per-stage fractions into one overall fraction."""
-
-    def __init__(self, progress: Progress | None) -> None:
-        self._progress = progress
-        self._done = 0.0
-
-    def report(self, stage: str, fraction: float) -> None:
-        self.report_as(STAGE_LABELS.get(stage, stage), stage, fraction)
-
-    def report_as(self, label: str, stage: str, fraction: float) -> None:
-        if self._progress:
-            self._progress(label, min(1.0, self._done + STAGE_WEIGHTS[stage] * fraction))
-
-    def finish(self, stage: str) -> None:
-        self._done += STAGE_WEIGHTS[stage]
-
-
 def convert(settings: ConvertSettings, progress: Progress | None = None) -> Manifest:
     """Build the bundle described by `settings`; returns its manifest."""
     settings.validate()
-    stages = _Stages(progress)
+    stages = StagedProgress(progress, STAGE_WEIGHTS, STAGE_LABELS)
     stages.report("load", 0.0)
     checkpoint = load_checkpoint(settings.source, settings.config)
     stages.finish("load")
@@ -118,7 +107,7 @@ def convert(settings: ConvertSettings, progress: Progress | None = None) -> Mani
         components: dict[str, ComponentSpec] = {}
         for component in COMPONENTS:
             if settings.precision != "fp32":
-                stages.report_as(f"quantising {component}", component, 0.0)
+                stages.report(component, 0.0, f"quantising {component}")
             components[component] = _build_component(exports[component], component, settings, bundle,
                                                      calibration)
             stages.finish(component)
@@ -132,7 +121,7 @@ def convert(settings: ConvertSettings, progress: Progress | None = None) -> Mani
     return manifest
 
 
-def _calibrate(checkpoint: Any, settings: ConvertSettings, stages: _Stages) -> Any:
+def _calibrate(checkpoint: Any, settings: ConvertSettings, stages: StagedProgress) -> Any:
     """Inputs of every model along real guided denoising runs of the checkpoint (torch side)."""
     from engine.export.calibration import MUSIC_PROMPTS, CalibrationSettings, capture_calibration_set
 
@@ -147,7 +136,8 @@ def _calibrate(checkpoint: Any, settings: ConvertSettings, stages: _Stages) -> A
         progress=lambda done, total: stages.report("calibration", done / total))
 
 
-def export_all(checkpoint: Any, settings: ConvertSettings, folder: Path, stages: _Stages) -> dict[str, ExportedModel]:
+def export_all(checkpoint: Any, settings: ConvertSettings, folder: Path,
+               stages: StagedProgress) -> dict[str, ExportedModel]:
     """Every model exported to `folder`, each in its own child interpreter (see isolated_export).
 
     The UNet's export takes about two thirds of the time; with a second core and memory for both, the
@@ -162,7 +152,7 @@ def export_all(checkpoint: Any, settings: ConvertSettings, folder: Path, stages:
         return export_with_cache(checkpoint, component, folder / f"{component}.onnx", fixed_width=fixed_width,
                                  cache=settings.export_cache)
 
-    stages.report_as(f"exporting {', '.join(pending)}", "export", 0.0)
+    stages.report("export", 0.0, f"exporting {', '.join(pending)}")
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export") as pool:
         # The UNet first, so it never waits behind the small ones.
         order = sorted(COMPONENTS, key=lambda c: c != "unet")
@@ -177,7 +167,7 @@ def export_all(checkpoint: Any, settings: ConvertSettings, folder: Path, stages:
                 failure = failure or error
             pending.remove(component)
             done += EXPORT_WEIGHTS[component]
-            stages.report_as(f"exporting {', '.join(pending)}" if pending else "exported", "export", done)
+            stages.report("export", done, f"exporting {', '.join(pending)}" if pending else "exported")
     if failure is not None:
         raise failure
     return results

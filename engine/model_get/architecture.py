@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ModelBundleError
-
 # The folders of a diffusers Stable Diffusion model whose configs shape a graph.
 CONFIG_FOLDERS = ("text_encoder", "unet", "vae")
 # SD 1.5's architecture (riffusion-model-v1's), as today's libraries write it: every key they know.
@@ -48,26 +46,12 @@ class Architecture:
     def is_sd15(self) -> bool:
         return self.signature == sd15().signature
 
-    def value(self, folder: str, key: str) -> Any:
-        return self.configs[folder][key]
-
 
 def read_architecture(folder: Path) -> Architecture:
     """The architecture of the diffusers model in `folder` (its text_encoder, unet and vae configs)."""
-    configs = {}
-    for name in CONFIG_FOLDERS:
-        path = Path(folder) / name / "config.json"
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ModelBundleError(f"{folder} is missing {name}/config.json: download the whole model folder "
-                                   "again") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ModelBundleError(f"{path} is unreadable ({error}): download the model again") from None
-        if not isinstance(data, dict):
-            raise ModelBundleError(f"{path} is not a model config: download the model again")
-        configs[name] = data
-    return complete(configs)
+    from engine.model_get.weights import read_json
+
+    return complete({name: read_json(Path(folder) / name / "config.json") for name in CONFIG_FOLDERS})
 
 
 def complete(configs: dict[str, dict[str, Any]]) -> Architecture:

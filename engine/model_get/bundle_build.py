@@ -18,10 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from engine.atomic import atomic_path
-from engine.bundle.build import build_component, check_bundle_out, check_qnn_width, write_manifest
+from engine.bundle.build import (
+    StagedProgress,
+    build_component,
+    check_bundle_out,
+    check_qnn_width,
+    write_manifest,
+)
 from engine.bundle.manifest import COMPONENTS, PRECISIONS, TOKENIZER_NAME, Manifest
 from engine.errors import InvalidInputError, ModelBundleError
-from engine.model_get.architecture import CONFIG_FOLDERS, read_architecture
+from engine.model_get.architecture import CONFIG_FOLDERS, complete
 from engine.model_get.calibration import CalibrationPlan, calibration_feeds, check_calibration_images
 from engine.model_get.clip_tokenizer import write_clip_tokenizer
 from engine.model_get.template import WEIGHT_FOLDER, TemplateSet, WeightSource, check_fits, fill
@@ -66,28 +72,16 @@ class BuildSettings:
         check_bundle_out(Path(self.out))
 
 
-class _Stages:
-    def __init__(self, progress: Progress | None) -> None:
-        self._progress, self._done = progress, 0.0
-
-    def report(self, stage: str, fraction: float, label: str | None = None) -> None:
-        if self._progress:
-            self._progress(label or LABELS.get(stage, stage), min(1.0, self._done + STAGES[stage] * fraction))
-
-    def finish(self, stage: str) -> None:
-        self._done += STAGES[stage]
-
-
 def build_bundle(settings: BuildSettings, progress: Progress | None = None,
                  say: Callable[[str], None] = print) -> Manifest:
     """Build the bundle `settings` describe; returns its manifest. `say` gets one-off notes (a template build)."""
     settings.validate()
     folder = Path(settings.folder)
-    stages = _Stages(progress)
+    stages = StagedProgress(progress, STAGES, LABELS)
     stages.report("templates", 0.0)
-    architecture = read_architecture(folder)
     scheduler_config = read_json(folder / "scheduler" / "scheduler_config.json")
     raw_configs = {name: read_json(folder / name / "config.json") for name in CONFIG_FOLDERS}
+    architecture = complete(raw_configs)  # read_architecture's, from the configs read once here
     if settings.weights_file is not None:
         single = SingleFileModel(settings.weights_file, raw_configs)
         weights, opened = {name: single.view(name) for name in CONFIG_FOLDERS}, [single]
@@ -102,17 +96,20 @@ def build_bundle(settings: BuildSettings, progress: Progress | None = None,
             check_fits(templates.components[component], weights[WEIGHT_FOLDER[component]], f"{folder}/"
                        f"{WEIGHT_FOLDER[component]}")
         stages.finish("templates")
-        return _build(settings, templates, weights, architecture, scheduler_config, stages)
+        return _build(settings, templates, weights, raw_configs, scheduler_config, stages)
     finally:
         for source in opened:
             source.close()
 
 
-def _build(settings: BuildSettings, templates: TemplateSet, weights: dict[str, WeightSource], architecture,
-           scheduler_config: dict, stages: _Stages) -> Manifest:
+def _build(settings: BuildSettings, templates: TemplateSet, weights: dict[str, WeightSource],
+           configs: dict[str, dict], scheduler_config: dict, stages: StagedProgress) -> Manifest:
     from engine.tokenizer import PromptTokenizer
 
     out, folder = Path(settings.out), Path(settings.folder)
+    vae = configs["vae"]
+    # The spectrogram's height is the VAE's sample size (512 for riffusion).
+    latent_scale, image_height = float(vae.get("scaling_factor", 0.18215)), int(vae.get("sample_size", 512))
     with atomic_path(out, directory=True) as bundle, tempfile.TemporaryDirectory(
             prefix=".riffstudio-get-", dir=out.parent) as work:
         stages.report("tokenizer", 0.0)
@@ -139,7 +136,7 @@ def _build(settings: BuildSettings, templates: TemplateSet, weights: dict[str, W
                                    timesteps=CalibrationPlan.timesteps if settings.precision == "qnn" else 1,
                                    guided_runs=QNN_GUIDED_RUNS if settings.precision == "qnn" else 0)
             samples = calibration_feeds(fp32, PromptTokenizer(bundle / TOKENIZER_NAME), scheduler_config,
-                                        latent_scale_factor=_scale(folder), plan=plan,
+                                        latent_scale_factor=latent_scale, plan=plan,
                                         progress=lambda f: stages.report("calibration", f))
         stages.finish("calibration")
         components = {}
@@ -156,8 +153,8 @@ def _build(settings: BuildSettings, templates: TemplateSet, weights: dict[str, W
         manifest = write_manifest(
             bundle, precision=settings.precision, source=settings.source or str(folder.resolve()),
             revision=settings.revision, scheduler_config=scheduler_config, components=components,
-            latent_scale_factor=_scale(folder), image_height=_image_height(folder),
-            text_hidden_size=int(architecture.value("text_encoder", "hidden_size")), qnn_width=settings.qnn_width)
+            latent_scale_factor=latent_scale, image_height=image_height,
+            text_hidden_size=int(configs["text_encoder"]["hidden_size"]), qnn_width=settings.qnn_width)
         stages.finish("manifest")
     return manifest
 
@@ -171,12 +168,3 @@ def _weight_files(folder: Path) -> dict[str, WeightFiles]:
                                    "incomplete, fetch the whole model folder again")
         found[name] = files
     return found
-
-
-def _scale(folder: Path) -> float:
-    return float(read_json(folder / "vae" / "config.json").get("scaling_factor", 0.18215))
-
-
-def _image_height(folder: Path) -> int:
-    """The spectrogram's height: the VAE's sample size (512 for riffusion)."""
-    return int(read_json(folder / "vae" / "config.json").get("sample_size", 512))
