@@ -12,7 +12,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,9 @@ CPU_SESSION_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
 # qnn bundles on the NPU: burst suits one loop at a time (the user picks sustained or power-saving modes
 # for long batches or battery); the compiled graph is cached (minutes -> seconds at start-up).
 NPU_SESSION_OPTIONS: dict[str, Any] = {"htp_performance_mode": "burst", "context_cache": True}
+
+if TYPE_CHECKING:
+    from engine.bundle.quantize import QuantizationRecord
 
 Feeds = Mapping[str, np.ndarray]
 
@@ -76,10 +79,11 @@ def check_bundle_out(out: Path) -> None:
 
 def build_component(fp32: Path, component: str, precision: str, bundle: Path, samples: Sequence[Feeds], *,
                     inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...],
-                    validation: Mapping[str, Any]) -> ComponentSpec:
+                    validation: Mapping[str, Any], quantized: QuantizationRecord | None = None) -> ComponentSpec:
     """`component`'s model in `bundle` at `precision`, from the fp32 model at `fp32` (already the bundle's
     file for fp32). `samples` calibrate (qnn: all; int8: the static schemes) and score it (the first
-    SNR_SAMPLES); `validation` is what the fp32 model's maker checked (kept in the manifest)."""
+    SNR_SAMPLES); `validation` is what the fp32 model's maker checked (kept in the manifest). With
+    `quantized`, the int8 model is already in the bundle (quantised while pouring): it is scored, not made."""
     name = f"{component}.onnx"
     checked = dict(validation)
     if precision == "fp32":
@@ -90,6 +94,7 @@ def build_component(fp32: Path, component: str, precision: str, bundle: Path, sa
         component_snr_db,
         quantize_int8,
         quantize_qnn,
+        score_int8,
     )
     from engine.bundle.reference import REFERENCE_SAMPLES, reference_file, write_reference
 
@@ -97,6 +102,10 @@ def build_component(fp32: Path, component: str, precision: str, bundle: Path, sa
     if precision == "qnn":
         record = quantize_qnn(fp32, bundle / name, component, samples)
         snr = round(component_snr_db(fp32, bundle / name, scored), 2)
+    elif quantized is not None:
+        record = score_int8(fp32, bundle / name, quantized, scored_on=scored,
+                            min_snr_db=INT8_SNR_FLOORS_DB.get(component))
+        snr = record.snr_db
     else:
         record = quantize_int8(fp32, bundle / name, component, calibration=samples, scored_on=scored,
                                min_snr_db=INT8_SNR_FLOORS_DB.get(component))

@@ -164,14 +164,29 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, component: str, *
     """
     record = _quantize_int8(fp32_path, out_path, component, scheme=scheme, calibration=calibration,
                             progress=progress, cancelled=cancelled)
+    return score_int8(fp32_path, out_path, record, scored_on=scored_on, min_snr_db=min_snr_db)
+
+
+def score_int8(fp32_path: str | Path, out_path: str | Path, record: QuantizationRecord, *,
+               scored_on: Sequence[Feeds] = (), min_snr_db: float | None = None) -> QuantizationRecord:
+    """`record` (of the int8 model at `out_path`, however it was made) with its SNR against fp32 on
+    `scored_on`; below `min_snr_db` the model is replaced by the fp32 copy and the record says why."""
     if not scored_on or record.scheme == "fp32":
         return record
     snr = round(component_snr_db(fp32_path, out_path, scored_on), 2)
     if min_snr_db is None or snr >= min_snr_db:
         return dataclasses.replace(record, snr_db=snr)
-    kept = _quantize_int8(fp32_path, out_path, component, scheme="fp32")
+    kept = _quantize_int8(fp32_path, out_path, record.component, scheme="fp32")
     return dataclasses.replace(kept, refused=f"{record.scheme} reached {snr:g} dB against fp32 here, "
-                                             f"below the {min_snr_db:g} dB a {component} needs")
+                                             f"below the {min_snr_db:g} dB a {record.component} needs")
+
+
+def dynamic_int8_record(component: str, scheme: str) -> QuantizationRecord:
+    """What a dynamic scheme's model is, for the manifest (made here by ONNX Runtime's `quantize_dynamic`,
+    or while pouring by engine/model_get/dynamic_int8.py: the same model)."""
+    if scheme not in DYNAMIC_OP_TYPES:
+        raise InvalidInputError(f"{scheme} is not a dynamic int8 scheme; use one of {', '.join(DYNAMIC_OP_TYPES)}")
+    return QuantizationRecord(component, "int8", scheme, "uint8", "uint8 (dynamic)", True, 0)
 
 
 def _quantize_int8(fp32_path: str | Path, out_path: str | Path, component: str, *, scheme: str | None,
@@ -202,7 +217,8 @@ def _quantize_int8(fp32_path: str | Path, out_path: str | Path, component: str, 
                 quantize_dynamic(fp32_path, staged, weight_type=QuantType.QUInt8, per_channel=True,
                                  op_types_to_quantize=list(DYNAMIC_OP_TYPES[scheme]),
                                  use_external_data_format=large)
-            record = ("uint8", "uint8 (dynamic)", True)
+            _publish(staged, out_path)
+            return dynamic_int8_record(component, scheme)
         else:
             if calibration is None:
                 raise InvalidInputError(f"int8 scheme {scheme} for {component} needs calibration samples")

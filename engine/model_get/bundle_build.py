@@ -26,6 +26,7 @@ from engine.bundle.build import (
     write_manifest,
 )
 from engine.bundle.manifest import COMPONENTS, PRECISIONS, TOKENIZER_NAME, Manifest
+from engine.bundle.quantize import DEFAULT_INT8_SCHEMES, DYNAMIC_OP_TYPES, dynamic_int8_record
 from engine.errors import InvalidInputError, ModelBundleError
 from engine.model_get.architecture import CONFIG_FOLDERS, complete
 from engine.model_get.calibration import CalibrationPlan, calibration_feeds, check_calibration_images
@@ -39,9 +40,10 @@ Progress = Callable[[str, float], None]
 # quarters the full-size VAE decoder's and UNet's runs against 512 px (the VAE decoder's calibration was
 # most of an int8 build) for ranges of the same music; qnn bundles calibrate at their one width.
 CPU_CALIBRATION_WIDTH = 256
-# qnn's static VAE ranges also see the ends of two guided runs of the default sampler (28 fp32 UNet calls at
-# the bundle's width; see CalibrationPlan.guided_runs).
-QNN_GUIDED_RUNS = 2
+# The static VAE decoder ranges (int8's and qnn's) also see the ends of two guided runs of the default sampler
+# (28 fp32 UNet calls at the calibration width; see CalibrationPlan.guided_runs): spectrogram latents alone
+# left the full-size int8 decoder 5.6 dB below model convert's on latents that are not a spectrogram's.
+GUIDED_RUNS = 2
 # Share of the build each stage takes (measured at full size, int8): pouring is disk-bound, quantising
 # the UNet and scoring the models dominate.
 STAGES = {"templates": 0.02, "tokenizer": 0.01, "pour": 0.22, "calibration": 0.10, "text_encoder": 0.05,
@@ -119,13 +121,22 @@ def _build(settings: BuildSettings, templates: TemplateSet, weights: dict[str, W
         fp32: dict[str, Path] = {}
         sizes = {c: sum(int(np.prod(w.shape)) for w in templates.components[c].weights)
                  for c in COMPONENTS}
-        total, done = sum(sizes.values()) or 1, 0
-        for component in COMPONENTS:
-            def poured(fraction: float, component: str = component, done: int = done) -> None:
-                stages.report("pour", (done + fraction * sizes[component]) / total, f"pouring the {component} weights")
+        # int8's dynamic models are quantised as they are poured (a second pass over those weights): ONNX
+        # Runtime's quantize_dynamic would hold the fp32 UNet several times over in memory.
+        dynamic = dynamic_int8_schemes() if settings.precision == "int8" else {}
+        passes = [(c, "fp32") for c in COMPONENTS] + [(c, "int8") for c in COMPONENTS if c in dynamic]
+        total, done = sum(sizes[c] for c, _ in passes) or 1, 0
+        for component, kind in passes:
+            def poured(fraction: float, component: str = component, done: int = done, kind: str = kind) -> None:
+                stages.report("pour", (done + fraction * sizes[component]) / total,
+                              f"pouring the {component} weights" + (" (int8)" if kind == "int8" else ""))
 
-            fp32[component] = fill(templates, component, weights[WEIGHT_FOLDER[component]],
-                                   fp32_folder / f"{component}.onnx", poured)
+            source = weights[WEIGHT_FOLDER[component]]
+            if kind == "fp32":
+                fp32[component] = fill(templates, component, source, fp32_folder / f"{component}.onnx", poured)
+            else:
+                fill(templates, component, source, bundle / f"{component}.onnx", poured,
+                     int8_op_types=DYNAMIC_OP_TYPES[dynamic[component]])
             done += sizes[component]
         stages.finish("pour")
         samples: dict[str, list] = {c: [] for c in COMPONENTS}
@@ -134,7 +145,7 @@ def _build(settings: BuildSettings, templates: TemplateSet, weights: dict[str, W
             plan = CalibrationPlan(images=settings.calibration_images,
                                    width=templates.fixed_width or CPU_CALIBRATION_WIDTH,
                                    timesteps=CalibrationPlan.timesteps if settings.precision == "qnn" else 1,
-                                   guided_runs=QNN_GUIDED_RUNS if settings.precision == "qnn" else 0)
+                                   guided_runs=GUIDED_RUNS)
             samples = calibration_feeds(fp32, PromptTokenizer(bundle / TOKENIZER_NAME), scheduler_config,
                                         latent_scale_factor=latent_scale, plan=plan,
                                         progress=lambda f: stages.report("calibration", f))
@@ -147,7 +158,8 @@ def _build(settings: BuildSettings, templates: TemplateSet, weights: dict[str, W
             components[component] = build_component(
                 fp32[component], component, settings.precision, bundle, samples[component],
                 inputs=template.inputs, outputs=template.outputs,
-                validation={"template": f"{templates.variant} {templates.signature} {templates.export_key}"})
+                validation={"template": f"{templates.variant} {templates.signature} {templates.export_key}"},
+                quantized=dynamic_int8_record(component, dynamic[component]) if component in dynamic else None)
             stages.finish(component)
         stages.report("manifest", 0.0)
         manifest = write_manifest(
@@ -157,6 +169,11 @@ def _build(settings: BuildSettings, templates: TemplateSet, weights: dict[str, W
             text_hidden_size=int(configs["text_encoder"]["hidden_size"]), qnn_width=settings.qnn_width)
         stages.finish("manifest")
     return manifest
+
+
+def dynamic_int8_schemes() -> dict[str, str]:
+    """The components whose int8 scheme is dynamic (quantised while pouring), and that scheme."""
+    return {c: scheme for c, scheme in DEFAULT_INT8_SCHEMES.items() if scheme in DYNAMIC_OP_TYPES}
 
 
 def _weight_files(folder: Path) -> dict[str, WeightFiles]:

@@ -135,31 +135,48 @@ def check_fits(template: ComponentTemplate, weights: WeightSource, described: st
 
 
 def fill(templates: TemplateSet, component: str, weights: WeightSource, out: Path,
-         progress: Callable[[float], None] | None = None) -> Path:
+         progress: Callable[[float], None] | None = None, int8_op_types: tuple[str, ...] = ()) -> Path:
     """Write `component`'s model to `out` (+ `out.data`, its weights) from the template and `weights`.
 
     The weights are streamed: each is read, cast to float32, transformed, and appended page-aligned to
-    the data file; the graph (small) is written last, so a model under its final name has its data."""
+    the data file; the graph (small) is written last, so a model under its final name has its data.
+    With `int8_op_types` those ops run on dynamic u8 (engine/model_get/dynamic_int8.py): their weights are
+    quantised as they pass, never held whole."""
     import onnx
+
+    from engine.model_get.dynamic_int8 import quantize_graph, quantize_u8, set_values
 
     template = templates.components[component]
     model = load_graph(templates.folder / template.file)
+    mapped = {ref.initializer for ref in template.weights}
+    quantized = quantize_graph(model, int8_op_types, mapped, PLACEHOLDER_LOCATION) if int8_op_types else {}
     initializers = {init.name: init for init in model.graph.initializer}
     out = Path(out)
     data_path = out.with_name(out.name + ".data")
     total = sum(int(np.prod(ref.shape)) for ref in template.weights) or 1
     written = 0
     with data_path.open("wb") as data:
-        for ref in template.weights:
-            init = initializers.get(ref.initializer)
-            if init is None:
-                raise ModelBundleError(f"model template {templates.folder} does not match its map "
-                                       f"({ref.initializer} missing): delete that folder to build it again")
-            array = _prepared(weights.read(ref.source), ref)
+
+        def append(init: Any, array: np.ndarray) -> None:
             offset = -data.tell() % ALIGNMENT + data.tell()
             data.seek(offset)
             data.write(array.tobytes())
             _point_at(init, data_path.name, offset, array.nbytes)
+
+        for ref in template.weights:
+            found = quantized.get(ref.initializer)
+            init = initializers.get(found.quantized if found else ref.initializer)
+            if init is None:
+                raise ModelBundleError(f"model template {templates.folder} does not match its map "
+                                       f"({ref.initializer} missing): delete that folder to build it again")
+            array = _prepared(weights.read(ref.source), ref)
+            if found:
+                values, scale, zero_point = quantize_u8(array.T if found.transpose else array, found.axis)
+                append(init, values)
+                set_values(initializers[found.scale], scale)
+                set_values(initializers[found.zero_point], zero_point)
+            if not found or found.keep_float:
+                append(initializers[ref.initializer], array)
             written += array.size
             if progress:
                 progress(written / total)
