@@ -17,7 +17,9 @@ is served by the local Hub (tests/fake_hub.py) as riffusion/riffusion-model-v1. 
 
 Wall time and the peak RSS of each command's whole process tree (polled every 0.2 s) are measured in
 fresh processes. Writes tests/benchmarks/results/model-get-full.md. About an hour on 2 cores (model
-convert is most of it).
+convert is most of it). `--skip-convert` reuses the convert bundle and the numbers of the run that made it
+(kept under .cache/bench-model-get/; the table names that run's date): the SNR comparison is still made in
+this run, on the same inputs.
 """
 
 from __future__ import annotations
@@ -174,15 +176,22 @@ def main() -> None:
                                               "--json"], env)
         print("get int8", results["model get int8 (Hub)"]["seconds"], flush=True)
         convert_int8 = WORK / "convert-int8"
-        if not (args.skip_convert and (convert_int8 / "manifest.json").is_file()):
-            results["model convert int8 (folder)"] = run([*cli, "model", "convert", str(model), "--precision",
-                                                         "int8", "--out", str(convert_int8)], env)
-            print("convert int8", results["model convert int8 (folder)"]["seconds"], flush=True)
+        measured = WORK / "convert-int8.json"  # its run's numbers, kept for --skip-convert
+        if args.skip_convert and (convert_int8 / "manifest.json").is_file() and measured.is_file():
+            earlier = json.loads(measured.read_text())
+            results[f"model convert int8 (folder), run of {earlier['date']}"] = earlier
+        else:
+            result = run([*cli, "model", "convert", str(model), "--precision", "int8", "--out", str(convert_int8)],
+                         env)
+            results["model convert int8 (folder)"] = result
+            measured.write_text(json.dumps({**{k: result[k] for k in ("seconds", "cpu", "peak_mb")},
+                                            "date": time.strftime("%Y-%m-%d"), "machine": machine_line()}))
+            print("convert int8", result["seconds"], flush=True)
     get_lines = results["model get int8 (Hub)"]["lines"]
     downloaded = max(t for t, line in get_lines if '"bytes"' in line)
     download_bytes = max(json.loads(line)["total"] for _, line in get_lines if '"bytes"' in line)
     build = results["model get int8 (Hub)"]["seconds"] - downloaded
-    convert = results.get("model convert int8 (folder)")
+    convert = next((r for name, r in results.items() if name.startswith("model convert")), None)
     lines = ["# `model get` vs `model convert` (full SD 1.5 sizes, random weights)", "",
              f"{before} at the start; {machine_line()} at the end. Command: "
              "`python tests/benchmarks/bench_model_get.py`. Weights: tests/random_sd_model.py `full` preset, "
