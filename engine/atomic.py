@@ -14,7 +14,7 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from engine.errors import InvalidInputError, reason
@@ -60,7 +60,8 @@ def _make_temporary(final: Path, directory: bool) -> Path:
     return Path(name)
 
 
-def check_writable(final: str | os.PathLike[str], *, directory: bool = False) -> None:
+def check_writable(final: str | os.PathLike[str], *, directory: bool = False,
+                   inputs: Iterable[str | os.PathLike[str] | None] = ()) -> None:
     """Prove that `atomic_path(final, directory=directory)` will succeed, before any long work starts.
 
     A loop or a bundle takes seconds to minutes to make; an output that cannot be written should fail
@@ -68,9 +69,11 @@ def check_writable(final: str | os.PathLike[str], *, directory: bool = False) ->
     where a file is meant (or a file where a folder is), its folder must exist or be creatable, and the
     very temporary atomic_path would make there must be creatable. Everything the check creates (the
     temporary, missing folders) is removed again: a refused or later failing command leaves nothing.
+    `inputs` are the files the command reads: an output that is one of them is refused (see check_not_input).
     Raises InvalidInputError (one line).
     """
     final = Path(final)
+    check_not_input(final, inputs)
     _check_kind(final, directory)
     made: list[Path] = []
     try:
@@ -80,6 +83,24 @@ def check_writable(final: str | os.PathLike[str], *, directory: bool = False) ->
         for folder in reversed(made):
             with contextlib.suppress(OSError):
                 folder.rmdir()
+
+
+def check_not_input(final: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None]) -> None:
+    """Refuse to write `final` when it is one of `inputs`: the same path, a hard link to it, a symbolic link
+    either way, another spelling on a case-insensitive disk. The write would replace the producer's source
+    (renamed over it) with what was made from it."""
+    final = Path(final)
+    for source in inputs:
+        if source is not None and _same_file(final, Path(source)):
+            raise InvalidInputError(f"the output {final} is the input {source}: choose another output name "
+                                    "(riffstudio never writes over what it reads)")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): the same only if both name the same place
+        return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
 
 
 def check_writable_folder(folder: str | os.PathLike[str]) -> None:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -70,14 +71,14 @@ def paint_width(grid: Grid, width: int, *, min_width: int = 64, max_width: int =
     return int(min(max(width, columns, min_width), max_width))
 
 
-def check_grid_outputs(out: Path, options: GridOptions) -> None:
-    """Refuse before any work an output that could not be written."""
+def check_grid_outputs(out: Path, options: GridOptions, inputs: Iterable[Path | None] = ()) -> None:
+    """Refuse before any work an output that could not be written, or that is one of `inputs`."""
     options.validate(out)
     loop_file_format(out)
     if out.is_dir():
         raise InvalidInputError(f"{out} is a folder: give a file name such as {out / 'loop.wav'}")
     for path in (out, out.with_suffix(".json")):
-        check_writable(path)
+        check_writable(path, inputs=inputs)
 
 
 def fit_image(image: np.ndarray, options: GridOptions, *, analysis_audio: np.ndarray | None = None,

@@ -116,3 +116,48 @@ def test_write_that_fails_after_the_work_is_one_line_and_leaves_nothing(tmp_path
     assert len(errors) == 1 and "cannot write" in errors[0], result.stderr
     assert "Traceback" not in result.stderr
     assert list(out.iterdir()) == []
+
+
+# Each command that reads a file, writing over that very file: (arguments given the source, the output).
+OVER_INPUT = {
+    "loop": lambda source, out, model: ("loop", source, "--bpm", "120", "--bars", "1", "--out", out),
+    "generate --init-audio": lambda source, out, model: (
+        "generate", "x", "--model", model, "--init-audio", source, "--out", out, *FAST),
+    "generate --init-audio --engine": lambda source, out, model: (
+        "generate", "x", "--model", model, "--init-audio", source, "--out", out, "--engine", *FAST),
+    "generate --init-audio --bpm": lambda source, out, model: (
+        "generate", "x", "--model", model, "--init-audio", source, "--out", out, "--bpm", "120", "--bars", "1",
+        *FAST),
+    "codec encode": lambda source, out, model: ("codec", "encode", source, out),
+}
+SPELLINGS = ("the same path", "a hard link", "a symbolic link to it", "another spelling of the path")
+
+
+def output_spelling(source: Path, spelling: str) -> Path:
+    if spelling == "the same path":
+        return source
+    if spelling == "another spelling of the path":
+        return source.parent / "." / "sub" / ".." / source.name
+    other = source.with_name("other" + source.suffix)
+    if spelling == "a hard link":
+        other.hardlink_to(source)
+    else:
+        other.symlink_to(source)
+    return other
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+@pytest.mark.parametrize("command", list(OVER_INPUT))
+def test_an_output_that_is_the_input_is_refused_and_the_input_is_kept(run_cli, tmp_path, fp32_bundle, command,
+                                                                      spelling):
+    """`loop in.wav --out in.wav` exited 0 and the recording was gone: now one line, before any work."""
+    (tmp_path / "sub").mkdir()
+    source = tmp_path / "source.wav"
+    source.write_bytes((DATA / "audio" / "drums.wav").read_bytes())
+    out = output_spelling(source, spelling)
+    before = tree(tmp_path)
+    result = run_cli(*OVER_INPUT[command](source, out, fp32_bundle), timeout=120)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == InvalidInputError.exit_code, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("riffstudio: ") and "is the input" in lines[0], result.stderr
+    assert tree(tmp_path) == before

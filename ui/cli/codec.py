@@ -43,7 +43,7 @@ def run_encode(args: argparse.Namespace) -> int:
     from engine.codec.image_file import write_spectrogram_image
     from engine.codec.params import DEFAULT_PARAMS
 
-    check_writable(args.output)  # before reading and encoding, which take seconds on a long file
+    check_writable(args.output, inputs=(args.input,))  # before reading and encoding: seconds on a long file
     samples = load_for_encoding(args.input, DEFAULT_PARAMS)
     encoded = encode_audio(samples, DEFAULT_PARAMS.sample_rate, DEFAULT_PARAMS, stereo=args.stereo)
     with write_errors(args.output):
@@ -65,7 +65,7 @@ def run_decode(args: argparse.Namespace) -> int:
     from engine.errors import InvalidInputError
 
     audio_format(args.output)  # the output's format and folder before decoding, which takes seconds at high
-    check_writable(args.output)
+    check_writable(args.output, inputs=(args.input,))
     image = read_spectrogram_image(args.input)
     params = image.params
     num_samples = None

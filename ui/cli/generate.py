@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         {"steps": args.steps, "scheduler": args.scheduler, "quality": args.quality,
          "guidance_interval": guidance_interval_arg(args)})
     settings.validate()
-    check_output_paths(args.out, args.image)
+    check_output_paths(args.out, args.image, input_files(args))
     noise = read_latents(args.latents) if args.latents else None
     if getattr(args, "bpm", None) is not None:  # on the grid: plugin's fitting (ui/cli/generate_grid.py)
         from ui.cli.generate_grid import run_generate_on_grid
@@ -109,8 +110,9 @@ def guidance_interval_arg(args: argparse.Namespace) -> tuple[float, float] | Non
     return None if text is None else parse_guidance_interval(text)
 
 
-def check_output_paths(out: Path, image: Path | None) -> None:
-    """Refuse, before the model is even opened, any output that could not be written after generating."""
+def check_output_paths(out: Path, image: Path | None, inputs: Iterable[Path | None] = ()) -> None:
+    """Refuse, before the model is even opened, any output that could not be written after generating, or
+    that is one of the files the command reads (`inputs`)."""
     from engine.atomic import check_writable
     from engine.codec.audio_io import audio_format
 
@@ -120,7 +122,12 @@ def check_output_paths(out: Path, image: Path | None) -> None:
     if out.is_dir():
         raise InvalidInputError(f"{out} is a folder: give a file name such as {out / 'loop.wav'}")
     for path in (out, sidecar_path(out), *([image] if image is not None else [])):
-        check_writable(path)
+        check_writable(path, inputs=inputs)
+
+
+def input_files(args: argparse.Namespace) -> tuple[Path | None, ...]:
+    """The files `generate` reads: an output may be none of them."""
+    return (args.init_audio, args.latents)
 
 
 def sidecar_path(out: Path) -> Path:

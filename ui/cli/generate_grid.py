@@ -12,17 +12,18 @@ def run_generate_on_grid(args: argparse.Namespace, settings, noise) -> int:
     from engine.bundle import open_bundle
     from engine.errors import InvalidInputError
     from plugin.grid_loop import check_grid_outputs, fit_image, paint_width, write_grid_loop
+    from ui.cli.generate import input_files
     from ui.cli.grid_args import grid_options
     from ui.cli.progress import TerminalProgress
 
     options = grid_options(args)
-    check_grid_outputs(args.out, options)
+    check_grid_outputs(args.out, options, input_files(args))
     if args.image is not None:
         from engine.atomic import check_writable
 
         if args.image.suffix.lower() != ".png":
             raise InvalidInputError(f"cannot write the spectrogram to {args.image.name}: use a .png file name")
-        check_writable(args.image)
+        check_writable(args.image, inputs=(args.out, *input_files(args)))
     manifest = open_bundle(args.model).manifest
     if noise is None:  # given latents fix the width; otherwise paint as much as the bars need
         width = manifest.image_width if manifest.fixed_shapes else paint_width(

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ui.cli.grid_args import grid_options
 
     options = grid_options(args)
-    check_grid_outputs(args.out, options)
+    check_grid_outputs(args.out, options, inputs=(args.input,))
     start = time.perf_counter()
     if args.input.suffix.lower() in IMAGE_SUFFIXES:
         image = read_spectrogram_image(args.input)
