@@ -1,7 +1,8 @@
 """Atomic writes: a file or folder appears complete under its final name, or not at all.
 
 Writes go to a hidden temporary name in the destination folder (same file system, so the final
-`os.replace` is atomic) and are renamed on success; on any exception the temporary is removed.
+`os.replace` is atomic) and are renamed on success; on any exception the temporary is removed. A process
+killed mid-write leaves its temporary: `remove_leftovers` finds those of given final names by our marker.
 
 `check_writable` proves in a moment, before minutes of generation or conversion, that such a write
 will be possible; `write_errors` turns a write that fails anyway (a full disk) into one line.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -21,6 +23,11 @@ from engine.errors import InvalidInputError, reason
 
 # check_writable_folder's stand-in for the files that will be written into a folder.
 PROBE_NAME = ".riffstudio-write-check"
+# What every temporary name ends in (before the final name's suffix): ours alone, so that leftovers of a killed
+# write are found by it and by the final name they belong to, never by a pattern a user's file can match.
+MARKER = ".riffstudio-partial"
+# tempfile's random part is 8 characters of [a-z0-9_].
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}" + re.escape(MARKER) + r"(?P<suffix>(\.[^.]+)?)")
 
 
 @contextlib.contextmanager
@@ -54,10 +61,42 @@ def _make_temporary(final: Path, directory: bool) -> Path:
     """A new hidden entry beside `final`, named after it; its folder must exist."""
     prefix = f".{final.name}."
     if directory:
-        return Path(tempfile.mkdtemp(prefix=prefix, suffix=".partial", dir=final.parent))
-    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".partial" + final.suffix, dir=final.parent)
+        return Path(tempfile.mkdtemp(prefix=prefix, suffix=MARKER, dir=final.parent))
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=MARKER + final.suffix, dir=final.parent)
     os.close(fd)
     return Path(name)
+
+
+def leftover_temporaries(finals: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The temporaries `atomic_path` made for `finals` and a killed process left behind: hidden entries
+    beside each final name called `.<name>.<8 random characters>.riffstudio-partial[<suffix>]`, which no
+    other program writes. A producer's own file is never among them, whatever it is called."""
+    found: list[Path] = []
+    by_folder: dict[Path, set[str]] = {}
+    for final in map(Path, finals):
+        by_folder.setdefault(final.parent, set()).add(final.name)
+    for folder, names in by_folder.items():
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            match = _TEMPORARY.fullmatch(entry.name)
+            if match and match["name"] in names and match["suffix"] in ("", Path(match["name"]).suffix):
+                found.append(entry)
+    return found
+
+
+def remove_leftovers(finals: Iterable[str | os.PathLike[str]]) -> int:
+    """Remove `leftover_temporaries(finals)`; returns how many went."""
+    count = 0
+    for leftover in leftover_temporaries(finals):
+        try:
+            shutil.rmtree(leftover) if leftover.is_dir() and not leftover.is_symlink() else leftover.unlink()
+            count += 1
+        except OSError:
+            pass
+    return count
 
 
 def check_writable(final: str | os.PathLike[str], *, directory: bool = False,

@@ -7,13 +7,15 @@ Layout: OUT/<preset>/<prompt>_<bpm>bpm_<bars>bars_seed<N>.wav with its JSON side
 (+ summary.csv): every item with its key, state and paths, and the seeds drawn for `count = N` presets.
 
 Exactly once: an item is keyed by its settings (prompt, seed, model, grid, format...). Its audio is
-written atomically first, then its sidecar (atomically, naming the audio's SHA-256 and the key), so an
-item is done exactly when its sidecar reads back and its audio has that hash: checked at every start,
-never assumed. Killed anywhere (kill -9 included), a rerun skips what is done, removes the temporary
-files a killed writer left, and renders the rest under the names it had planned for them (recorded in
-the summary before any rendering), so no result is ever duplicated. Through the engine the item key is
-also the job's idempotency key: a job the engine had already taken is followed, not queued again.
-A changed preset file: changed items get new keys and render; unchanged ones are kept.
+written atomically first, then its sidecar (atomically, naming the audio's SHA-256, the key and, for a
+`count = N` preset, which draw its seed was), so an item is done exactly when its sidecar reads back and
+its audio has that hash: checked at every start, never assumed. The results themselves are the record
+(`found_on_disk`); the summary only adds the names planned for items not rendered yet. Killed anywhere
+(kill -9 included), or with the summary deleted, a rerun skips what is done, removes the temporaries a
+killed writer left (ours alone: by our marker and the planned names, engine/atomic.py), and renders the
+rest, so no result is ever duplicated and no seed drawn twice. Through the engine the item key is also
+the job's idempotency key: a job the engine had already taken is followed, not queued again. A changed
+preset file: changed items get new keys and render; unchanged ones are kept.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import signal
 import sys
 import threading
@@ -35,12 +36,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from engine.atomic import atomic_path, check_writable_folder, write_errors
+from engine.atomic import atomic_path, check_writable_folder, remove_leftovers, write_errors
 from engine.errors import CancelledError, InvalidInputError, RiffstudioError
 from engine.version import __version__
 from plugin.grid_loop import file_sha256, fit_image, is_complete, write_grid_loop
 from plugin.names import loop_name, unique_path
-from plugin.presets import BatchItem, expand, read_presets
+from plugin.presets import MAX_COUNT, BatchItem, expand, read_presets
 
 SUMMARY = "summary.json"
 SUMMARY_CSV = "summary.csv"
@@ -191,6 +192,13 @@ def plan(presets_path: Path, out: Path, *, default_model: str | None = None) -> 
     presets = read_presets(presets_path, default_model=default_model)
     previous = _read_summary(out)
     drawn = {k: list(v) for k, v in previous.get("seeds", {}).items()}
+    on_disk, draws = found_on_disk(out)
+    for identity, seeds in draws.items():  # what the results' own sidecars say, where the summary is silent
+        known_seeds = drawn.setdefault(identity, [])
+        for index, seed in sorted(seeds.items()):
+            known_seeds.extend([None] * (index + 1 - len(known_seeds)))
+            if not isinstance(known_seeds[index], int):
+                known_seeds[index] = seed
 
     def limits(model: str):
         try:
@@ -199,7 +207,9 @@ def plan(presets_path: Path, out: Path, *, default_model: str | None = None) -> 
             raise InvalidInputError(f"{presets_path.name}: model {model}: {error}") from None
 
     items = expand(presets_path, presets, drawn, bundle_limits=limits)
-    known = {entry["key"]: entry for entry in previous.get("items", []) if isinstance(entry, dict) and "key" in entry}
+    known = {key: {"key": key, "audio": audio} for key, audio in on_disk.items()}
+    known.update({entry["key"]: entry for entry in previous.get("items", [])
+                  if isinstance(entry, dict) and "key" in entry})
     taken = {entry["audio"].casefold() for entry in known.values() if "audio" in entry}
     taken |= {Path(entry["audio"]).with_suffix(".json").as_posix().casefold() for entry in known.values()
               if "audio" in entry}
@@ -239,7 +249,9 @@ def run_batch(presets_path: Path, out: Path, renderer: Renderer, *, default_mode
     items, summary = plan(presets_path, out, default_model=default_model)
     check_writable_folder(out)
     out.mkdir(parents=True, exist_ok=True)
-    removed = remove_partials(out)
+    finals = [out / SUMMARY, out / SUMMARY_CSV]
+    finals += [out / e[name] for e in summary["items"] for name in ("audio", "sidecar")]
+    removed = remove_leftovers(finals)
     if removed:
         say(f"removed {removed} unfinished temporary file(s) from an interrupted run")
     entries = {entry["key"]: entry for entry in summary["items"]}
@@ -288,7 +300,10 @@ def run_batch(presets_path: Path, out: Path, renderer: Renderer, *, default_mode
 
 def render_item(item: BatchItem, path: Path, renderer: Renderer, presets_path: Path, progress: Progress) -> None:
     rendered = renderer.render(item, progress)
-    record = {**rendered.record, "batch": {"key": item.key, "presets": presets_path.name, "item": item.label}}
+    batch = {"key": item.key, "presets": presets_path.name, "item": item.label}
+    if item.seed_draw is not None:
+        batch["seed_draw"] = {"preset": item.seed_draw[0], "index": item.seed_draw[1]}
+    record = {**rendered.record, "batch": batch}
     seed = rendered.record.get("settings", {}).get("seed", item.settings.seed)
     if item.options is None:
         write_plain_loop(path, rendered, record, item.audio_format)
@@ -331,18 +346,28 @@ def write_summary(out: Path, summary: dict[str, Any]) -> None:
             temporary.write_text(buffer.getvalue(), encoding="utf-8")
 
 
-def remove_partials(out: Path) -> int:
-    """Remove the temporary files (.NAME.XXXX.partial*) an atomic write killed mid-way left behind."""
-    count = 0
-    for root, _, files in os.walk(out):
-        for name in files:
-            if name.startswith(".") and ".partial" in name:
-                try:
-                    os.remove(os.path.join(root, name))
-                    count += 1
-                except OSError:
-                    pass
-    return count
+def found_on_disk(out: Path) -> tuple[dict[str, str], dict[str, dict[int, int]]]:
+    """What the results under OUT say of themselves: item key -> audio path (relative to OUT) for each
+    sidecar naming an audio file that exists, and the seeds drawn for `count = N` presets (preset identity
+    -> {draw index: seed}). The summary is a convenience; these are the truth, so a lost or damaged summary
+    renders nothing twice and draws no new seeds. (Each result's hash is checked before it is skipped.)"""
+    keys: dict[str, str] = {}
+    draws: dict[str, dict[int, int]] = {}
+    for sidecar in sorted(out.glob("*/*.json")):
+        try:
+            data = json.loads(sidecar.read_text(encoding="utf-8"))
+            batch, audio = data["batch"], sidecar.with_name(data["audio"]["file"])
+            key = batch["key"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not isinstance(key, str) or audio.parent != sidecar.parent or not audio.is_file():
+            continue
+        keys.setdefault(key, audio.relative_to(out).as_posix())
+        draw, seed = batch.get("seed_draw"), data.get("settings", {}).get("seed")
+        if isinstance(draw, dict) and isinstance(draw.get("preset"), str) and isinstance(draw.get("index"), int) \
+                and isinstance(seed, int) and 0 <= draw["index"] < MAX_COUNT:
+            draws.setdefault(draw["preset"], {}).setdefault(draw["index"], seed)
+    return keys, draws
 
 
 def _read_summary(out: Path) -> dict[str, Any]:

@@ -69,6 +69,9 @@ class BatchItem:
     provider: str
     label: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
+    # For a seed drawn for `count = N`: the preset's identity and the draw's place, recorded in the sidecar so
+    # that the seeds are found again from the results themselves (the summary may be lost).
+    seed_draw: tuple[str, int] | None = None
 
 
 def read_presets(path: Path, *, default_model: str | None = None) -> list[Preset]:
@@ -109,8 +112,9 @@ def read_presets(path: Path, *, default_model: str | None = None) -> list[Preset
         where["_table"] = lines.get(("table", "preset", index), 1)
         if "seeds" in merged and "count" in merged:
             raise PresetFileError(f"{path.name}:{where['count']}: count: give either seeds or count, not both")
-        if "model" not in merged and default_model is not None:
+        if default_model is not None and "model" not in values:  # --model beats [defaults]; a preset's own wins
             merged["model"] = default_model
+            where["model"] = where["_table"]
         preset = Preset(index=index, values=merged, lines=where)
         _check_values(path, preset)
         presets.append(preset)
@@ -148,7 +152,10 @@ def expand(path: Path, presets: list[Preset], drawn: dict[str, list[int]], *, ba
             seeds = drawn.setdefault(identity, [])
             rng = np.random.default_rng()
             while len(seeds) < count:
-                seeds.append(int(rng.integers(0, MAX_SEED)))
+                seeds.append(None)
+            for index in range(count):  # a gap: a draw whose seed no record kept (its result never finished)
+                if not isinstance(seeds[index], int):
+                    seeds[index] = int(rng.integers(0, MAX_SEED))
             seeds = seeds[:count]
         width = settings.width
         if "seconds" in values:
@@ -162,13 +169,14 @@ def expand(path: Path, presets: list[Preset], drawn: dict[str, list[int]], *, ba
                     "min_width": limits.min_image_width, "max_width": limits.max_image_width,
                     "width_step": limits.width_step}))
         folder = slug(values.get("name") or values["prompt"], fallback=f"preset-{preset.index + 1}")
-        for seed in seeds:
+        for index, seed in enumerate(seeds):
             item_settings = replace(settings, seed=int(seed), width=int(width))
             key = _digest({"settings": item_settings.to_dict(), "options": options.to_dict() if options else None,
                            "format": audio_format, "model": model_path, "provider": provider})
             items.append(BatchItem(key=key, preset=preset.index, folder=folder, settings=item_settings,
                                    options=options, audio_format=audio_format, model=model_path, provider=provider,
-                                   label=f"{values.get('name') or values['prompt']} (seed {seed})"))
+                                   label=f"{values.get('name') or values['prompt']} (seed {seed})",
+                                   seed_draw=None if "seeds" in values else (identity, index)))
     return items
 
 
@@ -177,6 +185,9 @@ def _settings(path: Path, preset: Preset, base: Path) -> tuple[GenerationSetting
     init_audio = values.get("init_audio")
     if init_audio is not None and not Path(init_audio).is_absolute():
         init_audio = str((base / init_audio).resolve())
+    if init_audio is not None and not Path(init_audio).is_file():
+        raise PresetFileError(f"{path.name}:{preset.lines['init_audio']}: init_audio: {init_audio} is not a file: "
+                              "give the path of an audio file (relative to the preset file)")
     kwargs = {"prompt": values.get("prompt", ""), "negative_prompt": values.get("negative", ""),
               "init_audio": init_audio}
     for key in ("steps", "guidance", "scheduler", "quality", "width", "strength"):

@@ -65,7 +65,7 @@ def check_complete(out: Path, count: int) -> dict:
     summary = json.loads((out / SUMMARY).read_text())
     assert summary["counts"] == {"done": count}
     files = result_files(out)
-    assert not [p for p in files if ".partial" in p.name or p.name.startswith(".")]  # nothing half-written left
+    assert not [p for p in files if "partial" in p.name or p.name.startswith(".")]  # nothing half-written left
     assert len(files) == 2 * count  # each result exactly once: its audio and its sidecar, nothing else
     keys = set()
     for entry in summary["items"]:
@@ -176,6 +176,67 @@ def test_changed_presets_render_only_what_changed(tmp_path, fp32_bundle):
     assert file_sha256(kick) == kick_hash  # rendered again, the same loop
 
 
+def test_a_lost_or_damaged_summary_renders_nothing_twice_and_draws_no_new_seeds(tmp_path, fp32_bundle):
+    """The results' sidecars are the record: without summary.json (deleted, or damaged) a rerun keeps every
+    result, renders no `-2` copies, and a `count = N` preset keeps the seeds it drew."""
+    presets = tmp_path / "pack.toml"
+    presets.write_text(f'[defaults]\nmodel = "{fp32_bundle}"\n{FAST}\n[[preset]]\nprompt = "kick"\ncount = 2\n\n'
+                       '[[preset]]\nprompt = "snare"\nseeds = [4]\n')
+    out = tmp_path / "out"
+    renderer = InProcessRenderer()
+    first = run_batch(presets, out, renderer, say=lambda _: None)
+    assert first.done == 3
+    files = {p: file_sha256(p) for p in result_files(out)}
+    seeds = json.loads((out / SUMMARY).read_text())["seeds"]
+    for damage in ("deleted", "damaged"):
+        if damage == "deleted":
+            (out / SUMMARY).unlink()
+        else:
+            (out / SUMMARY).write_bytes(b"\x00{not json")
+        again = run_batch(presets, out, renderer, say=lambda _: None)
+        assert (again.done, again.skipped) == (0, 3), damage
+        assert {p: file_sha256(p) for p in result_files(out)} == files
+        assert json.loads((out / SUMMARY).read_text())["seeds"] == seeds
+
+
+def test_batch_removes_only_its_own_leftovers(tmp_path, fp32_bundle):
+    """A producer's files in the output folder stay, whatever their names; what a killed writer of ours left
+    (our marker, beside a name we planned) goes."""
+    presets = tmp_path / "pack.toml"
+    presets.write_text(f'[defaults]\nmodel = "{fp32_bundle}"\n{FAST}\n[[preset]]\nprompt = "kick"\nseeds = [1]\n')
+    out = tmp_path / "out"
+    mine = [out / ".notes.partial.txt", out / "kick" / ".draft.partial", out / "kick" / ".x.wav.abcdefgh.partial.wav",
+            out / "kick" / ".other.wav.abcdefgh.riffstudio-partial.wav", out / "deep" / ".a.partial"]
+    for path in mine:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("the producer's")
+    ours = [out / "kick" / ".kick_200bpm_2beats_seed1.wav.k1l2m3n4.riffstudio-partial.wav",
+            out / "kick" / ".kick_200bpm_2beats_seed1.json.k1l2m3n4.riffstudio-partial.json",
+            out / ".summary.json.a_b_c_d_.riffstudio-partial.json"]
+    messages: list[str] = []
+    run_batch(presets, out, InProcessRenderer(), say=messages.append)  # plans the names
+    for path in ours:
+        path.write_text("half")
+    result = run_batch(presets, out, InProcessRenderer(), say=messages.append)
+    assert result.skipped == 1
+    assert "removed 3 unfinished temporary file(s) from an interrupted run" in messages
+    assert all(path.read_text() == "the producer's" for path in mine)
+    assert not any(path.exists() for path in ours)
+
+
+def test_a_missing_init_audio_is_refused_before_anything_renders(tmp_path, capsys, fp32_bundle):
+    presets = tmp_path / "pack.toml"
+    presets.write_text(f'[defaults]\nmodel = "{fp32_bundle}"\n{FAST}\n[[preset]]\nprompt = "kick"\nseeds = [1]\n\n'
+                       '[[preset]]\nprompt = "riff"\nseeds = [1]\ninit_audio = "gone.wav"\n')
+    out = tmp_path / "out"
+    line = presets.read_text().splitlines().index('init_audio = "gone.wav"') + 1
+    assert main(["batch", str(presets), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"riffstudio: pack.toml:{line}: init_audio: ") and "gone.wav is not a file" in err, err
+    assert err.count("\n") == 1
+    assert not out.exists()
+
+
 MALFORMED = {
     "bad TOML": ('[[preset]]\nprompt = "kick"\nbpm = \n', 3, "not valid TOML"),
     "unknown key": ('[[preset]]\nprompt = "kick"\n\ntempo = 100\n', 4, "tempo: unknown key"),
@@ -222,6 +283,18 @@ def test_the_example_preset_file_is_valid():
     presets = read_presets(REPO / "docs" / "batch-presets.example.toml")
     assert [p.values.get("name") for p in presets] == ["funk bass", "lofi keys", "riff on my loop"]
     assert presets[1].values["bpm"] == 85 and presets[0].values["bpm"] == 100
+
+
+def test_the_readme_batch_command_plans_with_the_model_given(tmp_path, fp32_bundle):
+    """`riffstudio batch docs/batch-presets.example.toml --model B`: --model wins over the file's [defaults]
+    model, and every file the example names exists (its audio-to-audio loop ships beside it)."""
+    from plugin.batch import plan
+
+    items, _ = plan(REPO / "docs" / "batch-presets.example.toml", tmp_path / "out",
+                          default_model=str(fp32_bundle))
+    assert len(items) == 6 and {item.model for item in items} == {str(fp32_bundle)}
+    assert Path(items[-1].settings.init_audio).is_file()
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.atomic import MARKER
 from engine.errors import (
     CancelledError,
     EngineError,
@@ -265,7 +266,7 @@ class Engine:
 
         for job in self.journal.recover(why, finished):
             log.warning("job %s failed: %s", job.id, job.error_message)
-        for partial in results_dir().glob(".*.partial"):  # a results folder a crash left half-written
+        for partial in results_dir().glob(f".*{MARKER}"):  # a results folder a crash left half-written
             shutil.rmtree(partial, ignore_errors=True)
         for job in self.journal.queued():
             heapq.heappush(self._queue, (job.rank, job.id))
