@@ -14,8 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "with its JSON sidecar in OUT/<preset>/, and OUT/summary.json + summary.csv. Run the same command again "
         "after a crash or Ctrl+C: what is complete is kept, the rest is rendered, nothing twice.")
     parser.add_argument("presets", type=Path, metavar="PRESETS.toml")
-    parser.add_argument("--model", type=Path, metavar="BUNDLE", help="model bundle for every preset that names none itself (over the file's "
-                        "[defaults] model)")
+    parser.add_argument("--model", type=Path, metavar="BUNDLE",
+                        help="model bundle for every preset that names none itself (over the file's [defaults] model)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: beside the preset file, "
                         "named after it)")
     parser.add_argument("--engine", action="store_true",
