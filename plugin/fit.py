@@ -68,6 +68,11 @@ class Meter:
         return f"{self.numerator}/{self.denominator}"
 
 
+# The shortest loop: a 16th note (a quarter of a quarter-note beat). Shorter lengths are refused before any
+# work rather than rendered into a loop too short to stretch, crossfade or mark.
+MIN_BEATS = Fraction(1, 4)
+
+
 @dataclass(frozen=True)
 class Grid:
     """What the session asks for: `beats` quarter-note beats at `bpm`, in `meter`."""
@@ -92,6 +97,10 @@ class Grid:
             raise InvalidInputError(f"{what} must be a number above 0 and up to 256, not {amount!r}")
         count = Fraction(amount).limit_denominator(64)
         total = count * meter.beats_per_bar if bars is not None else count
+        if total < MIN_BEATS:
+            raise InvalidInputError(f"{amount:g} {what} is shorter than a 16th note: a loop needs at least "
+                                    f"{float(MIN_BEATS):g} beats ({float(MIN_BEATS / meter.beats_per_bar):.3g} bars "
+                                    f"in {meter})")
         return cls(bpm=float(bpm), beats=total, meter=meter)
 
     @property
@@ -179,12 +188,20 @@ def fit_to_grid(image: np.ndarray, grid: Grid, *, params: SpectrogramParams = DE
         if plan is not None:
             return _render(image, grid, params, quality, stereo, estimate, *plan, mode="beat",
                            reason=f"beat found at {estimate.bpm:.2f} bpm")
+        whole = any((grid.beats * per_beat).denominator == 1 for per_beat in (1, 2, Fraction(1, 2)))
         if mode == "beat":
-            raise InvalidInputError("no beat was found to fit on the grid (a pad or a drone?): use --fit length")
+            raise InvalidInputError(
+                "no beat was found to fit on the grid (a pad or a drone?): use --fit length" if not estimate.has_beat
+                else f"{float(grid.beats):g} beats is not a whole number of beats, which a beat fit cuts: use --fit "
+                "length or whole beats" if not whole
+                else f"the beat found ({estimate.bpm:.1f} bpm) cannot be stretched to {grid.bpm:g} bpm within "
+                f"{MIN_STRETCH:g}x..{MAX_STRETCH:g}x: use --fit length")
     if mode == "length":
         reason = "fitted by length alone (asked for)"
     elif not estimate.has_beat:
         reason = f"no beat found (confidence {estimate.confidence:.2f}): fitted by length alone"
+    elif not whole:
+        reason = f"{float(grid.beats):g} beats is not a whole number of beats: fitted by length alone"
     else:
         reason = (f"beat at {estimate.bpm:.1f} bpm cannot reach {grid.bpm:g} bpm within "
                   f"{MIN_STRETCH:g}x..{MAX_STRETCH:g}x: fitted by length alone")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from conftest import DATA
 from plugin_audio import SF_LOOP_FORWARD, drum_loop, libsndfile_instrument, libsndfile_loop_info
 
 from engine.codec import encode_audio
@@ -212,3 +213,43 @@ def test_plugin_imports_no_torch_and_no_qt():
             "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'PySide6', 'aalink') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# Lengths at the edges of what a grid accepts: a 16th note (the shortest), a third of a beat, a 16th of a bar.
+SHORT_LENGTHS = [("--beats", "0.25"), ("--beats", "0.3333333"), ("--bars", "0.0625")]
+
+
+@pytest.mark.parametrize("bpm", ["20", "300"])
+@pytest.mark.parametrize(("unit", "amount"), SHORT_LENGTHS)
+def test_every_length_a_grid_accepts_renders(tmp_path, capsys, unit, amount, bpm):
+    """`loop --beats 0.1` ended in a ValueError after the work, `generate --beats 0.001` in a ZeroDivisionError:
+    the shortest lengths accepted now render exactly, and a shorter one is one line before any work."""
+    from ui.cli.main import main
+
+    out = tmp_path / "short.wav"
+    assert main(["loop", str(DATA / "audio" / "drums.wav"), "--bpm", bpm, unit, amount, "--out", str(out)]) == 0
+    grid = Grid.parse(bpm=float(bpm), **{unit.removeprefix("--"): float(amount)})
+    assert soundfile.info(out).frames == grid.num_samples(44100)
+    assert json.loads(out.with_suffix(".json").read_text())["fit"]["mode"] == "length"
+
+
+@pytest.mark.parametrize(("unit", "amount"), [("--beats", "0.1"), ("--beats", "0.001"), ("--bars", "0.01")])
+def test_a_length_below_a_16th_note_is_one_line_before_any_work(tmp_path, capsys, unit, amount):
+    from ui.cli.main import main
+
+    out = tmp_path / "short.wav"
+    assert main(["loop", str(DATA / "audio" / "drums.wav"), "--bpm", "120", unit, amount, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("riffstudio: ") and "shorter than a 16th note" in err and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_renders_a_16th_note_and_refuses_less_before_the_model_opens(tmp_path, capsys, fp32_bundle):
+    from ui.cli.main import main
+
+    out = tmp_path / "short.wav"
+    base = ["generate", "x", "--model", str(fp32_bundle), "--steps", "2", "--bpm", "300", "--out", str(out)]
+    assert main([*base, "--beats", "0.001"]) == 2
+    assert "shorter than a 16th note" in capsys.readouterr().err
+    assert main([*base, "--beats", "0.25"]) == 0
+    assert soundfile.info(out).frames == Grid.parse(bpm=300, beats=0.25).num_samples(44100)
