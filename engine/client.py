@@ -32,7 +32,7 @@ from engine.process import connection_file as files
 from engine.process import protocol as p
 from engine.process import transport
 from engine.process.launch import spawn
-from engine.process.paths import journal_path, log_path
+from engine.process.paths import engine_data_dir, journal_path, log_path
 from engine.process.settings import EngineSettings
 from engine.version import __version__
 
@@ -170,6 +170,8 @@ class EngineClient:
         self._link_changed = threading.Condition(self._lock)
         self._restarts = 0
         self._stopped: str | None = None
+        # What the engine did about its own state (a damaged journal replaced): for the caller to tell the user.
+        self.notes: list[str] = []
         self._link = self._open(start=start)
         if supervise:
             threading.Thread(target=self._supervise, name="engine-supervisor", daemon=True).start()
@@ -449,6 +451,7 @@ class EngineClient:
     def _open(self, *, start: bool, after_crash: str | None = None) -> _Link:
         deadline = time.monotonic() + self.start_timeout_s
         spawned = None
+        log_start = 0
         last_error = "no engine answered"
         while time.monotonic() < deadline:
             info = files.live_engine()
@@ -468,11 +471,12 @@ class EngineClient:
                 raise EngineNotRunning("no engine is running")
             if spawned is not None:
                 if spawned.poll() is not None:
-                    raise EngineError(f"the engine exited at start (code {spawned.returncode}); see {log_path()}")
+                    raise EngineError(start_failure(spawned.returncode, log_start))
                 time.sleep(0.05)
                 continue
             with files.start_lock(self.start_timeout_s):
                 if files.live_engine() is None:
+                    log_start = _log_size()
                     settings = self.settings if after_crash is None else _with_reason(self.settings, after_crash)
                     spawned = spawn(settings, log_path())
                     self._spawned[spawned.pid] = spawned
@@ -498,7 +502,46 @@ class EngineClient:
         if not isinstance(reply, p.Welcome):
             conn.close()
             raise EngineError("the engine did not answer the handshake")
+        self.notes += [note for note in reply.notes if note not in self.notes]
         return _Link(info, conn, self._on_message, self._on_lost)
+
+
+def _log_size() -> int:
+    try:
+        return log_path().stat().st_size
+    except OSError:
+        return 0
+
+
+def start_failure(code: int, log_start: int) -> str:
+    """Why a spawned engine exited before it served: its own `riffstudio:` line in the log (written since
+    `log_start`), else a full disk under its data folder (the log itself may not be writable then), else
+    the exit code and where the log is."""
+    import shutil
+
+
+    try:
+        with open(log_path(), "rb") as log:
+            log.seek(log_start)
+            lines = log.read(1 << 20).decode("utf-8", "replace").splitlines()
+        said = [line for line in lines if line.startswith("riffstudio: ") and not line.startswith("riffstudio: note:")]
+        if said:
+            return said[-1].removeprefix("riffstudio: ")
+    except OSError:
+        pass
+    folder = engine_data_dir()
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    if free is not None and free < LOW_DISK_BYTES:
+        return (f"the engine cannot start: the disk holding {folder} is full ({free // (1 << 20)} MB free); free "
+                "some space there")
+    return f"the engine exited at start (code {code}); see {log_path()}"
+
+
+# Below this much free space in the engine's data folder, a start failure is reported as a full disk.
+LOW_DISK_BYTES = 16 << 20
 
 
 def _error(reply: p.Error) -> RiffstudioError:

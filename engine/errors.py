@@ -45,6 +45,10 @@ class EngineError(RiffstudioError):
     exit_code = 5
 
 
+class StorageError(EngineError):
+    """The engine cannot keep its own state on disk (its data folder is full, unwritable or gone)."""
+
+
 class CancelledError(RiffstudioError):
     """The user cancelled a long job; not a failure, but the job produced nothing."""
 

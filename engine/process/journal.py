@@ -7,11 +7,18 @@ engine died twice already, in which case it fails on its own and the queue moves
 
 Writes are `synchronous=FULL` (a commit survives a power cut, not just a crash); one connection behind
 one lock serves the engine's threads.
+
+A journal that cannot be read (random bytes, a corrupt page) never disables the engine: `open_journal`
+moves it aside with a timestamp, starts a fresh one, and records the unfinished jobs it could still read
+from the damaged copy as failed with code `lost`, so a client following one hears what happened. A full
+or unwritable data folder is a StorageError naming the folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import secrets
 import sqlite3
 import threading
@@ -21,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.errors import StorageError, reason
 from engine.process.protocol import PRIORITIES, JobInfo
 
 SCHEMA = 1
@@ -93,6 +101,38 @@ class Journal:
         with self._lock:
             self._db.close()
 
+    def check(self) -> None:
+        """Raise sqlite3.DatabaseError unless every page reads back and the schema is ours."""
+        with self._lock:
+            verdict = [row[0] for row in self._db.execute("PRAGMA quick_check(3)").fetchall()]
+            if verdict != ["ok"]:
+                found = [line for line in verdict if not str(line).startswith("***")] or verdict or ["no answer"]
+                raise sqlite3.DatabaseError(f"quick_check: {found[0]}")
+            schema = self._db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+            if schema is None or schema[0] != str(SCHEMA):
+                raise sqlite3.DatabaseError(f"schema {schema[0] if schema else 'missing'}, this engine writes {SCHEMA}")
+            self._db.execute("SELECT * FROM jobs ORDER BY seq DESC LIMIT 1").fetchall()
+
+    def record_lost(self, job_id: str, request: dict[str, Any], priority: int, message: str) -> None:
+        """A job of a damaged journal, kept by id as failed (`lost`) so that whoever follows it hears why; not
+        by its idempotency key, so that submitting it again (a batch rerun) renders it."""
+        now = time.time()
+        with self._writing():
+            self._db.execute(
+                "INSERT OR IGNORE INTO jobs (id, priority, state, request, error_code, error_message, created, "
+                "updated) VALUES (?, ?, 'failed', ?, 'lost', ?, ?, ?)",
+                (job_id, min(max(priority, 0), len(PRIORITIES) - 1), json.dumps(request), message, now, now))
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """One committed write; a failure to write (a full disk) is a StorageError naming the folder."""
+        with self._lock:
+            try:
+                with self._db:
+                    yield
+            except sqlite3.OperationalError as error:
+                raise StorageError(storage_message(self.path, error)) from None
+
     # -- reading -------------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> JournalJob | None:
@@ -110,7 +150,7 @@ class Journal:
     def submit(self, request: dict[str, Any], priority: str, key: str | None) -> tuple[JournalJob, bool]:
         """(the job, whether it was already known by its key): committed before this returns."""
         now = time.time()
-        with self._lock:
+        with self._writing():
             if key is not None:
                 row = self._db.execute("SELECT * FROM jobs WHERE key = ?", (key,)).fetchone()
                 if row is not None:
@@ -159,7 +199,7 @@ class Journal:
     # -- sqlite --------------------------------------------------------------------------------------
 
     def _update(self, job_id: str, assignments: str, *values: Any) -> None:
-        with self._lock, self._db:
+        with self._writing():
             self._db.execute(f"UPDATE jobs SET {assignments}, updated = ? WHERE id = ?",
                              (*values, time.time(), job_id))
 
@@ -172,6 +212,77 @@ class Journal:
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
         return [_job(row) for row in rows]
+
+
+def open_journal(path: Path) -> tuple[Journal, str]:
+    """The engine's journal at `path`, and a one-line note when a damaged one had to be replaced ("" if not).
+
+    Raises StorageError (one line, naming the folder) when the folder cannot hold a journal at all."""
+    journal = None
+    try:
+        journal = Journal(path)
+        journal.check()
+        return journal, ""
+    except sqlite3.DatabaseError as error:
+        if journal is not None:
+            journal.close()
+        if isinstance(error, sqlite3.OperationalError) and not _damaged(error):
+            raise StorageError(storage_message(path, error)) from None
+        damage = reason(error, 80)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            if Path(f"{path}{suffix}").exists():
+                os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+    except OSError as error:
+        raise StorageError(f"the engine's job journal {path} is damaged ({damage}) and cannot be moved aside "
+                           f"({reason(error, 80)}): move or delete it by hand") from None
+    unfinished = _unfinished_jobs(aside)
+    journal = Journal(path)
+    lost = f"the job journal was damaged ({damage}) and is kept as {aside.name}; this job was not run"
+    for job_id, request, priority in unfinished or ():
+        journal.record_lost(job_id, request, priority, lost)
+    jobs = ("its unfinished jobs could not be read" if unfinished is None else
+            f"{len(unfinished)} unfinished job(s) lost" + (f": {', '.join(j[0] for j in unfinished[:5])}"
+                                                           + (" ..." if len(unfinished) > 5 else "")
+                                                           if unfinished else ""))
+    return journal, (f"the job journal was damaged ({damage}): kept as {aside} and a fresh one started; {jobs}")
+
+
+def storage_message(path: Path, error: BaseException) -> str:
+    return (f"the engine cannot write its job journal in {path.parent} ({reason(error, 80)}): free some disk "
+            "space there, or make that folder writable")
+
+
+def _damaged(error: sqlite3.OperationalError) -> bool:
+    text = str(error).lower()
+    return any(word in text for word in ("malformed", "not a database", "corrupt", "quick_check", "schema"))
+
+
+def _unfinished_jobs(damaged: Path) -> list[tuple[str, dict[str, Any], int]] | None:
+    """(id, request, priority) of the queued and running jobs still readable in a damaged journal; None when
+    none can be read."""
+    try:
+        db = sqlite3.connect(f"{damaged.as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        rows = db.execute("SELECT id, request, priority FROM jobs NOT INDEXED WHERE state IN ('queued', 'running') "
+                          "ORDER BY seq").fetchall()  # NOT INDEXED: a damaged index must not hide the table
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    found = []
+    for job_id, request, priority in rows:
+        try:
+            data = json.loads(request)
+        except (TypeError, ValueError):
+            data = {}
+        if isinstance(job_id, str):
+            found.append((job_id, data if isinstance(data, dict) else {}, priority if isinstance(priority, int) else 0))
+    return found
 
 
 _COLUMNS = ("seq", "id", "key", "priority", "state", "request", "attempts", "crashes", "last_crash", "result",

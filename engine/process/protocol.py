@@ -24,7 +24,7 @@ import numpy as np
 
 from engine.errors import EngineError
 
-PROTOCOL_VERSION = "1.1"  # 1.1: model_loaded.reason
+PROTOCOL_VERSION = "1.2"  # 1.1: model_loaded.reason; 1.2: welcome/engine_status notes, codes storage and lost
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # a preview is ~12 KB; anything near this is a bug or an attack
 
 Priority = Literal["interactive", "batch"]
@@ -56,6 +56,8 @@ ERROR_CODES = {
     "provider": "an execution provider that cannot run here",
     "memory": "the job cannot fit in the engine's memory ceiling",
     "engine_crashed": "the job stopped the engine twice; it will not be tried again",
+    "storage": "the engine cannot write its journal (a full or unwritable data folder; the message names it)",
+    "lost": "the job journal that held the job was damaged and moved aside; the job was not run",
     "internal": "a bug in the engine; the message names it",
 }
 
@@ -209,6 +211,7 @@ class Welcome(Message):
     protocol: str
     engine_version: str
     pid: int
+    notes: list[str] = field(default_factory=list)  # as engine_status.notes: each client hears them once
 
 
 @dataclass(frozen=True)
@@ -264,6 +267,7 @@ class EngineStatus(Message):
     memory_limit_mb: int  # 0 = no ceiling
     idle_timeout_s: float
     clients: int
+    notes: list[str] = field(default_factory=list)  # what the engine did about its own state (a damaged journal)
 
 
 @dataclass(frozen=True)

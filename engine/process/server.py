@@ -39,13 +39,14 @@ from engine.errors import (
     ModelBundleError,
     ProviderError,
     RiffstudioError,
+    StorageError,
     reason,
 )
 from engine.process import connection_file as files
 from engine.process import protocol as p
 from engine.process import transport
 from engine.process.hooks import fault_if_asked
-from engine.process.journal import Journal, JournalJob
+from engine.process.journal import Journal, JournalJob, open_journal
 from engine.process.memory import MemoryCeilingError, check_fits, model_bytes
 from engine.process.paths import engine_data_dir, journal_path, results_dir
 from engine.process.results import AUDIO_FORMATS, read_results, write_results
@@ -72,7 +73,7 @@ def error_code(error: BaseException) -> str:
     if isinstance(error, MemoryCeilingError):
         return "memory"
     for cls, code in ((InvalidInputError, "invalid_input"), (ModelBundleError, "model_bundle"),
-                      (ProviderError, "provider"), (CancelledError, "cancelled")):
+                      (ProviderError, "provider"), (CancelledError, "cancelled"), (StorageError, "storage")):
         if isinstance(error, cls):
             return code
     return "internal"
@@ -159,6 +160,7 @@ class Engine:
         self._provider_reason = ""  # choose_provider's sentence for the warm generator (model_loaded.reason)
         self._last_activity = time.monotonic()
         self.journal: Journal | None = None
+        self._notes: list[str] = []  # what the engine did about its own state, for `engine status`
         self.info: files.ConnectionInfo | None = None
 
     # -- life ----------------------------------------------------------------------------------------
@@ -176,7 +178,11 @@ class Engine:
         crash_file = None
         try:
             crash_file = self._open_crash_log()
-            self.journal = Journal(journal_path())
+            self.journal, note = open_journal(journal_path())
+            if note:
+                log.warning("%s", note)
+                print(f"riffstudio: note: {note}", file=sys.stderr, flush=True)
+                self._notes.append(note)
             self._recover()
             for stale in files.runtime_dir().glob("engine-*.sock"):  # killed engines' sockets: none is alive
                 with contextlib.suppress(OSError):
@@ -350,7 +356,7 @@ class Engine:
             return False
         session.ready = True
         session.send(p.Welcome(re=hello.id, protocol=p.PROTOCOL_VERSION, engine_version=__version__,
-                               pid=os.getpid()))
+                               pid=os.getpid(), notes=list(self._notes)))
         return True
 
     def _handle(self, session: Session, message: p.Message) -> None:
@@ -436,7 +442,7 @@ class Engine:
                 bundle=key[0] if key else None,
                 provider=self._generator.provider if self._generator is not None else None,
                 intra_op_threads=self.settings.intra_op_threads, memory_limit_mb=self.settings.memory_limit_mb,
-                idle_timeout_s=self.settings.idle_timeout_s, clients=len(self._sessions))
+                idle_timeout_s=self.settings.idle_timeout_s, clients=len(self._sessions), notes=list(self._notes))
 
     def _position(self, job_id: str) -> int:
         order = [item_id for _, item_id in sorted(self._queue)]

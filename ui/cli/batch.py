@@ -32,6 +32,10 @@ def run(args: argparse.Namespace) -> int:
         out = args.presets.parent / f"{args.presets.stem}-out"
     default_model = str(args.model.resolve()) if args.model else None
     renderer = EngineRenderer() if args.engine else InProcessRenderer()
+    if args.engine:
+        from ui.cli.engine import say_engine_notes
+
+        say_engine_notes(renderer.client)
     bar = TerminalProgress()
     try:
         result = run_batch(args.presets, out, renderer, default_model=default_model,

@@ -72,7 +72,15 @@ def run_status(args: argparse.Namespace) -> int:
     limit = f"{status.memory_limit_mb} MB" if status.memory_limit_mb else "none"
     print(f"threads: {status.intra_op_threads or 'auto'}, memory ceiling: {limit}, "
           f"idle timeout: {status.idle_timeout_s:g} s")
+    for note in status.notes:
+        print(f"note: {note}")
     return 0
+
+
+def say_engine_notes(client) -> None:
+    """What the engine did about its own state (a damaged journal replaced), once, on stderr."""
+    for note in client.notes:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def run_stop(args: argparse.Namespace) -> int:
@@ -128,6 +136,7 @@ def run_generate_in_engine(args: argparse.Namespace, settings) -> int:
     options = {"htp_performance_mode": args.npu_mode} if args.npu_mode else None
     bar = TerminalProgress()
     with EngineClient(name="riffstudio-generate") as client:
+        say_engine_notes(client)
         job = client.submit(settings, args.model, provider=args.provider, audio_format=audio_format(args.out).lower(),
                             session_options=options)
         try:
