@@ -35,15 +35,18 @@ def atomic_path(final: str | os.PathLike[str], *, directory: bool = False) -> It
     """Yield a temporary path to write to; on success it is renamed to `final` (replacing it)."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    if directory:
+        recover_replaced(final)
     temp = _make_temporary(final, directory)
     # mkstemp/mkdtemp make private (0600/0700) entries; give the result the permissions a plain write would.
     os.chmod(temp, (0o777 if directory else 0o666) & ~_umask())
     try:
         yield temp
         if directory and final.exists():
-            # A folder cannot be replaced atomically on every OS: move the old one aside first.
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            # A folder cannot be replaced atomically on every OS: the old one moves aside first (within the same
+            # parent), and until the new one is in place that is the only complete copy: a process killed
+            # between the two renames leaves it there, and recover_replaced puts it back.
+            old = _replaced_name(final)
             os.replace(final, old)
             os.replace(temp, final)
             shutil.rmtree(old, ignore_errors=True)
@@ -55,6 +58,24 @@ def atomic_path(final: str | os.PathLike[str], *, directory: bool = False) -> It
         else:
             temp.unlink(missing_ok=True)
         raise
+
+
+def recover_replaced(final: str | os.PathLike[str]) -> None:
+    """Finish a folder replacement a killed process left half-way: with no folder at `final`, the old one
+    moved aside is put back (the new one was never complete); with both there, the moved-aside one is
+    the stale copy and goes. Readers call this too, so a bundle is found again at once."""
+    final = Path(final)
+    old = _replaced_name(final)
+    if not old.is_dir() or old.is_symlink():
+        return
+    if not os.path.lexists(final):
+        os.replace(old, final)
+    elif final.is_dir():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _replaced_name(final: Path) -> Path:
+    return final.with_name(f".{final.name}.riffstudio-replaced")
 
 
 def _make_temporary(final: Path, directory: bool) -> Path:

@@ -98,6 +98,9 @@ class Bundle:
 
 def open_bundle(path: str | os.PathLike[str], *, precision: str | None = None, hashes: bool = False) -> Bundle:
     """Open and check a bundle. Sizes are always checked; full hashes when `hashes` (slow on big UNets)."""
+    from engine.atomic import recover_replaced
+
+    recover_replaced(path)  # a replacement killed half-way: the old bundle comes back
     bundle = Bundle(Path(path), Manifest.read(Path(path)))
     if precision is not None and bundle.precision != precision:
         raise ModelBundleError(f"{path} is a {bundle.precision} bundle, but {precision} was asked for: use a "
