@@ -27,19 +27,24 @@ _SEPARATORS = re.compile(r"[\s\-_.]+")
 
 def slug(text: str, *, fallback: str = "loop", max_bytes: int = MAX_STEM_BYTES) -> str:
     """A safe, readable file-name part from free text (a prompt, a preset name)."""
-    text = unicodedata.normalize("NFKC", str(text))
-    kept = []
-    for char in text:
-        category = unicodedata.category(char)
-        if category[0] in "LN" or char in "-_.":
-            kept.append(char)
-        else:  # spaces, punctuation, symbols (emoji), controls, format marks (RTL/LTR overrides)
-            kept.append(" ")
-    words = [word for word in _SEPARATORS.split("".join(kept)) if word]
+    # Linear in the text and stopping early: a name keeps at most max_bytes bytes, so once twice that many
+    # characters are kept (separators collapsed; NFC and lower() change lengths a little) the rest cannot
+    # show. (An 18 MB prompt took minutes when the cut went one character at a time.)
+    limit = 2 * max_bytes + 16
+    kept: list[str] = []
+    for chunk_start in range(0, len(text := str(text)), 4096):
+        for char in unicodedata.normalize("NFKC", text[chunk_start:chunk_start + 4096]):
+            category = unicodedata.category(char)
+            if category[0] in "LN" or char in "-_.":
+                kept.append(char)
+            elif kept and kept[-1] != " ":  # spaces, punctuation, symbols (emoji), controls, format marks
+                kept.append(" ")
+        if len(kept) > limit:
+            break
+    words = [word for word in _SEPARATORS.split("".join(kept[:limit])) if word]
     result = "-".join(words).strip(". -_").lower()
     result = unicodedata.normalize("NFC", result)
-    while len(result.encode("utf-8")) > max_bytes:
-        result = result[:-1]
+    result = result.encode("utf-8")[:max_bytes].decode("utf-8", "ignore")  # whole characters only
     result = result.strip(". -_")
     if not result:
         result = fallback

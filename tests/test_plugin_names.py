@@ -44,3 +44,15 @@ def test_names_are_unique_case_insensitively_on_disk_and_within_a_run(tmp_path):
     hostile = {unique_path(tmp_path, loop_name(p, bpm=100, bars=1, seed=3), ".wav", taken=taken).name.casefold()
                for p in HOSTILE}
     assert len(hostile) == len(HOSTILE)  # every prompt its own file, even those that slug alike
+
+
+def test_a_huge_prompt_names_its_loop_at_once():
+    """The name was cut one character per loop: an 18 MB prompt hung a batch for minutes. Now linear (and
+    stopping once the name is full): these take milliseconds; the old cut needed over a minute for the first."""
+    import time
+
+    started = time.perf_counter()
+    assert slug("a" * 5_000_000) == "a" * 120
+    assert slug(" " * 2_000_000 + "bass") == "bass"
+    assert slug("ü" * 1_000_000).encode() == "ü".encode() * 60
+    assert time.perf_counter() - started < 10
