@@ -266,7 +266,7 @@ class EngineClient:
             self.request(p.Shutdown(id=self._new_id()), timeout=5)
         self._stopped = "stopped by this client"
         deadline = time.monotonic() + timeout
-        while files.live_engine() is not None and files.live_engine().pid == pid:
+        while (info := files.live_engine()) is not None and info.pid == pid:  # asked once: it may exit between
             if time.monotonic() > deadline:
                 raise EngineError(f"the engine (pid {pid}) did not stop within {timeout:g} s")
             self._reap()
@@ -467,6 +467,10 @@ class EngineClient:
                     last_error = str(error)
                     time.sleep(0.05)
                     continue
+            if info is None and files.engine_alive():  # its connection file is damaged: it writes it again
+                last_error = "the running engine's connection file is unreadable"
+                time.sleep(0.05)
+                continue
             if not start:
                 raise EngineNotRunning("no engine is running")
             if spawned is not None:

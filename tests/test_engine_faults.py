@@ -270,3 +270,28 @@ def _send_quietly(conn, data: bytes) -> None:
 
 def _connection(info):
     return transport.connect(info.address, info.family, info.authkey)
+
+
+def test_a_damaged_connection_file_does_not_orphan_the_running_engine():
+    """Garbage in engine.json made `status` and `stop` say "no engine is running" and every --engine command
+    fail until the engine's idle exit. The engine holds its lock, so it writes the file again; clients wait."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    from engine.process.connection_file import connection_file
+
+    with EngineClient(name="first") as client:
+        pid = client.pid
+    connection_file().write_bytes(b"\x00garbage{")
+    status = subprocess.run([sys.executable, "-m", "ui.cli.main", "engine", "status"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0 and f"engine pid {pid}" in status.stdout, status.stdout + status.stderr
+    connection_file().unlink()
+    with EngineClient(name="second") as client:
+        assert client.pid == pid  # found again, not a second engine
+    stop = subprocess.run([sys.executable, "-m", "ui.cli.main", "engine", "stop"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert stop.returncode == 0 and f"engine (pid {pid}) stopped" in stop.stdout, stop.stdout + stop.stderr
+    assert not _alive(pid)

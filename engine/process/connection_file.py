@@ -90,6 +90,15 @@ def live_engine() -> ConnectionInfo | None:
     return None  # the file outlived its engine
 
 
+def engine_alive() -> bool:
+    """Whether an engine holds the engine lock (it may be between writes of its connection file)."""
+    lock = try_lock(ENGINE_LOCK)
+    if lock is None:
+        return True
+    release(lock)
+    return False
+
+
 def try_lock(name: str) -> IO[bytes] | None:
     """The lock file `name` in the runtime dir, locked exclusively; None if someone else holds it."""
     file = open(runtime_dir() / name, "a+b")  # noqa: SIM115 (held open for as long as the lock is)

@@ -208,6 +208,7 @@ class Engine:
                 on_ready(self.info)
             while not self._stop.wait(0.25):
                 self._check_idle()
+                self._keep_connection_file()
             self._wind_down(worker)
             with contextlib.suppress(OSError):
                 listener.close()
@@ -252,6 +253,16 @@ class Engine:
             elif time.monotonic() - self._last_activity > self.settings.idle_timeout_s:
                 log.info("idle for %.0f s with no client: exiting", self.settings.idle_timeout_s)
                 self.stop(f"idle for {self.settings.idle_timeout_s:g} s")
+
+    def _keep_connection_file(self) -> None:
+        """Write the connection file again when it is gone, damaged or another's: the engine holds the engine
+        lock, so it alone knows it is alive, and clients must find it (an unreadable file orphaned a running
+        engine until its idle exit)."""
+        info = files.read_connection_file()
+        if self.info is not None and (info is None or info.pid != self.info.pid):
+            with contextlib.suppress(OSError):
+                files.write_connection_file(self.info)
+                log.warning("the connection file was missing or damaged: written again")
 
     def _open_crash_log(self):
         """Fatal errors (a segfault in a driver) are written here; the next engine reads them as the reason
