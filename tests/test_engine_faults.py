@@ -295,3 +295,31 @@ def test_a_damaged_connection_file_does_not_orphan_the_running_engine():
                           text=True, timeout=60)
     assert stop.returncode == 0 and f"engine (pid {pid}) stopped" in stop.stdout, stop.stdout + stop.stderr
     assert not _alive(pid)
+
+
+def test_engine_serve_with_a_model_loads_it_and_still_idles_out_and_a_bad_one_is_one_line(fp32_bundle, tmp_path):
+    """`engine serve --model B` said "model: none loaded" forever and never idled out; a bad path was silent."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    serve = [sys.executable, "-m", "ui.cli.main", "engine", "serve", "--idle-timeout", "3"]
+    bad = subprocess.run([*serve, "--model", str(tmp_path / "nothing")], cwd=REPO, capture_output=True, text=True,
+                         timeout=60)
+    lines = bad.stderr.strip().splitlines()
+    assert bad.returncode != 0 and len(lines) == 1 and lines[0].startswith("riffstudio: "), bad.stderr
+    assert live_engine() is None
+    engine = subprocess.Popen([*serve, "--model", str(fp32_bundle)], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: live_engine() is not None, 30, "the engine to start")
+        with EngineClient(start=False, supervise=False, name="watcher") as client:
+            wait_for(lambda: client.status().bundle is not None, 30, "the model to load")
+            assert Path(client.status().bundle) == Path(fp32_bundle)
+        assert engine.wait(timeout=30) == 0  # idle with no client: it exits by itself
+        assert "idle for 3 s" in engine.stdout.read()
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+            engine.wait()

@@ -77,6 +77,11 @@ def run_serve(settings: EngineSettings) -> int:
     """The engine in the foreground; a second one finds the first and says so instead of starting."""
     from engine.process.server import EngineAlreadyRunning, serve
 
+    if settings.model:  # a bad --model is one line now, not a log entry after the engine is up
+        from engine.bundle import open_bundle
+
+        open_bundle(settings.model)
+
     def ready(info) -> None:
         print(f"engine running (pid {info.pid}, protocol {info.protocol}) at {info.address}", flush=True)
 

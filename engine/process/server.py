@@ -201,6 +201,7 @@ class Engine:
                 with self._lock:
                     self._loads.append(LoadTask(None, p.LoadModel(id="start", bundle=self.settings.model,
                                                                   provider=self.settings.provider)))
+                    self._work.notify_all()  # the worker is already waiting
             files.write_connection_file(self.info)
             log.info("engine %s ready (pid %d, protocol %s) at %s", __version__, os.getpid(),
                      p.PROTOCOL_VERSION, address)
