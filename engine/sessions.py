@@ -72,6 +72,10 @@ class SessionSettings:
     # landed on the NPU, or fails at session creation.
     disable_cpu_fallback: bool = False
     log_severity: int = 3
+    # "priority" runs each node as soon as its inputs exist (ONNX Runtime's priority-based order): for graphs
+    # with many side outputs (calibration's min/max of every activation) it frees each activation at once,
+    # where the default order kept the VAE decoder's all alive (6.5 GB against 0.95 GB at 256 px).
+    execution_order: Literal["default", "priority"] = "default"
 
     def __post_init__(self) -> None:
         if self.provider not in ("cpu", "qnn"):
@@ -85,6 +89,8 @@ class SessionSettings:
         if self.htp_performance_mode not in HTP_PERFORMANCE_MODES:
             raise InvalidInputError(f"unknown htp_performance_mode {self.htp_performance_mode!r}; use one of "
                                     f"{', '.join(HTP_PERFORMANCE_MODES)}")
+        if self.execution_order not in ("default", "priority"):
+            raise InvalidInputError(f"unknown execution_order {self.execution_order!r}; use 'default' or 'priority'")
         if not 0 <= self.log_severity <= 4:
             raise InvalidInputError(f"log_severity must be 0..4, not {self.log_severity}")
 
@@ -233,6 +239,8 @@ def _common_options(settings: SessionSettings) -> ort.SessionOptions:
     options.graph_optimization_level = GRAPH_OPTIMIZATION_LEVELS[settings.graph_optimization]
     options.enable_cpu_mem_arena = settings.cpu_mem_arena
     options.log_severity_level = settings.log_severity
+    if settings.execution_order == "priority":
+        options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
     return options
 
 

@@ -188,6 +188,61 @@ def test_altered_file_is_named(run_cli, bundle_copy):
     assert "vae_decoder.onnx was altered" in result.stderr
 
 
+@pytest.mark.parametrize("engine", [False, True])
+def test_a_flipped_byte_stops_generation_in_one_line(run_cli, bundle_copy, tmp_path, engine):
+    """`generate` checked sizes only: a flipped byte in the UNet's weights ran silently. Now every file a
+    session opens is hashed at its first load in the process."""
+    data = next(bundle_copy.glob("unet.onnx*"))
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    data.write_bytes(bytes(raw))
+    extra = ("--engine",) if engine else ()
+    result = run_cli("generate", "x", "--model", bundle_copy, "--steps", "2", "--width", "64", "--out",
+                     tmp_path / "a.wav", *extra, env={"XDG_RUNTIME_DIR": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == ModelBundleError.exit_code, result.stderr
+    assert f"{data.name} was altered" in lines[-1] and lines[-1].startswith("riffstudio: "), result.stderr
+    assert not (tmp_path / "a.wav").exists()
+    if engine:
+        run_cli("engine", "stop", env={"XDG_RUNTIME_DIR": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)})
+
+
+@pytest.mark.parametrize("where", ["../evil_unet.onnx", "/tmp/evil_unet.onnx", "sub/../../evil_unet.onnx"])
+def test_a_manifest_path_outside_the_bundle_is_refused(bundle_copy, where):
+    manifest = json.loads((bundle_copy / "manifest.json").read_text())
+    manifest["components"]["unet"]["file"] = where
+    manifest["files"].append({"path": where, "sha256": "0" * 64, "size": 1})
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelBundleError, match="outside the bundle"):
+        open_bundle(bundle_copy)
+
+
+def test_a_bundle_file_that_is_a_link_is_refused(bundle_copy, tmp_path):
+    elsewhere = tmp_path / "elsewhere.onnx"
+    (bundle_copy / "vae_decoder.onnx").rename(elsewhere)
+    (bundle_copy / "vae_decoder.onnx").symlink_to(elsewhere)
+    with pytest.raises(ModelBundleError, match="symbolic link"):
+        open_bundle(bundle_copy)
+
+
+def test_a_warm_process_hashes_each_file_once_and_again_when_it_changes(bundle_copy, monkeypatch):
+    import engine.bundle.bundle as bundle_module
+
+    hashed: list[str] = []
+    real = bundle_module.sha256_file
+    monkeypatch.setattr(bundle_module, "sha256_file", lambda path: hashed.append(Path(path).name) or real(path))
+    bundle = open_bundle(bundle_copy)
+    bundle.checked_file("vae_decoder.onnx")
+    bundle.checked_file("vae_decoder.onnx")
+    assert hashed.count("vae_decoder.onnx") == 1
+    path = bundle_copy / "vae_decoder.onnx"
+    raw = bytearray(path.read_bytes())
+    raw[-3] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ModelBundleError, match="vae_decoder.onnx was altered"):
+        bundle.checked_file("vae_decoder.onnx")
+
+
 def test_missing_file_is_named(bundle_copy):
     (bundle_copy / "unet.onnx").unlink()
     with pytest.raises(ModelBundleError, match=r"unet\.onnx is missing"):

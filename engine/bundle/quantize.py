@@ -253,9 +253,11 @@ def component_snr_db(fp32_path: str | Path, quantized_path: str | Path, samples:
 
     if not samples:
         raise InvalidInputError("component_snr_db needs at least one sample")
+    # One session at a time: the fp32 UNet's and the quantised one's together were most of a build's memory.
     reference = create_session(fp32_path, SessionSettings())
-    quantized = create_session(quantized_path, quantized_settings or SessionSettings(), cache_dir)
     expected = np.concatenate([reference.run(None, dict(feeds))[0] for feeds in samples])
+    del reference
+    quantized = create_session(quantized_path, quantized_settings or SessionSettings(), cache_dir)
     actual = np.concatenate([quantized.run(None, dict(feeds))[0] for feeds in samples])
     return snr_db(expected, actual)
 

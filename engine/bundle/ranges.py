@@ -44,7 +44,7 @@ def collect_ranges(model_path: str | Path, samples: Iterable[Mapping[str, np.nda
         onnx.save(model, str(augmented))
         del model
         # Unoptimised: the ranges belong to the tensors of the graph as written, the one that gets quantised.
-        session = create_session(augmented, SessionSettings(graph_optimization="disable"))
+        session = create_session(augmented, SessionSettings(graph_optimization="disable", execution_order="priority"))
         names = [f"{tensor}__{op}" for tensor in tensors for op in ("min", "max")]
         lows = np.full(len(tensors), np.inf)
         highs = np.full(len(tensors), -np.inf)
@@ -90,13 +90,29 @@ def _float_activations(model) -> list[str]:
 
 
 def _add_reduce_outputs(model, tensors: list[str]) -> None:
-    """Append ReduceMin/ReduceMax (to scalars) of each tensor as extra graph outputs."""
+    """Add ReduceMin/ReduceMax (to scalars) of each tensor as extra graph outputs, each placed right after the
+    node that makes its tensor (with the session's priority-based order, each tensor is reduced and freed as
+    soon as it exists)."""
     from onnx import TensorProto, helper
 
+    wanted = set(tensors)
+
+    def reductions(tensor: str) -> list:
+        # keepdims=0 without axes reduces over every axis: one number per sample.
+        return [helper.make_node(op, [tensor], [f"{tensor}__{suffix}"], keepdims=0, name=f"calib_{suffix}_{tensor}")
+                for op, suffix in (("ReduceMin", "min"), ("ReduceMax", "max"))]
+
+    ordered = [node for value in model.graph.input if value.name in wanted for node in reductions(value.name)]
+    done = {value.name for value in model.graph.input}
+    for node in model.graph.node:
+        ordered.append(node)
+        for output in node.output:
+            if output in wanted and output not in done:
+                done.add(output)
+                ordered += reductions(output)
+    ordered += [node for tensor in tensors if tensor not in done for node in reductions(tensor)]
+    del model.graph.node[:]
+    model.graph.node.extend(ordered)
     for tensor in tensors:
-        for op, suffix in (("ReduceMin", "min"), ("ReduceMax", "max")):
-            output = f"{tensor}__{suffix}"
-            # keepdims=0 without axes reduces over every axis: one number per sample.
-            model.graph.node.append(helper.make_node(op, [tensor], [output], keepdims=0,
-                                                     name=f"calib_{suffix}_{tensor}"))
-            model.graph.output.append(helper.make_tensor_value_info(output, TensorProto.FLOAT, []))
+        for suffix in ("min", "max"):
+            model.graph.output.append(helper.make_tensor_value_info(f"{tensor}__{suffix}", TensorProto.FLOAT, []))

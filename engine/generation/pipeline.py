@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from engine.bundle import Bundle
+from engine.bundle.manifest import TOKENIZER_NAME
 from engine.errors import CancelledError, InvalidInputError, reason
 from engine.generation.settings import GenerationSettings
 from engine.sessions import SessionSettings, create_session
@@ -68,7 +69,7 @@ class LoopGenerator:
         self.manifest = bundle.manifest
         self.session_settings = session_settings or SessionSettings()
         self.session_options = dict(session_options or {})
-        self.tokenizer = PromptTokenizer(bundle.tokenizer_path)
+        self.tokenizer = PromptTokenizer(bundle.checked_file(TOKENIZER_NAME))
         self._sessions: dict[str, object] = {}
         self.notes: list[str] = []
         start = time.perf_counter()
@@ -219,7 +220,7 @@ class LoopGenerator:
     def _session(self, component: str):
         if component not in self._sessions:
             self._sessions[component] = create_session(
-                self.bundle.component_path(component),
+                self.bundle.checked_file(self.manifest.components[component].file),
                 self.bundle.session_settings(self.session_settings, self.session_options),
                 cache_dir=self.bundle.cache_dir())
         return self._sessions[component]

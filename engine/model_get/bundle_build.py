@@ -98,14 +98,18 @@ def build_bundle(settings: BuildSettings, progress: Progress | None = None,
             check_fits(templates.components[component], weights[WEIGHT_FOLDER[component]], f"{folder}/"
                        f"{WEIGHT_FOLDER[component]}")
         stages.finish("templates")
-        return _build(settings, templates, weights, raw_configs, scheduler_config, stages)
+        return _build(settings, templates, weights, raw_configs, scheduler_config, stages,
+                      release_sources=lambda: [source.close() for source in opened])
     finally:
         for source in opened:
             source.close()
 
 
 def _build(settings: BuildSettings, templates: TemplateSet, weights: dict[str, WeightSource],
-           configs: dict[str, dict], scheduler_config: dict, stages: StagedProgress) -> Manifest:
+           configs: dict[str, dict], scheduler_config: dict, stages: StagedProgress,
+           release_sources: Callable[[], object]) -> Manifest:
+    """The bundle from the checked sources; `release_sources()` releases the checkpoint once its weights are in the
+    graphs (its memory map would otherwise stay resident, 4 GB at full size, through the whole build)."""
     from engine.tokenizer import PromptTokenizer
 
     out, folder = Path(settings.out), Path(settings.folder)
@@ -138,6 +142,7 @@ def _build(settings: BuildSettings, templates: TemplateSet, weights: dict[str, W
                 fill(templates, component, source, bundle / f"{component}.onnx", poured,
                      int8_op_types=DYNAMIC_OP_TYPES[dynamic[component]])
             done += sizes[component]
+        release_sources()
         stages.finish("pour")
         samples: dict[str, list] = {c: [] for c in COMPONENTS}
         if settings.precision != "fp32":
@@ -146,9 +151,12 @@ def _build(settings: BuildSettings, templates: TemplateSet, weights: dict[str, W
                                    width=templates.fixed_width or CPU_CALIBRATION_WIDTH,
                                    timesteps=CalibrationPlan.timesteps if settings.precision == "qnn" else 1,
                                    guided_runs=GUIDED_RUNS)
+            # The guided runs use the int8 UNet where it is already poured: a third of the fp32 one's memory,
+            # faster, and what makes the latents the decoder meets in use.
             samples = calibration_feeds(fp32, PromptTokenizer(bundle / TOKENIZER_NAME), scheduler_config,
                                         latent_scale_factor=latent_scale, plan=plan,
-                                        progress=lambda f: stages.report("calibration", f))
+                                        progress=lambda f: stages.report("calibration", f),
+                                        guide_unet=bundle / "unet.onnx" if "unet" in dynamic else None)
         stages.finish("calibration")
         components = {}
         for component in COMPONENTS:

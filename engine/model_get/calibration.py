@@ -117,9 +117,11 @@ def calibration_images(count: int, width: int) -> list[np.ndarray]:
 
 def calibration_feeds(fp32: Mapping[str, Path], tokenizer: Any, scheduler_config: Mapping[str, Any],
                       latent_scale_factor: float, plan: CalibrationPlan = CalibrationPlan(),
-                      progress: Callable[[float], None] | None = None) -> dict[str, list[Feeds]]:
+                      progress: Callable[[float], None] | None = None,
+                      guide_unet: Path | None = None) -> dict[str, list[Feeds]]:
     """Inputs (batch 1, by ONNX input name) for each of the four models, from the fp32 models at
-    `fp32[component]`; `tokenizer` is an engine.tokenizer.PromptTokenizer."""
+    `fp32[component]`; `tokenizer` is an engine.tokenizer.PromptTokenizer. The guided runs use `guide_unet`
+    (a quantised UNet) when given, else the fp32 one."""
     from engine.schedulers.noise import TrainingNoise
     from engine.sessions import SessionSettings, create_session
 
@@ -150,8 +152,8 @@ def calibration_feeds(fp32: Mapping[str, Path], tokenizer: Any, scheduler_config
                 unet.append({"sample": sample, "timestep": np.array([t], dtype=np.float32),
                              "encoder_hidden_states": embedding})
     for run in range(plan.guided_runs):
-        _, end = guided_run(fp32, embeddings[run % plan.images], embeddings[-1], scheduler_config, plan.width,
-                            plan.seed + 1 + run)
+        _, end = guided_run({**fp32, "unet": guide_unet or fp32["unet"]}, embeddings[run % plan.images],
+                            embeddings[-1], scheduler_config, plan.width, plan.seed + 1 + run)
         latents.append(end / np.float32(latent_scale_factor))
         images.append(_decoded(fp32["vae_decoder"], latents[-1]))
     # Shuffled: the first few (what each quantised model is scored on) span images and noise levels.
