@@ -162,18 +162,23 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, component: str, *
     With `scored_on` samples the record carries the SNR against fp32 on them (on this CPU); a model
     below `min_snr_db` there is replaced by the fp32 copy, and the record's `refused` says why.
     """
+    expected: list[np.ndarray] = []  # fp32 outputs a static calibration computes anyway, for the scored samples
     record = _quantize_int8(fp32_path, out_path, component, scheme=scheme, calibration=calibration,
-                            progress=progress, cancelled=cancelled)
-    return score_int8(fp32_path, out_path, record, scored_on=scored_on, min_snr_db=min_snr_db)
+                            progress=progress, cancelled=cancelled,
+                            on_output=lambda out: expected.append(out) if len(expected) < len(scored_on) else None)
+    return score_int8(fp32_path, out_path, record, scored_on=scored_on, min_snr_db=min_snr_db,
+                      expected=expected if len(expected) == len(scored_on) else None)
 
 
 def score_int8(fp32_path: str | Path, out_path: str | Path, record: QuantizationRecord, *,
-               scored_on: Sequence[Feeds] = (), min_snr_db: float | None = None) -> QuantizationRecord:
+               scored_on: Sequence[Feeds] = (), min_snr_db: float | None = None,
+               expected: Sequence[np.ndarray] | None = None) -> QuantizationRecord:
     """`record` (of the int8 model at `out_path`, however it was made) with its SNR against fp32 on
-    `scored_on`; below `min_snr_db` the model is replaced by the fp32 copy and the record says why."""
+    `scored_on` (whose fp32 outputs are `expected`, if already known); below `min_snr_db` the model is
+    replaced by the fp32 copy and the record says why."""
     if not scored_on or record.scheme == "fp32":
         return record
-    snr = round(component_snr_db(fp32_path, out_path, scored_on), 2)
+    snr = round(component_snr_db(fp32_path, out_path, scored_on, expected=expected), 2)
     if min_snr_db is None or snr >= min_snr_db:
         return dataclasses.replace(record, snr_db=snr)
     kept = _quantize_int8(fp32_path, out_path, record.component, scheme="fp32")
@@ -191,7 +196,8 @@ def dynamic_int8_record(component: str, scheme: str) -> QuantizationRecord:
 
 def _quantize_int8(fp32_path: str | Path, out_path: str | Path, component: str, *, scheme: str | None,
                    calibration: Iterable[Feeds] | None = None, progress: Callable[[int], None] | None = None,
-                   cancelled: Callable[[], bool] | None = None) -> QuantizationRecord:
+                   cancelled: Callable[[], bool] | None = None,
+                   on_output: Callable[[np.ndarray], None] | None = None) -> QuantizationRecord:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     _check_component(component)
@@ -225,7 +231,7 @@ def _quantize_int8(fp32_path: str | Path, out_path: str | Path, component: str, 
             count = _Counter(calibration)
             prepared = _prepare(fp32_path, _sibling(fp32_path, work.name + ".prepared"), opset21=False)
             try:
-                ranges = collect_ranges(prepared, count, progress=progress, cancelled=cancelled)
+                ranges = collect_ranges(prepared, count, progress=progress, cancelled=cancelled, on_output=on_output)
                 samples = count.count
                 cache = work / "ranges.json"
                 write_calibration_cache(ranges, cache)
@@ -242,7 +248,8 @@ def _quantize_int8(fp32_path: str | Path, out_path: str | Path, component: str, 
 
 
 def component_snr_db(fp32_path: str | Path, quantized_path: str | Path, samples: Sequence[Feeds], *,
-                     quantized_settings: Any = None, cache_dir: str | Path | None = None) -> float:
+                     quantized_settings: Any = None, cache_dir: str | Path | None = None,
+                     expected: Sequence[np.ndarray] | None = None) -> float:
     """SNR (dB) of the quantized component's first output against fp32, over all `samples` at once.
 
     The fp32 model runs on the CPU; the quantized one on `quantized_settings` (an
@@ -253,13 +260,14 @@ def component_snr_db(fp32_path: str | Path, quantized_path: str | Path, samples:
 
     if not samples:
         raise InvalidInputError("component_snr_db needs at least one sample")
-    # One session at a time: the fp32 UNet's and the quantised one's together were most of a build's memory.
-    reference = create_session(fp32_path, SessionSettings())
-    expected = np.concatenate([reference.run(None, dict(feeds))[0] for feeds in samples])
-    del reference
+    if expected is None:
+        # One session at a time: the fp32 UNet's and the quantised one's together were most of a build's memory.
+        reference = create_session(fp32_path, SessionSettings())
+        expected = [reference.run(None, dict(feeds))[0] for feeds in samples]
+        del reference
     quantized = create_session(quantized_path, quantized_settings or SessionSettings(), cache_dir)
     actual = np.concatenate([quantized.run(None, dict(feeds))[0] for feeds in samples])
-    return snr_db(expected, actual)
+    return snr_db(np.concatenate(list(expected)), actual)
 
 
 def build_reference(fp32_path: str | Path, quantized_path: str | Path, samples: Sequence[Feeds],
