@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 from engine.version import __version__
@@ -27,10 +28,14 @@ def test_help_lists_exactly_the_registered_commands(run_cli):
     assert len(registered) == len(COMMANDS)
 
 
-def test_unknown_command_exits_non_zero_with_usage(run_cli):
-    result = run_cli("no-such-command")
+@pytest.mark.parametrize("args", [("no-such-command",), ("loop",), ("loop", "x.wav", "--bpm", "fast"),
+                                  ("engine", "jobs", "--limit"), ("model", "get", "--precision", "fp64")])
+def test_a_usage_mistake_is_one_line_that_points_at_the_help(run_cli, args):
+    """argparse printed six lines of usage before its message; now one `riffstudio:` line, exit code 2."""
+    result = run_cli(*args)
+    lines = result.stderr.strip().splitlines()
     assert result.returncode == 2
-    assert "invalid choice" in result.stderr
+    assert len(lines) == 1 and lines[0].startswith("riffstudio: ") and "--help`" in lines[0], result.stderr
 
 
 def test_help_imports_no_torch_diffusers_or_transformers():

@@ -323,3 +323,29 @@ def test_engine_serve_with_a_model_loads_it_and_still_idles_out_and_a_bad_one_is
         if engine.poll() is None:
             engine.kill()
             engine.wait()
+
+
+def test_engine_jobs_into_a_reader_that_goes_away_ends_quietly():
+    """`riffstudio engine jobs | head -1` ended in a BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    from engine.process.journal import Journal
+    from engine.process.paths import journal_path
+
+    journal = Journal(journal_path())
+    for number in range(1500):  # more lines than a pipe holds, so the writer meets the closed end
+        job, _ = journal.submit({"settings": {"prompt": f"loop {number}"}}, "batch", None)
+        journal.mark_done(job.id, {})
+    journal.close()
+    with EngineClient(name="first"):
+        pass
+    listing = subprocess.Popen([sys.executable, "-m", "ui.cli.main", "engine", "jobs", "--limit", "1500"], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert listing.stdout.readline()
+    listing.stdout.close()
+    stderr = listing.stderr.read().decode()
+    assert listing.wait(timeout=60) == 141
+    assert "Traceback" not in stderr and stderr == "", stderr

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from engine.errors import RiffstudioError
 from engine.version import __version__
@@ -18,10 +20,19 @@ from engine.version import __version__
 COMMANDS = ("app", "model", "codec", "generate", "interpolate", "engine", "loop", "batch")  # ui/cli/<name>.py
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes as one `riffstudio:` line that says where the help is (argparse prints the whole usage,
+    six lines and more, before its message); the exit code stays argparse's 2. Sub-command parsers are
+    made of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"riffstudio: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole parser, or with `only` the one command's: a command run imports its own module alone
     (the others' defaults and help import what they describe: ~30 ms a codec command need not pay)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="riffstudio",
         description="Local AI loop generator: a text prompt becomes a loop for your DAW. "
         "With no command, opens the desktop app.",
@@ -58,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("riffstudio: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `riffstudio engine jobs | head -1`: the reader has gone; so do we, quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit must not fail again
+        return 141  # 128 + SIGPIPE, as tools killed by it report
 
 
 if __name__ == "__main__":
