@@ -239,7 +239,7 @@ def test_a_warm_process_hashes_each_file_once_and_again_when_it_changes(bundle_c
     raw = bytearray(path.read_bytes())
     raw[-3] ^= 0x01
     path.write_bytes(bytes(raw))
-    with pytest.raises(ModelBundleError, match="vae_decoder.onnx was altered"):
+    with pytest.raises(ModelBundleError, match=r"vae_decoder\.onnx was altered"):
         bundle.checked_file("vae_decoder.onnx")
 
 
