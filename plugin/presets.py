@@ -204,6 +204,9 @@ def _settings(path: Path, preset: Preset, base: Path) -> tuple[GenerationSetting
                               meter=values.get("meter", "4/4"), fit=values.get("fit", "auto"),
                               bit_depth=str(values.get("bit_depth", "24")),
                               sample_rate=values.get("sample_rate", 44100), normalize_lufs=values.get("normalize"))
+        if "seconds" in values:  # it was silently ignored: the grid's bars or beats set the length
+            raise PresetFileError(f"{path.name}:{preset.lines['seconds']}: seconds: not with bpm (the length is "
+                                  "bars or beats at that tempo): leave out seconds, or bpm")
     else:
         for key in ("bars", "beats", "meter", "fit", "normalize"):
             if key in values:

@@ -247,6 +247,8 @@ MALFORMED = {
     "bad meter in defaults": ('[defaults]\nmeter = "4"\n[[preset]]\nprompt = "kick"\nbpm = 100\n', 2, "meter:"),
     "no prompt": ('[[preset]]\nname = "x"\nseeds = [1]\n', 1, "prompt: missing"),
     "unknown speed": ('[[preset]]\nprompt = "kick"\n\nspeed = "turbo"\n', 4, "speed: unknown speed 'turbo'"),
+    "seconds beside bpm": ('[defaults]\nbpm = 100\nbars = 2\n[[preset]]\nprompt = "kick"\nseconds = 7.5\n', 6,
+                           "seconds: not with bpm"),
 }
 
 

@@ -161,3 +161,16 @@ def test_an_output_that_is_the_input_is_refused_and_the_input_is_kept(run_cli, t
     assert result.returncode == InvalidInputError.exit_code, result.stderr
     assert len(lines) == 1 and lines[0].startswith("riffstudio: ") and "is the input" in lines[0], result.stderr
     assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("loop", "{folder}", "--bpm", "120", "--bars", "1", "--out", "{here}/a.wav"), "is a folder"),
+    (("codec", "decode", "{folder}", "{here}/a.wav"), "is a folder"),
+    (("codec", "decode", str(DATA / "golden" / "drums.riffusion.png"), ""), "no output file name"),
+])
+def test_a_folder_for_a_file_and_an_empty_name_say_so(run_cli, tmp_path, args, words):
+    """"does not exist" for a folder that does, and "cannot write audio to :" for an empty name, before."""
+    (tmp_path / "folder").mkdir()
+    result = run_cli(*(a.format(folder=tmp_path / "folder", here=tmp_path) for a in args), timeout=60)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == InvalidInputError.exit_code and len(lines) == 1 and words in lines[0], result.stderr

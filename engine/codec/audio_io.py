@@ -23,6 +23,8 @@ _WRITE_SUBTYPES = {"WAV": "PCM_24", "FLAC": "PCM_24", "AIFF": "PCM_24", "OGG": "
 def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     """(samples (num_samples, channels) float32 full scale +-1, sample rate); AudioFileError if unusable."""
     path = Path(path)
+    if path.is_dir():
+        raise AudioFileError(f"{path} is a folder; give the path of an audio file (.wav, .flac, ...) in it")
     if not path.is_file():
         raise AudioFileError(f"{path} does not exist; give the path of an audio file (.wav, .flac, ...)")
     if path.stat().st_size == 0:
@@ -51,12 +53,14 @@ def load_for_encoding(path: str | os.PathLike[str],
 
 def audio_format(path: str | os.PathLike[str]) -> str:
     """The soundfile format a file name asks for; an InvalidInputError before any work if we cannot write it."""
+    if not str(path).strip():
+        raise InvalidInputError("no output file name was given: give one such as loop.wav")
     path = Path(path)
     file_format = path.suffix.lstrip(".").upper()
     if file_format == "AIF":
         file_format = "AIFF"
     if file_format not in _WRITE_SUBTYPES:
-        raise InvalidInputError(f"cannot write audio to {path.name}: use a .wav, .flac, .aiff or .ogg "
+        raise InvalidInputError(f"cannot write audio to {path.name or path}: use a .wav, .flac, .aiff or .ogg "
                                 "file name")
     return file_format
 

@@ -66,6 +66,8 @@ def write_spectrogram_image(path: str | os.PathLike[str], encoded: EncodedImage)
 def read_spectrogram_image(path: str | os.PathLike[str]) -> SpectrogramImage:
     """Pixels and EXIF parameters of a spectrogram image file; ImageFileError if it is not one."""
     path = Path(path)
+    if path.is_dir():
+        raise ImageFileError(f"{path} is a folder; give the path of a spectrogram image (.png) in it")
     if not path.is_file():
         raise ImageFileError(f"{path} does not exist; give the path of a spectrogram image (.png)")
     if path.stat().st_size == 0:
