@@ -349,3 +349,21 @@ def test_engine_jobs_into_a_reader_that_goes_away_ends_quietly():
     stderr = listing.stderr.read().decode()
     assert listing.wait(timeout=60) == 141
     assert "Traceback" not in stderr and stderr == "", stderr
+
+
+def test_an_engine_folder_of_another_user_is_one_line(tmp_path, monkeypatch):
+    """Another user's /tmp/runtime-<uid> (or riffstudio folder in it) gave a PermissionError traceback."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    runtime = tmp_path / "runtime"
+    (runtime / "riffstudio").mkdir(parents=True)
+    os.chmod(runtime, 0o700)
+    os.chown(runtime / "riffstudio", 65534, 65534)  # nobody's: tests run as root, as CI does
+    result = subprocess.run([sys.executable, "-m", "ui.cli.main", "engine", "status"], cwd=REPO, capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1, result.stderr
+    assert "belongs to another user" in lines[0] and str(runtime / "riffstudio") in lines[0], lines[0]

@@ -50,7 +50,18 @@ def log_path() -> Path:
 
 
 def _private(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if os.name == "posix":
-        os.chmod(path, 0o700)
+    """`path`, created if needed, ours alone (0700). A folder of another user's there (a shared /tmp) would
+    hand them our connection key or stop us: refused in one line."""
+    from engine.errors import EngineError
+
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if os.name == "posix":
+            if path.stat().st_uid != os.getuid():
+                raise EngineError(f"the engine's folder {path} belongs to another user: remove it, or set "
+                                  "XDG_RUNTIME_DIR (or XDG_DATA_HOME) to a folder of your own")
+            os.chmod(path, 0o700)
+    except OSError as error:
+        raise EngineError(f"cannot use the engine's folder {path} ({error.strerror or error}): remove it, or set "
+                          "XDG_RUNTIME_DIR (or XDG_DATA_HOME) to a folder of your own") from None
     return path
