@@ -66,3 +66,16 @@ def test_a_command_imports_its_own_module_and_no_other_command_s(tmp_path):
             "print(sorted(m for m in sys.modules if m.startswith(('ui.cli.', 'engine.generation', 'engine.process'))))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "['ui.cli.codec', 'ui.cli.main']"
+
+
+def test_the_documented_defaults_are_the_defaults():
+    """The README's defaults, pinned as literals once: the product's own constants must match what producers
+    read (changing the default steps from 7 to 8 passed every test while the README said 7)."""
+    from engine.generation.settings import GenerationSettings
+
+    settings = GenerationSettings(prompt="x")
+    assert (settings.scheduler, settings.steps, tuple(settings.guidance_interval)) == ("dpmpp_2m_karras", 7,
+                                                                                        (0.28, 1000.0))
+    readme = (REPO / "README.md").read_text()
+    assert "The default (`--speed full`) is `dpmpp_2m_karras` at 7 steps" in readme
+    assert "(σ below 0.28" in readme and "(0.28, 1000]" in readme

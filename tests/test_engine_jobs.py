@@ -136,8 +136,11 @@ import time; time.sleep(60)
 
 def test_load_model_reports_progress_and_status_shows_the_warm_bundle(client, fp32_bundle):
     stages = []
-    loaded = client.load_model(fp32_bundle, provider="cpu", progress=lambda stage, f: stages.append(f))
+    loaded = client.load_model(fp32_bundle, provider="cpu", progress=lambda stage, f: stages.append((stage, f)))
     assert isinstance(loaded, p.ModelLoaded) and loaded.provider == "cpu"
+    fractions = [fraction for _, fraction in stages]
+    assert stages and all(stage for stage, _ in stages), stages  # each report says what is loading
+    assert fractions == sorted(fractions) and fractions[0] >= 0.0 and fractions[-1] == 1.0, stages
     status = client.status()
     assert status.bundle == str(fp32_bundle.resolve()) and status.provider == "cpu"
     assert status.protocol == p.PROTOCOL_VERSION and status.running is None and status.queue == []
