@@ -150,3 +150,32 @@ def test_the_model_manager_runs_model_check_in_a_child_process(qtbot, fp32_bundl
     assert dialog.process is not None  # running, and the dialog (the GUI thread) is free meanwhile
     qtbot.waitUntil(lambda: dialog.process is None, timeout=120_000)
     assert "(exit code 0)" in dialog.log.toPlainText()
+
+
+def test_a_drag_carries_only_finished_files_in_the_export_folder(qtbot, tmp_path):
+    """When a loop's export failed the drag fell back to the engine's results WAV (outside the export folder,
+    gone when results are cleared), and the mime data did not check that a file existed."""
+    from ui.app.library import LibraryLoop
+    from ui.app.library_model import LibraryModel
+
+    results, exports = tmp_path / "results", tmp_path / "exports"
+    results.mkdir()
+    exports.mkdir()
+
+    def loop(job: str, export: str) -> LibraryLoop:
+        audio = results / f"{job}.wav"
+        audio.write_bytes(b"RIFF")
+        return LibraryLoop(job=job, prompt="bass", negative="", settings={}, seed=1, bundle_identity="",
+                           folder=str(results), audio=str(audio), image="", export=export, duration_s=5.0,
+                           bpm=None, bars=None, rating=0, favourite=False, created=0.0)
+
+    exported = exports / "bass_seed1.wav"
+    exported.write_bytes(b"RIFF")
+    gone = exports / "moved-away.wav"
+    loops = [loop("a", str(exported)), loop("b", ""), loop("c", str(gone))]
+    model = LibraryModel()
+    model.set_loops(loops)
+    urls = [url.toLocalFile() for url in model.mimeData([model.index(row) for row in range(3)]).urls()]
+    assert urls == [str(exported)]
+    assert [item.drag_file for item in loops] == [str(exported), "", ""]
+    assert [item.playable_file for item in loops] == [str(exported), loops[1].audio, loops[2].audio]

@@ -9,6 +9,7 @@ Note: Windows blocks drops from a normal app into a DAW running as administrator
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtGui import QDrag, QPixmap
@@ -18,8 +19,9 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".aiff", ".aif", ".ogg", ".mp3")
 
 
 def file_mime_data(paths: Sequence[str]) -> QMimeData:
+    """File URLs of the `paths` that are finished files (an empty or missing path is left out)."""
     mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(path) for path in paths])
+    mime.setUrls([QUrl.fromLocalFile(path) for path in paths if path and Path(path).is_file()])
     return mime
 
 

@@ -68,8 +68,15 @@ class LibraryLoop:
 
     @property
     def drag_file(self) -> str:
-        """The file a drag or copy hands to the DAW: the permanent export, else the engine's own WAV."""
-        return self.export or self.audio
+        """The file a drag or copy hands to the DAW: the finished export in the export folder, or "" when there
+        is none (its export failed, or the file was moved): never the engine's own results WAV, which a DAW
+        project would then point into and lose when results are cleared."""
+        return self.export if self.export and Path(self.export).is_file() else ""
+
+    @property
+    def playable_file(self) -> str:
+        """What the app itself plays and reveals: the export, else the engine's WAV."""
+        return self.drag_file or self.audio
 
 
 @dataclass(frozen=True)

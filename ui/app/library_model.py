@@ -50,7 +50,7 @@ class LibraryModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return loop.prompt
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{loop.prompt}\n{loop.drag_file}"
+            return f"{loop.prompt}\n{loop.drag_file or 'not exported'}"
         if role == Qt.ItemDataRole.DecorationRole:
             return self.thumbnail(loop)
         if role == LOOP_ROLE:

@@ -601,7 +601,8 @@ class MainWindow(QMainWindow):
         if job == self.active_job or self.current is None:
             self._show_loop(loop)
             self._select_in_library(job)
-        message = finished.export_error or f"Ready to drag: {Path(loop.drag_file).name}"
+        message = finished.export_error or (f"Ready to drag: {Path(loop.drag_file).name}" if loop.drag_file
+                                            else "Not exported yet: the loop plays here; export it to drag it")
         self.statusBar().showMessage(message)
 
     def _on_exported(self, job: str, path: str) -> None:
@@ -728,12 +729,14 @@ class MainWindow(QMainWindow):
     # -- to the DAW ----------------------------------------------------------------------------------
 
     def drag_paths(self) -> list[str]:
-        return [loop.drag_file for loop in self.selected_loops() if Path(loop.drag_file).is_file()]
+        return [loop.drag_file for loop in self.selected_loops() if loop.drag_file]
 
     def drag_current(self) -> None:
-        if self.current is not None:
+        if self.current is not None and self.current.drag_file:
             pixmap = QPixmap.fromImage(self.spectrogram.image.scaled(160, 80))
             drag_files(self.spectrogram, [self.current.drag_file], pixmap)
+        elif self.current is not None:
+            self.statusBar().showMessage("This loop has no file in the export folder: export it first")
 
     def copy_selection(self) -> None:
         paths = self.drag_paths()
@@ -743,7 +746,7 @@ class MainWindow(QMainWindow):
 
     def reveal_current(self) -> None:
         if self.current is not None:
-            reveal_in_file_manager(self.current.drag_file)
+            reveal_in_file_manager(self.current.playable_file)
 
     def export_dialog(self) -> None:
         loops = self.selected_loops()
@@ -780,14 +783,14 @@ class MainWindow(QMainWindow):
     def toggle_play(self) -> None:
         if self.current is None:
             return
-        self.player.toggle(self.current.drag_file)
+        self.player.toggle(self.current.playable_file)
 
     def _seek(self, seconds: float) -> None:
         self.spectrogram.set_playhead(seconds)
         if self.player.playing:
             self.player.seek(seconds)
         elif self.current is not None:
-            self.player.play(self.current.drag_file, seconds)
+            self.player.play(self.current.playable_file, seconds)
 
     def _playing_changed(self, playing: bool) -> None:
         self.play_button.setText("■ Stop" if playing else "▶ Play")
