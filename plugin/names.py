@@ -14,9 +14,11 @@ and macOS.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 
 MAX_STEM_BYTES = 120  # UTF-8 bytes of the prompt part: the whole name stays far below 255
@@ -83,6 +85,41 @@ def unique_path(folder: str | os.PathLike[str], stem: str, suffix: str, *, taken
             taken.update(names)
             return folder / f"{candidate}{suffix}"
         number += 1
+
+
+RESERVED_MARKER = ".riffstudio-reserved"
+
+
+@contextlib.contextmanager
+def reserved_path(folder: str | os.PathLike[str], stem: str, suffix: str, *,
+                  extra_suffixes: tuple[str, ...] = (".json",)) -> Iterator[Path]:
+    """`unique_path`, held while the block writes it: two writers at once (the app's exports run on threads,
+    two apps may share an export folder) never pick one name, as checking and later renaming alone allowed.
+
+    The name's stem is reserved by a hidden marker file created exclusively (`.STEM.riffstudio-reserved`);
+    stems with a marker count as taken; the marker goes when the block ends (a killed writer's marker only
+    keeps its stem unused)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    taken: set[str] = set()
+    while True:
+        for marker in folder.glob(f".*{RESERVED_MARKER}"):
+            held = marker.name[1:-len(RESERVED_MARKER)]
+            taken.update(f"{held}{ext}".casefold() for ext in (suffix, *extra_suffixes))
+        path = unique_path(folder, stem, suffix, taken=taken, extra_suffixes=extra_suffixes)
+        marker = folder / f".{path.stem}{RESERVED_MARKER}"
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            continue  # another writer took it between our look and our claim
+        if any((folder / f"{path.stem}{ext}").exists() for ext in (suffix, *extra_suffixes)):
+            marker.unlink(missing_ok=True)  # written (and released) by another meanwhile: look again
+            continue
+        try:
+            yield path
+        finally:
+            marker.unlink(missing_ok=True)
+        return
 
 
 def is_safe_name(name: str) -> bool:

@@ -56,3 +56,26 @@ def test_a_huge_prompt_names_its_loop_at_once():
     assert slug(" " * 2_000_000 + "bass") == "bass"
     assert slug("ü" * 1_000_000).encode() == "ü".encode() * 60
     assert time.perf_counter() - started < 10
+
+
+@pytest.mark.parametrize("grid", [False, True])
+def test_concurrent_exports_of_one_loop_never_share_a_name(tmp_path, grid):
+    """The app exports on worker threads; unique_path checked, then the writer renamed with nothing reserved
+    between: two exports of one loop could land on one name, the second replacing the first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import soundfile
+    from conftest import DATA
+
+    from ui.app.exports import ExportRequest, export_loop
+
+    request = ExportRequest(audio=str(DATA / "audio" / "drums.wav"), image=str(DATA / "golden" / "drums.riffusion.png"),
+                            sidecar={"settings": {"prompt": "funky drums", "seed": 7}}, folder=tmp_path / "exports",
+                            bpm=100.0 if grid else None, bars=2.0 if grid else None)
+    with ThreadPoolExecutor(6) as pool:
+        paths = list(pool.map(lambda _: export_loop(request), range(12)))
+    assert len(set(paths)) == 12
+    written = sorted(p.name for p in (tmp_path / "exports").iterdir() if p.suffix == ".wav")
+    assert written == sorted(p.name for p in paths)
+    assert not [p for p in (tmp_path / "exports").iterdir() if p.name.startswith(".")]  # no marker or temporary left
+    assert all(soundfile.info(path).frames > 0 for path in paths)

@@ -34,14 +34,18 @@ class ExportRequest:
 
 def export_loop(request: ExportRequest) -> Path:
     """Write the DAW file for one result; returns its path (complete and closed when this returns)."""
-    from plugin.names import loop_name, unique_path
+    from plugin.names import loop_name, reserved_path
 
     settings = request.sidecar.get("settings", {})
     prompt = str(settings.get("prompt", "loop"))
     seed = settings.get("seed")
-    request.folder.mkdir(parents=True, exist_ok=True)
     stem = loop_name(prompt, bpm=request.bpm, bars=request.bars if request.bpm else None, seed=seed)
-    out = unique_path(request.folder, stem, f".{request.audio_format}")
+    with reserved_path(request.folder, stem, f".{request.audio_format}") as out:
+        _write_export(request, out, prompt, seed)
+    return out
+
+
+def _write_export(request: ExportRequest, out: Path, prompt: str, seed: int | None) -> None:
     if request.bpm and request.bars:
         _export_on_grid(request, out, prompt, seed)
     elif request.audio_format == "wav" and request.audio.lower().endswith(".wav"):
@@ -56,7 +60,6 @@ def export_loop(request: ExportRequest) -> Path:
             subtype = "PCM_24"  # FLAC holds integers only
         with atomic_path(out) as temporary:
             soundfile.write(temporary, audio, rate, format=request.audio_format.upper(), subtype=subtype)
-    return out
 
 
 def _export_on_grid(request: ExportRequest, out: Path, prompt: str, seed: int | None) -> None:
