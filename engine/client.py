@@ -555,10 +555,10 @@ def _error(reply: p.Error) -> RiffstudioError:
 def error_for(code: str, message: str) -> RiffstudioError:
     """An `error` reply's or a `failed` event's code as the exception type it stands for (so the CLI exits
     with the same code as when the work runs in-process)."""
-    from engine.errors import CancelledError, InvalidInputError, ModelBundleError, ProviderError
+    from engine.errors import WIRE_TYPES
+    from engine.process.memory import MemoryCeilingError
 
-    types = {"invalid_input": InvalidInputError, "memory": InvalidInputError, "model_bundle": ModelBundleError,
-             "provider": ProviderError, "cancelled": CancelledError}
+    types = {cls.code: cls for cls in (*WIRE_TYPES, MemoryCeilingError)}
     if code in types:
         return types[code](message)
     if code in p.ERROR_CODES and code != "internal":

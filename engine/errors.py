@@ -2,21 +2,29 @@
 
 The command line prints `riffstudio: <message>` and exits with `exit_code`; the desktop app shows the
 message in its status area. Anything else that escapes is a bug, and is reported as one.
+
+`code` is the engine protocol's error code for each type (docs/protocol.md): the one table both directions
+derive from (`error_code`, `error_for`), so a failure exits with the same code whether the work ran here or
+in the engine.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class RiffstudioError(Exception):
     """Base of every error we raise on purpose."""
 
     exit_code = 1
+    code: ClassVar[str] = "internal"
 
 
 class InvalidInputError(RiffstudioError, ValueError):
     """The user gave us something we cannot use: a wrong file, an empty prompt, an absurd number."""
 
     exit_code = 2
+    code: ClassVar[str] = "invalid_input"
 
 
 class AudioFileError(InvalidInputError):
@@ -31,12 +39,14 @@ class ModelBundleError(RiffstudioError):
     """A model bundle (or conversion source) that is missing, incomplete, altered or of the wrong kind."""
 
     exit_code = 3
+    code: ClassVar[str] = "model_bundle"
 
 
 class ProviderError(RiffstudioError):
     """An ONNX Runtime execution provider (CPU, QNN) that cannot be used here."""
 
     exit_code = 4
+    code: ClassVar[str] = "provider"
 
 
 class EngineError(RiffstudioError):
@@ -48,11 +58,14 @@ class EngineError(RiffstudioError):
 class StorageError(EngineError):
     """The engine cannot keep its own state on disk (its data folder is full, unwritable or gone)."""
 
+    code: ClassVar[str] = "storage"
+
 
 class CancelledError(RiffstudioError):
     """The user cancelled a long job; not a failure, but the job produced nothing."""
 
     exit_code = 130
+    code: ClassVar[str] = "cancelled"
 
 
 def reason(error: BaseException, limit: int | None = None) -> str:
@@ -66,3 +79,8 @@ class HubError(RiffstudioError):
     """Qualcomm AI Hub (`riffstudio model compile`) cannot be used: no token, refused, unreachable, busy."""
 
     exit_code = 6
+
+
+# The types a protocol code stands for (`code` -> class), for errors that come back from the engine.
+WIRE_TYPES: tuple[type[RiffstudioError], ...] = (InvalidInputError, ModelBundleError, ProviderError, StorageError,
+                                                 CancelledError)

@@ -108,9 +108,9 @@ class EngineRenderer:
         self.cancel_now = threading.Event()
 
     def render(self, item: BatchItem, progress: Progress, *, priority: str = "batch") -> Rendered:
+        from engine.client import error_for
         from engine.codec.audio_io import read_audio
         from engine.codec.image_file import read_spectrogram_image
-        from engine.errors import EngineError
         from engine.process import protocol as p
 
         settings = item.settings
@@ -133,8 +133,7 @@ class EngineRenderer:
         if isinstance(result, p.Cancelled):
             raise CancelledError(f"the engine cancelled the job ({result.reason})")
         if isinstance(result, p.Failed):
-            error = InvalidInputError if result.code in ("invalid_input", "memory") else EngineError
-            raise error(result.message)
+            raise error_for(result.code, result.message)  # the same exit code as the work run here
         record = json.loads(Path(result.paths["sidecar"]).read_text(encoding="utf-8"))
         record.pop("audio", None)
         record.pop("image", None)

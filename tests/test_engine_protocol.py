@@ -118,3 +118,21 @@ def test_submit_carries_the_guidance_interval():
     received = p.decode(p.encode(submit))
     assert received.settings["guidance_interval"] == [0.3, 5.0]
     assert GenerationSettings.from_dict(received.settings).validate() == settings
+
+
+def test_one_error_table_both_ways_and_every_code_documented():
+    """The exception <-> code table lived in three copies that disagreed (batch turned `model_bundle` and
+    `provider` failures into EngineError: exit 5 where generate exits 3 or 4). Now each class carries its
+    code; the engine's code for an error comes back to the client as the same type and exit code."""
+    from engine.client import error_for
+    from engine.errors import WIRE_TYPES, EngineError, RiffstudioError
+    from engine.process.memory import MemoryCeilingError
+    from engine.process.server import error_code
+
+    for cls in (*WIRE_TYPES, MemoryCeilingError):
+        code = error_code(cls("what went wrong"))
+        assert code in p.ERROR_CODES, code
+        back = error_for(code, "what went wrong")
+        assert type(back) is cls and back.exit_code == cls.exit_code and str(back) == "what went wrong"
+    assert error_code(RuntimeError("a bug")) == "internal" and error_code(RiffstudioError("x")) == "internal"
+    assert isinstance(error_for("internal", "a bug"), EngineError)

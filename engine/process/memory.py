@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 from engine.errors import InvalidInputError
 
@@ -22,6 +23,8 @@ MODELS = ("text_encoder", "unet", "vae_decoder")
 
 class MemoryCeilingError(InvalidInputError):
     """A job that would not fit under the engine's memory ceiling."""
+
+    code: ClassVar[str] = "memory"
 
 
 def rss_bytes() -> int:

@@ -36,10 +36,7 @@ from engine.errors import (
     CancelledError,
     EngineError,
     InvalidInputError,
-    ModelBundleError,
-    ProviderError,
     RiffstudioError,
-    StorageError,
     reason,
 )
 from engine.process import connection_file as files
@@ -47,7 +44,7 @@ from engine.process import protocol as p
 from engine.process import transport
 from engine.process.hooks import fault_if_asked
 from engine.process.journal import Journal, JournalJob, open_journal
-from engine.process.memory import MemoryCeilingError, check_fits, model_bytes
+from engine.process.memory import check_fits, model_bytes
 from engine.process.paths import engine_data_dir, journal_path, results_dir
 from engine.process.results import AUDIO_FORMATS, read_results, write_results
 from engine.process.settings import EngineSettings
@@ -67,16 +64,10 @@ class EngineAlreadyRunning(EngineError):
 
 
 def error_code(error: BaseException) -> str:
-    """The protocol's code for one of our exceptions."""
+    """The protocol's code for one of our exceptions: its class's `code` (engine/errors.py, the one table)."""
     if isinstance(error, p.ProtocolError):
         return error.code
-    if isinstance(error, MemoryCeilingError):
-        return "memory"
-    for cls, code in ((InvalidInputError, "invalid_input"), (ModelBundleError, "model_bundle"),
-                      (ProviderError, "provider"), (CancelledError, "cancelled"), (StorageError, "storage")):
-        if isinstance(error, cls):
-            return code
-    return "internal"
+    return error.code if isinstance(error, RiffstudioError) else "internal"
 
 
 class Session:
