@@ -145,12 +145,14 @@ def _build(settings: BuildSettings, templates: TemplateSet, weights: dict[str, W
         release_sources()
         stages.finish("pour")
         samples: dict[str, list] = {c: [] for c in COMPONENTS}
+        kept_fp32 = {c for c, scheme in DEFAULT_INT8_SCHEMES.items() if scheme == "fp32"}  # by int8
         if settings.precision != "fp32":
             stages.report("calibration", 0.0)
             plan = CalibrationPlan(images=settings.calibration_images,
                                    width=templates.fixed_width or CPU_CALIBRATION_WIDTH,
                                    timesteps=CalibrationPlan.timesteps if settings.precision == "qnn" else 1,
-                                   guided_runs=GUIDED_RUNS)
+                                   guided_runs=GUIDED_RUNS,
+                                   decode_run_ends=settings.precision == "qnn" or "vae_encoder" not in kept_fp32)
             # The guided runs use the int8 UNet where it is already poured: a third of the fp32 one's memory,
             # faster, and what makes the latents the decoder meets in use.
             samples = calibration_feeds(fp32, PromptTokenizer(bundle / TOKENIZER_NAME), scheduler_config,

@@ -89,6 +89,9 @@ class CalibrationPlan:
     # -1.8 to 38.9 dB, convert's 38.9). Their UNet inputs do not join the UNet's: they widened its ranges so that
     # on the HTP back end it lost 3.7-6.2 dB more than under the CPU's emulation, which `model check` refuses.
     guided_runs: int = 0
+    # Whether the guided runs' decoded images join the VAE encoder's inputs (6.5 s of fp32 decoding each at full
+    # size): only when the encoder is quantised (qnn; int8 keeps it fp32).
+    decode_run_ends: bool = True
 
 
 def check_calibration_images(count: int) -> None:
@@ -155,7 +158,8 @@ def calibration_feeds(fp32: Mapping[str, Path], tokenizer: Any, scheduler_config
         _, end = guided_run({**fp32, "unet": guide_unet or fp32["unet"]}, embeddings[run % plan.images],
                             embeddings[-1], scheduler_config, plan.width, plan.seed + 1 + run)
         latents.append(end / np.float32(latent_scale_factor))
-        images.append(_decoded(fp32["vae_decoder"], latents[-1]))
+        if plan.decode_run_ends:
+            images.append(_decoded(fp32["vae_decoder"], latents[-1]))
     # Shuffled: the first few (what each quantised model is scored on) span images and noise levels.
     unet = [unet[i] for i in rng.permutation(len(unet))]
     return {"text_encoder": [{"input_ids": row[None]} for row in ids], "unet": unet,
