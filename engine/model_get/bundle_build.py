@@ -41,13 +41,14 @@ Progress = Callable[[str, float], None]
 # most of an int8 build) for ranges of the same music; qnn bundles calibrate at their one width.
 CPU_CALIBRATION_WIDTH = 256
 # The static VAE decoder ranges (int8's and qnn's) also see the ends of two guided runs of the default sampler
-# (28 fp32 UNet calls at the calibration width; see CalibrationPlan.guided_runs): spectrogram latents alone
-# left the full-size int8 decoder 5.6 dB below model convert's on latents that are not a spectrogram's.
+# (28 UNet calls at the calibration width; see CalibrationPlan.guided_runs): spectrogram latents alone left the
+# full-size int8 decoder 5.6 dB below model convert's on Gaussian latents (random weights; with them: 3.0 dB,
+# and 1.1 dB below on held-out spectrogram latents: tests/benchmarks/results/model-get-full.md).
 GUIDED_RUNS = 2
-# Share of the build each stage takes (measured at full size, int8): pouring is disk-bound, quantising
-# the UNet and scoring the models dominate.
-STAGES = {"templates": 0.02, "tokenizer": 0.01, "pour": 0.22, "calibration": 0.10, "text_encoder": 0.05,
-          "unet": 0.35, "vae_decoder": 0.15, "vae_encoder": 0.05, "manifest": 0.05}
+# Share of the build each stage takes (measured at full size, int8): pouring (fp32, then the dynamic models as
+# int8) and the static VAE decoder's calibration and scoring dominate; the UNet is only scored.
+STAGES = {"templates": 0.01, "tokenizer": 0.01, "pour": 0.22, "calibration": 0.15, "text_encoder": 0.04,
+          "unet": 0.22, "vae_decoder": 0.30, "vae_encoder": 0.01, "manifest": 0.04}
 LABELS = {"templates": "finding the model graphs", "tokenizer": "writing the tokenizer",
           "pour": "pouring the weights into the graphs", "calibration": "calibrating on spectrograms",
           "manifest": "hashing files"}
@@ -164,7 +165,8 @@ def _build(settings: BuildSettings, templates: TemplateSet, weights: dict[str, W
         for component in COMPONENTS:
             template = templates.components[component]
             if settings.precision != "fp32":
-                stages.report(component, 0.0, f"quantising the {component}")
+                stages.report(component, 0.0, f"scoring the int8 {component} against fp32" if component in dynamic
+                              else f"quantising the {component}")
             components[component] = build_component(
                 fp32[component], component, settings.precision, bundle, samples[component],
                 inputs=template.inputs, outputs=template.outputs,

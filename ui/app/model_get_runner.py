@@ -110,7 +110,7 @@ class GetProgress:
 
     def describe(self) -> str:
         """"downloading unet/diffusion_pytorch_model.safetensors 1.20 / 2.10 GB, 35 MB/s, 0:25 left"; a build
-        stage as it is ("quantising the unet")."""
+        stage as it is ("quantising the vae_decoder")."""
         if self.bytes is None:
             return self.stage
         total = self.total or 0
