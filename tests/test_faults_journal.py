@@ -116,3 +116,27 @@ def test_a_full_data_folder_is_one_line_naming_it(tmp_path, monkeypatch):
         assert result.returncode != 0 and len(lines) == 1 and "is full" in lines[0], result.stderr
     finally:
         subprocess.run(["umount", "-l", str(full)], check=False)
+
+
+def test_a_disk_that_fills_up_under_a_job_fails_it_as_storage_in_one_line(tmp_path, monkeypatch, fp32_bundle):
+    """A full disk when the results are written was reported as `internal` (a bug); it is the engine's storage."""
+    if os.geteuid() != 0:
+        pytest.fail("this test mounts a tmpfs: run the suite as root (CI does)")
+    data = tmp_path / "mounted"
+    data.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(data)], check=True)
+    try:
+        monkeypatch.setenv("XDG_DATA_HOME", str(data))
+        with EngineClient(name="full") as client:
+            with open(data / "filler", "wb") as filler:  # leave room for the journal's writes, not for a loop
+                while os.statvfs(data).f_bavail * os.statvfs(data).f_frsize > 96 * 1024:
+                    filler.write(b"\0" * 16384)
+                    filler.flush()
+            failed = client.submit(loop_settings(), str(fp32_bundle)).wait(timeout=60)
+            assert isinstance(failed, p.Failed), failed
+            assert failed.code == "storage" and "free some disk space" in failed.message, failed
+            assert "\n" not in failed.message and str(data) in failed.message
+            (data / "filler").unlink()
+            assert isinstance(client.submit(loop_settings(seed=8), str(fp32_bundle)).wait(timeout=60), p.Done)
+    finally:
+        subprocess.run(["umount", "-l", str(data)], check=False)

@@ -57,7 +57,7 @@ ERROR_CODES = {
     "memory": "the job cannot fit in the engine's memory ceiling",
     "engine_crashed": "the job stopped the engine twice; it will not be tried again",
     "cancelled": "the work was cancelled (by the client, or the engine stopping) and produced nothing",
-    "storage": "the engine cannot write its journal (a full or unwritable data folder; the message names it)",
+    "storage": "the engine cannot write its journal or a job's results (a full or unwritable data folder, named)",
     "lost": "the job journal that held the job was damaged and moved aside; the job was not run",
     "internal": "a bug in the engine; the message names it",
 }

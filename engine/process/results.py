@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from engine.atomic import atomic_path
+from engine.errors import StorageError, reason
 
 AUDIO_FORMATS = ("wav", "flac", "aiff", "ogg")
 IMAGE_NAME = "loop.png"
@@ -31,11 +32,17 @@ def write_results(folder: Path, loop, generator, audio_format: str) -> dict[str,
     sidecar = loop.sidecar(generator)
     sidecar["audio"]["file"] = audio_name(audio_format)
     sidecar["image"] = {"file": IMAGE_NAME}
-    with atomic_path(folder, directory=True) as temp:
-        encoded = EncodedImage(pixels=loop.image, max_value=DEFAULT_MAX_VALUE, stereo=False, params=DEFAULT_PARAMS)
-        write_spectrogram_image(temp / IMAGE_NAME, encoded)
-        (temp / SIDECAR_NAME).write_text(json.dumps(sidecar, indent=2), encoding="utf-8")
-        write_audio(temp / audio_name(audio_format), loop.audio, loop.sample_rate)
+    import soundfile
+
+    try:
+        with atomic_path(folder, directory=True) as temp:
+            encoded = EncodedImage(pixels=loop.image, max_value=DEFAULT_MAX_VALUE, stereo=False, params=DEFAULT_PARAMS)
+            write_spectrogram_image(temp / IMAGE_NAME, encoded)
+            (temp / SIDECAR_NAME).write_text(json.dumps(sidecar, indent=2), encoding="utf-8")
+            write_audio(temp / audio_name(audio_format), loop.audio, loop.sample_rate)
+    except (OSError, soundfile.SoundFileError) as error:  # a full disk: the engine's storage, not a bug
+        raise StorageError(f"the engine cannot write this job's results in {folder.parent} ({reason(error, 80)}): "
+                           "free some disk space there and run the job again") from None
     return paths(folder, audio_format)
 
 
