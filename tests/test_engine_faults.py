@@ -175,6 +175,8 @@ def test_garbage_truncated_oversized_and_unknown_messages_get_error_replies(fp32
             reply = ask(data)
             assert isinstance(reply, p.Error) and reply.code == code, (data, reply)
         assert ask(b'{"type": "frobnicate", "id": "u"}').re == "u"
+        huge = ask(b'{"type": "ping", "id": "' + b"x" * (p.MAX_MESSAGE_BYTES - 30) + b'"}')  # a reply could not fit
+        assert isinstance(huge, p.Error) and huge.code == "bad_message" and huge.re is None
         assert isinstance(ask(p.encode(p.Ping(id="still"))), p.Pong)
 
         oversized = threading.Thread(target=_send_quietly, args=(conn, b" " * (p.MAX_MESSAGE_BYTES + 1)))

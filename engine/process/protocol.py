@@ -26,6 +26,10 @@ from engine.errors import EngineError
 
 PROTOCOL_VERSION = "1.2"  # 1.1: model_loaded.reason; 1.2: welcome/engine_status notes, codes storage and lost
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # a preview is ~12 KB; anything near this is a bug or an attack
+# Ids, job ids and idempotency keys are echoed in replies: longer ones are refused (a 16 MiB id made a reply
+# too large to send, and the engine dropped the connection with a traceback in its log).
+MAX_ID_CHARS = 256
+ID_FIELDS = ("id", "job", "key")
 
 Priority = Literal["interactive", "batch"]
 PRIORITIES: tuple[str, ...] = ("interactive", "batch")  # order = who runs first
@@ -399,6 +403,10 @@ def decode(data: bytes) -> Message:
     cls = MESSAGES.get(obj["type"])
     if cls is None:
         raise ProtocolError("unknown_type", f"unknown message type {obj['type'][:40]!r}")
+    for name in ID_FIELDS:
+        if isinstance(obj.get(name), str) and len(obj[name]) > MAX_ID_CHARS:
+            raise ProtocolError("bad_message", f"{cls.TYPE}.{name} is {len(obj[name])} characters long; at most "
+                                f"{MAX_ID_CHARS}")
     return _build(cls, obj, cls.TYPE)
 
 
@@ -408,7 +416,7 @@ def request_id(data: bytes) -> str | None:
         value = json.loads(data.decode("utf-8")).get("id")
     except (UnicodeDecodeError, ValueError, AttributeError, RecursionError):
         return None
-    return value if isinstance(value, str) else None
+    return value if isinstance(value, str) and len(value) <= MAX_ID_CHARS else None
 
 
 def major(version: str) -> str:
