@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from engine.atomic import recover_replaced
 from engine.bundle.files import sha256_file
-from engine.bundle.manifest import MANIFEST_NAME, TOKENIZER_NAME, Manifest
+from engine.bundle.manifest import MANIFEST_NAME, TOKENIZER_NAME, FileEntry, Manifest
 from engine.errors import InvalidInputError, ModelBundleError
 
 if TYPE_CHECKING:
@@ -84,15 +85,7 @@ class Bundle:
         if not any(entry.path == relative for entry in entries):
             raise ModelBundleError(f"{self.path}: the manifest lists no file {relative}: re-convert the model")
         for entry in entries:
-            path = confined(self.path, entry.path)
-            stat = path.stat()
-            seen = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-            if _VERIFIED.get(seen) == entry.sha256:
-                continue
-            if stat.st_size != entry.size or sha256_file(path) != entry.sha256:
-                raise ModelBundleError(f"bundle file {entry.path} was altered (sha256 differs from the "
-                                       "manifest): re-convert the model or copy the bundle again")
-            _VERIFIED[seen] = entry.sha256
+            _check_content(confined(self.path, entry.path), entry)
         return self.path / relative
 
     def verify(self, *, hashes: bool = True, progress: Callable[[str, float], None] | None = None) -> None:
@@ -112,9 +105,8 @@ class Bundle:
             if path.stat().st_size != entry.size:
                 raise ModelBundleError(f"bundle file {entry.path} has {path.stat().st_size} bytes, the manifest "
                                        f"says {entry.size}: the copy is damaged, re-convert or copy it again")
-            if hashes and sha256_file(path) != entry.sha256:
-                raise ModelBundleError(f"bundle file {entry.path} was altered (sha256 differs from the "
-                                       "manifest): re-convert the model or copy the bundle again")
+            if hashes:
+                _check_content(path, entry)
             done += entry.size
             if progress:
                 progress(f"checking {entry.path}", done / total)
@@ -122,6 +114,19 @@ class Bundle:
 
 # Bundle files whose hash matched in this process, by (resolved path, size, mtime_ns, inode) -> sha256.
 _VERIFIED: dict[tuple[str, int, int, int], str] = {}
+
+
+def _check_content(path: Path, entry: FileEntry) -> None:
+    """`path` holds the bytes `entry` names (its size and SHA-256), or ModelBundleError; a file already
+    checked in this process and unchanged since (size, mtime, inode) is not hashed again."""
+    stat = path.stat()
+    seen = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if _VERIFIED.get(seen) == entry.sha256:
+        return
+    if stat.st_size != entry.size or sha256_file(path) != entry.sha256:
+        raise ModelBundleError(f"bundle file {entry.path} was altered (sha256 differs from the manifest): "
+                               "re-convert the model or copy the bundle again")
+    _VERIFIED[seen] = entry.sha256
 
 
 def confined(root: Path, relative: str) -> Path:
@@ -143,8 +148,6 @@ def confined(root: Path, relative: str) -> Path:
 
 def open_bundle(path: str | os.PathLike[str], *, precision: str | None = None, hashes: bool = False) -> Bundle:
     """Open and check a bundle. Sizes are always checked; full hashes when `hashes` (slow on big UNets)."""
-    from engine.atomic import recover_replaced
-
     recover_replaced(path)  # a replacement killed half-way: the old bundle comes back
     bundle = Bundle(Path(path), Manifest.read(Path(path)))
     if precision is not None and bundle.precision != precision:
