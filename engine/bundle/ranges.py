@@ -99,8 +99,9 @@ def _float_activations(model) -> list[str]:
 
 def _add_reduce_outputs(model, tensors: list[str]) -> None:
     """Add ReduceMin/ReduceMax (to scalars) of each tensor as extra graph outputs, each placed right after the
-    node that makes its tensor (with the session's priority-based order, each tensor is reduced and freed as
-    soon as it exists)."""
+    node that makes its tensor: with the session's priority-based order each tensor is then reduced and freed
+    as soon as it exists. Both are needed (the full VAE decoder at 256 px: appended at the end, 6.5 GB in
+    either order; placed, 6.3 GB in the default order and 0.97 GB in the priority-based one)."""
     from onnx import TensorProto, helper
 
     wanted = set(tensors)

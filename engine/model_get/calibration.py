@@ -83,11 +83,12 @@ class CalibrationPlan:
     timesteps: int = 4
     width: int = 512
     seed: int = 0
-    # Guided runs of the default sampler through the fp32 UNet (ONNX Runtime, no torch): their end latents and
-    # decoded images join the VAE decoder's and encoder's inputs, a little of what model convert calibrates on
-    # (tests/benchmarks/results/calibration-qnn-tiny.md: on held-out guided runs the qnn VAE decoder went from
-    # -1.8 to 38.9 dB, convert's 38.9). Their UNet inputs do not join the UNet's: they widened its ranges so that
-    # on the HTP back end it lost 3.7-6.2 dB more than under the CPU's emulation, which `model check` refuses.
+    # Guided runs of the default sampler (ONNX Runtime, no torch; the int8 UNet where it is already made, else
+    # the fp32 one): their end latents and decoded images join the VAE decoder's and encoder's inputs, a little
+    # of what model convert calibrates on (tests/benchmarks/results/calibration-qnn-tiny.md: on held-out guided
+    # runs the qnn VAE decoder went from -1.8 to 38.9 dB, convert's 38.9). Their UNet inputs do not join the
+    # UNet's: they widened its ranges so that on the HTP back end it lost 3.7-6.2 dB more than under the CPU's
+    # emulation, which `model check` refuses.
     guided_runs: int = 0
     # Whether the guided runs' decoded images join the VAE encoder's inputs (6.5 s of fp32 decoding each at full
     # size): only when the encoder is quantised (qnn; int8 keeps it fp32).
@@ -155,8 +156,8 @@ def calibration_feeds(fp32: Mapping[str, Path], tokenizer: Any, scheduler_config
                 unet.append({"sample": sample, "timestep": np.array([t], dtype=np.float32),
                              "encoder_hidden_states": embedding})
     for run in range(plan.guided_runs):
-        _, end = guided_run({**fp32, "unet": guide_unet or fp32["unet"]}, embeddings[run % plan.images],
-                            embeddings[-1], scheduler_config, plan.width, plan.seed + 1 + run)
+        end = guided_run(guide_unet or fp32["unet"], embeddings[run % plan.images], embeddings[-1],
+                         scheduler_config, plan.width, plan.seed + 1 + run)
         latents.append(end / np.float32(latent_scale_factor))
         if plan.decode_run_ends:
             images.append(_decoded(fp32["vae_decoder"], latents[-1]))
@@ -167,27 +168,24 @@ def calibration_feeds(fp32: Mapping[str, Path], tokenizer: Any, scheduler_config
             "vae_encoder": [{"image": image} for image in images]}
 
 
-def guided_run(fp32: Mapping[str, Path], cond: np.ndarray, uncond: np.ndarray, scheduler_config: Mapping[str, Any],
-               width: int, seed: int, guidance: float = 7.0) -> tuple[list[Feeds], np.ndarray]:
-    """One classifier-free-guided run of the default sampler with the fp32 UNet at batch 1: every UNet input
-    on the way, and the end latent (scaled, as the sampler leaves it)."""
+def guided_run(unet_path: Path, cond: np.ndarray, uncond: np.ndarray, scheduler_config: Mapping[str, Any],
+               width: int, seed: int, guidance: float = 7.0) -> np.ndarray:
+    """One classifier-free-guided run of the default sampler with the UNet at `unet_path` at batch 1: its end
+    latent (scaled, as the sampler leaves it)."""
     from engine.schedulers.registry import make_scheduler
     from engine.sessions import SessionSettings, create_session
     from engine.speeds import DEFAULT_SCHEDULER, DEFAULT_STEPS
 
-    unet = create_session(fp32["unet"], SessionSettings())
+    unet = create_session(unet_path, SessionSettings())
     scheduler = make_scheduler(DEFAULT_SCHEDULER, scheduler_config, DEFAULT_STEPS)
     rng = np.random.default_rng(seed)
     latents = rng.standard_normal((1, 4, 64, width // 8), dtype=np.float32) * np.float32(scheduler.init_noise_sigma)
-    inputs: list[Feeds] = []
     for index, timestep in enumerate(scheduler.timesteps):
         sample = scheduler.scale_model_input(latents, index).astype(np.float32)
-        feeds = [{"sample": sample, "timestep": np.array([timestep], dtype=np.float32),
-                  "encoder_hidden_states": embedding} for embedding in (uncond, cond)]
-        inputs += feeds
-        unguided, guided = (unet.run(None, f)[0] for f in feeds)
+        unguided, guided = (unet.run(None, {"sample": sample, "timestep": np.array([timestep], dtype=np.float32),
+                                            "encoder_hidden_states": embedding})[0] for embedding in (uncond, cond))
         latents = scheduler.step(unguided + np.float32(guidance) * (guided - unguided), index, latents, rng=rng)
-    return inputs, latents.astype(np.float32)
+    return latents.astype(np.float32)
 
 
 def _decoded(vae_decoder: Path, latent: np.ndarray) -> np.ndarray:
