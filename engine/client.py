@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import os
 import queue
+import shutil
 import signal
 import threading
 import time
@@ -521,9 +522,6 @@ def start_failure(code: int, log_start: int) -> str:
     """Why a spawned engine exited before it served: its own `riffstudio:` line in the log (written since
     `log_start`), else a full disk under its data folder (the log itself may not be writable then), else
     the exit code and where the log is."""
-    import shutil
-
-
     try:
         with open(log_path(), "rb") as log:
             log.seek(log_start)

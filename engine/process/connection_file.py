@@ -81,13 +81,7 @@ def remove_connection_file(pid: int) -> None:
 def live_engine() -> ConnectionInfo | None:
     """The running engine's connection info, or None when no engine holds the engine lock."""
     info = read_connection_file()
-    if info is None:
-        return None
-    lock = try_lock(ENGINE_LOCK)
-    if lock is None:
-        return info
-    release(lock)
-    return None  # the file outlived its engine
+    return info if info is not None and engine_alive() else None  # else the file outlived its engine
 
 
 def engine_alive() -> bool:

@@ -243,11 +243,12 @@ def open_journal(path: Path) -> tuple[Journal, str]:
     lost = f"the job journal was damaged ({damage}) and is kept as {aside.name}; this job was not run"
     for job_id, request, priority in unfinished or ():
         journal.record_lost(job_id, request, priority, lost)
-    jobs = ("its unfinished jobs could not be read" if unfinished is None else
-            f"{len(unfinished)} unfinished job(s) lost" + (f": {', '.join(j[0] for j in unfinished[:5])}"
-                                                           + (" ..." if len(unfinished) > 5 else "")
-                                                           if unfinished else ""))
-    return journal, (f"the job journal was damaged ({damage}): kept as {aside} and a fresh one started; {jobs}")
+    if unfinished is None:
+        jobs = "its unfinished jobs could not be read"
+    else:
+        ids = ", ".join(job_id for job_id, _, _ in unfinished[:5]) + (" ..." if len(unfinished) > 5 else "")
+        jobs = f"{len(unfinished)} unfinished job(s) lost" + (f": {ids}" if unfinished else "")
+    return journal, f"the job journal was damaged ({damage}): kept as {aside} and a fresh one started; {jobs}"
 
 
 def storage_message(path: Path, error: BaseException) -> str:
