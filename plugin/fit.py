@@ -68,6 +68,8 @@ class Meter:
         return f"{self.numerator}/{self.denominator}"
 
 
+# Source beats per target beat a beat fit may take: 1, or 2 and 1/2 when the tempo found is an octave away.
+SOURCE_BEATS_PER_BEAT = (Fraction(1), Fraction(2), Fraction(1, 2))
 # The shortest loop: a 16th note (a quarter of a quarter-note beat). Shorter lengths are refused before any
 # work rather than rendered into a loop too short to stretch, crossfade or mark.
 MIN_BEATS = Fraction(1, 4)
@@ -188,14 +190,15 @@ def fit_to_grid(image: np.ndarray, grid: Grid, *, params: SpectrogramParams = DE
         if plan is not None:
             return _render(image, grid, params, quality, stereo, estimate, *plan, mode="beat",
                            reason=f"beat found at {estimate.bpm:.2f} bpm")
-        whole = any((grid.beats * per_beat).denominator == 1 for per_beat in (1, 2, Fraction(1, 2)))
+        whole = any((grid.beats * per_beat).denominator == 1 for per_beat in SOURCE_BEATS_PER_BEAT)
+        if mode == "beat" and not estimate.has_beat:
+            raise InvalidInputError("no beat was found to fit on the grid (a pad or a drone?): use --fit length")
+        if mode == "beat" and not whole:
+            raise InvalidInputError(f"{float(grid.beats):g} beats is not a whole number of beats, which a beat fit "
+                                    "cuts: use --fit length or whole beats")
         if mode == "beat":
-            raise InvalidInputError(
-                "no beat was found to fit on the grid (a pad or a drone?): use --fit length" if not estimate.has_beat
-                else f"{float(grid.beats):g} beats is not a whole number of beats, which a beat fit cuts: use --fit "
-                "length or whole beats" if not whole
-                else f"the beat found ({estimate.bpm:.1f} bpm) cannot be stretched to {grid.bpm:g} bpm within "
-                f"{MIN_STRETCH:g}x..{MAX_STRETCH:g}x: use --fit length")
+            raise InvalidInputError(f"the beat found ({estimate.bpm:.1f} bpm) cannot be stretched to {grid.bpm:g} bpm "
+                                    f"within {MIN_STRETCH:g}x..{MAX_STRETCH:g}x: use --fit length")
     if mode == "length":
         reason = "fitted by length alone (asked for)"
     elif not estimate.has_beat:
@@ -219,9 +222,8 @@ def _plan_beats(estimate: TempoEstimate, grid: Grid, source_s: float, envelope: 
         return None
     period = estimate.period_s
     target_beats = grid.beats
-    # Source beats per target beat: 1 normally; 2 or 1/2 when the tempo found is an octave away.
     choices = []
-    for per_beat in (Fraction(1), Fraction(2), Fraction(1, 2)):
+    for per_beat in SOURCE_BEATS_PER_BEAT:
         stretch = grid.seconds / float(target_beats * per_beat) / period
         if MIN_STRETCH * 1.001 <= stretch <= MAX_STRETCH * 0.999 and (target_beats * per_beat).denominator == 1:
             penalty = 0.0 if per_beat == 1 and 0.7 <= stretch <= 1.45 else abs(math.log2(stretch)) + 0.3

@@ -23,6 +23,8 @@ def audio_name(audio_format: str) -> str:
 
 def write_results(folder: Path, loop, generator, audio_format: str) -> dict[str, str]:
     """Write `loop` into `folder` (which must not exist); returns the files' absolute paths."""
+    import soundfile
+
     from engine.codec import DEFAULT_MAX_VALUE, DEFAULT_PARAMS, EncodedImage
     from engine.codec.audio_io import write_audio
     from engine.codec.image_file import write_spectrogram_image
@@ -32,8 +34,6 @@ def write_results(folder: Path, loop, generator, audio_format: str) -> dict[str,
     sidecar = loop.sidecar(generator)
     sidecar["audio"]["file"] = audio_name(audio_format)
     sidecar["image"] = {"file": IMAGE_NAME}
-    import soundfile
-
     try:
         with atomic_path(folder, directory=True) as temp:
             encoded = EncodedImage(pixels=loop.image, max_value=DEFAULT_MAX_VALUE, stereo=False, params=DEFAULT_PARAMS)
