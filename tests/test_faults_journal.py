@@ -4,10 +4,12 @@ Real engine processes, real SQLite files damaged on disk, a real full file syste
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -91,22 +93,37 @@ def test_a_corrupt_index_page_loses_no_job_silently(fp32_bundle):
     assert len(set_aside()) == 1
 
 
-def test_a_full_data_folder_is_one_line_naming_it(tmp_path, monkeypatch):
-    """A data folder on a full disk: the engine cannot even write its log; the client says so in one line."""
+@contextlib.contextmanager
+def data_folder_on_a_small_disk(tmp_path: Path, monkeypatch, size: str) -> Iterator[Path]:
+    """XDG_DATA_HOME on a real tmpfs of `size` (unmounted at the end): a disk that can fill up."""
     if os.geteuid() != 0:
         pytest.fail("this test mounts a tmpfs: run the suite as root (CI does)")
-    full = tmp_path / "mounted"
-    full.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(full)], check=True)
+    folder = tmp_path / "mounted"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
     try:
-        monkeypatch.setenv("XDG_DATA_HOME", str(full))
+        monkeypatch.setenv("XDG_DATA_HOME", str(folder))
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path, leave: int = 0) -> None:
+    """Write a filler file until no more than `leave` bytes are free (all of them for 0: until the disk refuses)."""
+    with open(folder / "filler", "wb") as filler:
+        try:
+            while os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize > leave:
+                filler.write(b"\0" * 16384)
+                filler.flush()
+        except OSError:
+            pass
+
+
+def test_a_full_data_folder_is_one_line_naming_it(tmp_path, monkeypatch):
+    """A data folder on a full disk: the engine cannot even write its log; the client says so in one line."""
+    with data_folder_on_a_small_disk(tmp_path, monkeypatch, "1m") as full:
         engine_data_dir()  # the engine's folder exists; then the disk fills up
-        with open(full / "filler", "wb") as filler:
-            try:
-                while True:
-                    filler.write(b"\0" * 65536)
-            except OSError:
-                pass
+        fill(full)
         with pytest.raises(EngineError) as refused:
             EngineClient(name="full", start_timeout_s=30)
         message = str(refused.value)
@@ -114,29 +131,15 @@ def test_a_full_data_folder_is_one_line_naming_it(tmp_path, monkeypatch):
         result = cli("generate", "x", "--model", str(tmp_path), "--engine", "--out", str(tmp_path / "a.wav"))
         lines = result.stderr.strip().splitlines()
         assert result.returncode != 0 and len(lines) == 1 and "is full" in lines[0], result.stderr
-    finally:
-        subprocess.run(["umount", "-l", str(full)], check=False)
 
 
 def test_a_disk_that_fills_up_under_a_job_fails_it_as_storage_in_one_line(tmp_path, monkeypatch, fp32_bundle):
     """A full disk when the results are written was reported as `internal` (a bug); it is the engine's storage."""
-    if os.geteuid() != 0:
-        pytest.fail("this test mounts a tmpfs: run the suite as root (CI does)")
-    data = tmp_path / "mounted"
-    data.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(data)], check=True)
-    try:
-        monkeypatch.setenv("XDG_DATA_HOME", str(data))
-        with EngineClient(name="full") as client:
-            with open(data / "filler", "wb") as filler:  # leave room for the journal's writes, not for a loop
-                while os.statvfs(data).f_bavail * os.statvfs(data).f_frsize > 96 * 1024:
-                    filler.write(b"\0" * 16384)
-                    filler.flush()
-            failed = client.submit(loop_settings(), str(fp32_bundle)).wait(timeout=60)
-            assert isinstance(failed, p.Failed), failed
-            assert failed.code == "storage" and "free some disk space" in failed.message, failed
-            assert "\n" not in failed.message and str(data) in failed.message
-            (data / "filler").unlink()
-            assert isinstance(client.submit(loop_settings(seed=8), str(fp32_bundle)).wait(timeout=60), p.Done)
-    finally:
-        subprocess.run(["umount", "-l", str(data)], check=False)
+    with data_folder_on_a_small_disk(tmp_path, monkeypatch, "4m") as data, EngineClient(name="full") as client:
+        fill(data, leave=96 * 1024)  # room for the journal's writes, not for a loop
+        failed = client.submit(loop_settings(), str(fp32_bundle)).wait(timeout=60)
+        assert isinstance(failed, p.Failed), failed
+        assert failed.code == "storage" and "free some disk space" in failed.message, failed
+        assert "\n" not in failed.message and str(data) in failed.message
+        (data / "filler").unlink()
+        assert isinstance(client.submit(loop_settings(seed=8), str(fp32_bundle)).wait(timeout=60), p.Done)
