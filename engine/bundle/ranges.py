@@ -100,8 +100,8 @@ def _float_activations(model) -> list[str]:
 def _add_reduce_outputs(model, tensors: list[str]) -> None:
     """Add ReduceMin/ReduceMax (to scalars) of each tensor as extra graph outputs, each placed right after the
     node that makes its tensor: with the session's priority-based order each tensor is then reduced and freed
-    as soon as it exists. Both are needed (the full VAE decoder at 256 px: appended at the end, 6.5 GB in
-    either order; placed, 6.3 GB in the default order and 0.97 GB in the priority-based one)."""
+    as soon as it exists. Both are needed (the full VAE decoder at 256 px: appended at the end, 6.3 GB in the
+    default order and 6.5 GB in the priority-based one; placed, 6.3 GB and 0.97 GB)."""
     from onnx import TensorProto, helper
 
     wanted = set(tensors)
