@@ -28,6 +28,7 @@ import onnxruntime as ort
 from engine.atomic import atomic_path
 from engine.cpu_features import usable_cpus
 from engine.errors import InvalidInputError, ModelBundleError, ProviderError, reason
+from engine.file_hash import file_sha256
 from engine.serialise import from_dict
 
 QNN_EP = "QNNExecutionProvider"
@@ -175,7 +176,7 @@ def context_key(model_path: Path, device: Any, model_digest: str | None = None) 
         "onnxruntime_qnn": getattr(info, "__version__", "unknown"),
         "qnn_sdk": getattr(info, "qnn_version", "unknown"),
         "device": _device_label(device),
-        "model": model_digest or _file_sha256(model_path),
+        "model": model_digest or file_sha256(model_path),
         "model_size": str(model_path.stat().st_size),
     }
     key["digest"] = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
@@ -298,14 +299,6 @@ def _remove_stale_contexts(cache_dir: Path, stem: str, keep: Path) -> None:
     for old in cache_dir.glob(f"{stem}-*"):
         if old != keep and old.is_dir() and (old / CONTEXT_KEY_NAME).exists():
             shutil.rmtree(old, ignore_errors=True)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _model_error(model_path: Path, error: Exception) -> ModelBundleError:

@@ -229,8 +229,8 @@ def test_a_warm_process_hashes_each_file_once_and_again_when_it_changes(bundle_c
     import engine.bundle.bundle as bundle_module
 
     hashed: list[str] = []
-    real = bundle_module.sha256_file
-    monkeypatch.setattr(bundle_module, "sha256_file", lambda path: hashed.append(Path(path).name) or real(path))
+    real = bundle_module.file_sha256
+    monkeypatch.setattr(bundle_module, "file_sha256", lambda path: hashed.append(Path(path).name) or real(path))
     bundle = open_bundle(bundle_copy)
     bundle.checked_file("vae_decoder.onnx")
     bundle.checked_file("vae_decoder.onnx")

@@ -10,9 +10,9 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from engine.atomic import recover_replaced
-from engine.bundle.files import sha256_file
 from engine.bundle.manifest import MANIFEST_NAME, TOKENIZER_NAME, FileEntry, Manifest
 from engine.errors import InvalidInputError, ModelBundleError
+from engine.file_hash import file_sha256
 
 if TYPE_CHECKING:
     from engine.sessions import SessionSettings
@@ -123,7 +123,7 @@ def _check_content(path: Path, entry: FileEntry) -> None:
     seen = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
     if _VERIFIED.get(seen) == entry.sha256:
         return
-    if stat.st_size != entry.size or sha256_file(path) != entry.sha256:
+    if stat.st_size != entry.size or file_sha256(path) != entry.sha256:
         raise ModelBundleError(f"bundle file {entry.path} was altered (sha256 differs from the manifest): "
                                "re-convert the model or copy the bundle again")
     _VERIFIED[seen] = entry.sha256

@@ -1,25 +1,15 @@
-"""File hashing for bundles: streamed, so a 3.4 GB UNet never sits in memory twice."""
+"""A bundle's file list for its manifest: each file's path, size and SHA-256 (engine/file_hash.py)."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from engine.bundle.manifest import FileEntry
-
-CHUNK = 8 << 20
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+from engine.file_hash import file_sha256
 
 
 def file_entries(root: Path) -> tuple[FileEntry, ...]:
     """An entry for every file below `root` (sorted, paths relative with forward slashes)."""
     files = sorted(p for p in root.rglob("*") if p.is_file())
-    return tuple(FileEntry(path=p.relative_to(root).as_posix(), sha256=sha256_file(p), size=p.stat().st_size)
+    return tuple(FileEntry(path=p.relative_to(root).as_posix(), sha256=file_sha256(p), size=p.stat().st_size)
                  for p in files)
