@@ -110,8 +110,22 @@ def leftover_temporaries(finals: Iterable[str | os.PathLike[str]]) -> list[Path]
 
 def remove_leftovers(finals: Iterable[str | os.PathLike[str]]) -> int:
     """Remove `leftover_temporaries(finals)`; returns how many went."""
+    return _remove(leftover_temporaries(finals))
+
+
+def remove_all_leftovers(folder: str | os.PathLike[str]) -> int:
+    """Remove every temporary of ours in `folder`, whatever final name it was for: only for a folder riffstudio
+    alone writes (the engine's results folder), where any such entry is a write a killed process left."""
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return 0
+    return _remove([entry for entry in entries if _TEMPORARY.fullmatch(entry.name)])
+
+
+def _remove(leftovers: Iterable[Path]) -> int:
     count = 0
-    for leftover in leftover_temporaries(finals):
+    for leftover in leftovers:
         try:
             shutil.rmtree(leftover) if leftover.is_dir() and not leftover.is_symlink() else leftover.unlink()
             count += 1

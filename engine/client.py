@@ -150,6 +150,21 @@ class Job:
     def cancel(self) -> str:
         return self.client.cancel(self.id)
 
+    def outcome(self, on_event: Callable[[Event], None] | None = None) -> p.Done:
+        """Follow the job to its end, handing each event to `on_event`, and return its Done. The one way a
+        job runs through the engine for the CLI, batch and the app: a failed job raises the exception its
+        code stands for (so a command exits as it would with the work in-process), a cancelled one
+        CancelledError; Ctrl+C while following cancels the job in the engine, then propagates."""
+        try:
+            for event in self.events():
+                if on_event is not None:
+                    on_event(event)
+        except KeyboardInterrupt:
+            with contextlib.suppress(RiffstudioError):
+                self.cancel()
+            raise
+        return raise_if_unfinished(self.result)
+
 
 class EngineClient:
     def __init__(self, *, start: bool = True, settings: EngineSettings | None = None, supervise: bool = True,
@@ -544,6 +559,19 @@ def start_failure(code: int, log_start: int) -> str:
 
 # Below this much free space in the engine's data folder, a start failure is reported as a full disk.
 LOW_DISK_BYTES = 16 << 20
+
+
+def raise_if_unfinished(result: p.Done | p.Failed | p.Cancelled | None) -> p.Done:
+    """A job's terminal event as its outcome: Done is returned, Failed and Cancelled raised."""
+    from engine.errors import CancelledError
+
+    if isinstance(result, p.Cancelled):
+        raise CancelledError(f"the engine cancelled the job ({result.reason})")
+    if isinstance(result, p.Failed):
+        raise error_for(result.code, result.message)
+    if not isinstance(result, p.Done):
+        raise EngineError("the engine's event stream ended before the job did")
+    return result
 
 
 def _error(reply: p.Error) -> RiffstudioError:

@@ -39,7 +39,7 @@ import numpy as np
 from engine.atomic import atomic_path, check_writable_folder, remove_leftovers, write_errors
 from engine.errors import CancelledError, InvalidInputError, RiffstudioError
 from engine.version import __version__
-from plugin.grid_loop import file_sha256, fit_image, is_complete, write_grid_loop
+from plugin.grid_loop import fit_image, is_complete, write_grid_loop
 from plugin.names import loop_name, unique_path
 from plugin.presets import MAX_COUNT, BatchItem, expand, read_presets
 
@@ -79,19 +79,14 @@ class InProcessRenderer:
         generator = self._generator(item.model, item.provider)
         loop = render_loop(generator, item.settings, should_cancel=self.cancel_now.is_set,
                            progress=lambda e: progress(f"{e.stage} {e.step}/{e.total}", e.fraction))
-        record = loop.sidecar(generator)
-        record.pop("audio", None)
-        return Rendered(image=loop.image, audio=loop.audio, sample_rate=loop.sample_rate, record=record)
+        return Rendered(image=loop.image, audio=loop.audio, sample_rate=loop.sample_rate,
+                        record=loop.record(generator))
 
     def _generator(self, model: str, provider: str):
         if (model, provider) not in self._generators:
-            from engine.bundle import open_bundle
-            from engine.generation.pipeline import LoopGenerator
-            from engine.generation.providers import choose_provider
+            from engine.generation.providers import open_generator
 
-            bundle = open_bundle(model)
-            session_settings, _ = choose_provider(provider, bundle)
-            self._generators[(model, provider)] = LoopGenerator(bundle, session_settings)
+            self._generators[(model, provider)], _ = open_generator(model, provider)
         return self._generators[(model, provider)]
 
     def close(self) -> None:
@@ -108,10 +103,11 @@ class EngineRenderer:
         self.cancel_now = threading.Event()
 
     def render(self, item: BatchItem, progress: Progress, *, priority: str = "batch") -> Rendered:
-        from engine.client import error_for
         from engine.codec.audio_io import read_audio
         from engine.codec.image_file import read_spectrogram_image
+        from engine.errors import EngineError
         from engine.process import protocol as p
+        from engine.process.results import read_results
 
         settings = item.settings
         job = self.client.submit(settings, item.model, provider=item.provider, priority=priority,
@@ -120,26 +116,20 @@ class EngineRenderer:
             # An earlier run's job under this key was stopped or failed: this run asks afresh.
             job = self.client.submit(settings, item.model, provider=item.provider, priority=priority,
                                      key=f"batch-{item.key}-{uuid.uuid4().hex[:8]}")
-        try:
-            for event in job.events():
-                if isinstance(event, p.Progress):
-                    progress(f"{event.stage} {event.step}/{event.total}", event.fraction)
-                if self.cancel_now.is_set():
-                    self.client.cancel(job.id)
-        except KeyboardInterrupt:  # stopped now: the engine drops the job too (a rerun submits it again)
-            self.client.cancel(job.id)
-            raise
-        result = job.result
-        if isinstance(result, p.Cancelled):
-            raise CancelledError(f"the engine cancelled the job ({result.reason})")
-        if isinstance(result, p.Failed):
-            raise error_for(result.code, result.message)  # the same exit code as the work run here
-        record = json.loads(Path(result.paths["sidecar"]).read_text(encoding="utf-8"))
-        record.pop("audio", None)
-        record.pop("image", None)
-        record["engine_job"] = result.job
-        image = read_spectrogram_image(result.paths["image"]).pixels
-        audio, rate = read_audio(result.paths["audio"])
+
+        def follow(event) -> None:
+            if isinstance(event, p.Progress):
+                progress(f"{event.stage} {event.step}/{event.total}", event.fraction)
+            if self.cancel_now.is_set():
+                self.client.cancel(job.id)
+
+        done = job.outcome(follow)  # a failure raises with the same exit code as the work run here
+        found = read_results(Path(done.folder))
+        if found is None or found.image is None:
+            raise EngineError(f"the engine's results for job {done.job} do not read back: run the batch again")
+        record = {**found.sidecar, "engine_job": done.job}
+        image = read_spectrogram_image(found.image).pixels
+        audio, rate = read_audio(found.audio)
         return Rendered(image=image, audio=audio, sample_rate=rate, record=record)
 
     def close(self) -> None:
@@ -305,25 +295,19 @@ def render_item(item: BatchItem, path: Path, renderer: Renderer, presets_path: P
     record = {**rendered.record, "batch": batch}
     seed = rendered.record.get("settings", {}).get("seed", item.settings.seed)
     if item.options is None:
-        write_plain_loop(path, rendered, record, item.audio_format)
+        write_plain_loop(path, rendered, record)
         return
     fitted = fit_image(rendered.image, item.options, analysis_audio=rendered.audio,
                        analysis_rate=rendered.sample_rate, quality=item.settings.quality)
     write_grid_loop(path, fitted, item.options, record, prompt=item.settings.prompt, seed=seed)
 
 
-def write_plain_loop(path: Path, rendered: Rendered, record: dict[str, Any], audio_format: str) -> None:
-    """A loop as painted (no bpm): audio, then the sidecar naming its hash."""
-    from engine.codec.audio_io import write_audio
+def write_plain_loop(path: Path, rendered: Rendered, record: dict[str, Any]) -> None:
+    """A loop as painted (no bpm), through the one loop writer."""
+    from engine.loop_files import plain_audio, write_loop
 
     with write_errors(path):
-        write_audio(path, rendered.audio, rendered.sample_rate)
-        sidecar = {"schema": 1, "riffstudio_version": __version__, **record,
-                   "audio": {"file": path.name, "sample_rate": rendered.sample_rate,
-                             "samples": int(rendered.audio.shape[0]), "channels": int(rendered.audio.shape[1]),
-                             "sha256": file_sha256(path)}}
-        with atomic_path(path.with_suffix(".json")) as temporary:
-            temporary.write_text(json.dumps(sidecar, indent=2, ensure_ascii=False), encoding="utf-8")
+        write_loop(path, plain_audio(rendered.audio, rendered.sample_rate), record)
 
 
 def write_summary(out: Path, summary: dict[str, Any]) -> None:

@@ -7,8 +7,6 @@ how wide an image to paint for them, and the audio file + JSON sidecar written f
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 from collections.abc import Iterable
@@ -18,14 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from engine.atomic import atomic_path, check_writable, write_errors
-from engine.codec import DEFAULT_PARAMS, SpectrogramParams
+from engine.atomic import check_writable, write_errors
+from engine.codec.params import DEFAULT_PARAMS, SpectrogramParams
 from engine.errors import InvalidInputError
-from engine.version import __version__
+from engine.loop_files import read_loop, sidecar_path, spectrogram_image, write_loop
 from plugin.fit import FIT_MODES, FittedLoop, Grid, fit_to_grid, image_seconds_for
 from plugin.loop_file import LoopFileSettings, loop_file_format, write_loop_file
-
-SIDECAR_SCHEMA = 1
 
 
 @dataclass(frozen=True)
@@ -77,7 +73,7 @@ def check_grid_outputs(out: Path, options: GridOptions, inputs: Iterable[Path | 
     loop_file_format(out)
     if out.is_dir():
         raise InvalidInputError(f"{out} is a folder: give a file name such as {out / 'loop.wav'}")
-    for path in (out, out.with_suffix(".json")):
+    for path in (out, sidecar_path(out)):
         check_writable(path, inputs=inputs)
 
 
@@ -89,44 +85,23 @@ def fit_image(image: np.ndarray, options: GridOptions, *, analysis_audio: np.nda
 
 
 def write_grid_loop(out: Path, fitted: FittedLoop, options: GridOptions, record: dict[str, Any], *,
-                    prompt: str = "", seed: int | None = None, extra_files: dict[str, bytes] | None = None,
-                    ) -> dict[str, Any]:
-    """The audio, then its sidecar (OUT with .json) naming the audio's SHA-256: each written atomically,
-    the sidecar last, so a sidecar that reads back with a matching audio file means both are whole.
+                    prompt: str = "", seed: int | None = None, image: Path | None = None,
+                    pixels: np.ndarray | None = None) -> dict[str, Any]:
+    """The loop file at `out` with its sidecar (and the painted `pixels` at `image`, if given), through the one
+    loop writer (engine/loop_files.py); returns the sidecar.
 
-    record: what made the loop (settings, bundle, source file...); the grid, the fit report and the
-    audio record are added. extra_files: {path: bytes} written (atomically) before the sidecar.
+    record: what made the loop (settings, bundle, source file...); the grid and the fit report are added.
     """
-    sidecar_path = out.with_suffix(".json")
+    body = {**record, "grid": fitted.grid.to_dict(), "fit": fitted.report.to_dict()}
+
+    def write_audio(path: Path) -> dict[str, Any]:
+        return write_loop_file(path, fitted, options.file_settings(), prompt=prompt, seed=seed)
+
     with write_errors(out):
-        audio = write_loop_file(out, fitted, options.file_settings(), prompt=prompt, seed=seed)
-        for path, data in (extra_files or {}).items():
-            with atomic_path(path) as temporary:
-                temporary.write_bytes(data)
-        audio["sha256"] = file_sha256(out)
-        sidecar = {"schema": SIDECAR_SCHEMA, "riffstudio_version": __version__, **record,
-                   "grid": fitted.grid.to_dict(), "fit": fitted.report.to_dict(), "audio": audio}
-        with atomic_path(sidecar_path) as temporary:
-            temporary.write_text(json.dumps(sidecar, indent=2, ensure_ascii=False), encoding="utf-8")
-    return sidecar
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return write_loop(out, write_audio, body, image=image,
+                          write_image=spectrogram_image(pixels) if image is not None else None)
 
 
 def is_complete(out: Path, key: str | None = None) -> bool:
-    """A result whose sidecar reads back, names this audio, (has `key` if given) and whose audio file has
-    the recorded hash: checked, not assumed."""
-    try:
-        sidecar = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
-        audio = sidecar["audio"]
-        if audio.get("file") != out.name or (key is not None and sidecar.get("batch", {}).get("key") != key):
-            return False
-        return out.is_file() and file_sha256(out) == audio["sha256"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
+    """A finished loop at `out` (with `key`, if given): its sidecar reads back and its audio has the recorded hash."""
+    return read_loop(out, key=key) is not None

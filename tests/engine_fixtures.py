@@ -82,8 +82,8 @@ def reference_files(bundle: Path, settings, folder: Path) -> dict[str, bytes]:
 
     generator = LoopGenerator(open_bundle(bundle))
     loop = render_loop(generator, settings)
-    paths = write_results(folder, loop, generator, "wav")
-    return {name: Path(paths[name]).read_bytes() for name in ("audio", "image")}
+    found = write_results(folder, loop, generator, "wav")
+    return {"audio": found.audio.read_bytes(), "image": found.image.read_bytes()}
 
 
 def result_files(done) -> dict[str, bytes]:

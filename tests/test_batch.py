@@ -15,8 +15,9 @@ import pytest
 import soundfile
 from conftest import REPO
 
+from engine.file_hash import file_sha256
 from plugin.batch import SUMMARY, EngineRenderer, InProcessRenderer, run_batch
-from plugin.grid_loop import file_sha256, is_complete
+from plugin.grid_loop import is_complete
 from plugin.presets import PresetFileError, expand, read_presets
 from ui.cli.main import main
 

@@ -283,7 +283,7 @@ def test_unet_calls_follow_the_guidance_interval(generator, monkeypatch):
 def test_guidance_interval_is_recorded_in_the_sidecar_and_round_trips(generator):
     settings = GenerationSettings(**{**GUIDED, "steps": 2}, guidance_interval=(0.3, 5))
     loop = render_loop(generator, settings)
-    record = json.loads(json.dumps(loop.sidecar(generator)))
+    record = json.loads(json.dumps(loop.record(generator)))
     assert record["settings"]["guidance_interval"] == [0.3, 5]
     again = GenerationSettings.from_dict(record["settings"])
     assert again == loop.result.settings and again.guidance_interval == (0.3, 5)

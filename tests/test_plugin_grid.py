@@ -14,6 +14,7 @@ from plugin_audio import SF_LOOP_FORWARD, drum_loop, libsndfile_instrument, libs
 
 from engine.codec import encode_audio
 from engine.errors import InvalidInputError
+from engine.file_hash import file_sha256
 from plugin.fit import Grid, Meter, fit_to_grid, seamless_loop
 from plugin.grid_loop import GridOptions, paint_width, write_grid_loop
 from plugin.loop_file import LoopFileSettings, resample_loop, true_peak
@@ -223,7 +224,7 @@ def test_generate_on_the_grid_paints_enough_and_writes_the_exact_length(tmp_path
     assert (sidecar["settings"]["width"] - 1) * 0.01 >= 1.2 * 1.3  # room for the bar at any reachable tempo
     assert sidecar["grid"] == {"bpm": 150.0, "beats": 3.0, "bars": 1.0, "meter": "3/4"}
     assert sidecar["fit"]["mode"] in ("beat", "length") and sidecar["fit"]["reason"]
-    assert sidecar["bundle"] and sidecar["image"] == {"file": "bass.png"}
+    assert sidecar["bundle"] and sidecar["image"] == {"file": "bass.png", "sha256": file_sha256(tmp_path / "bass.png")}
     assert libsndfile_loop_info(out)["time_sig_num"] == 3
     refused = run_cli("generate", "x", "--model", fp32_bundle, "--out", tmp_path / "y.ogg", "--bpm", "120")
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and not (tmp_path / "y.ogg").exists()

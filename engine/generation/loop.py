@@ -17,9 +17,6 @@ from engine.codec import DEFAULT_PARAMS, decode_image, encode_audio
 from engine.codec.audio_io import load_for_encoding
 from engine.generation.pipeline import GenerationResult, LoopGenerator, Progress, ShouldCancel, StepEvent
 from engine.generation.settings import GenerationSettings
-from engine.version import __version__
-
-SIDECAR_SCHEMA = 1
 
 
 @dataclass
@@ -29,18 +26,15 @@ class Loop:
     sample_rate: int
     result: GenerationResult
 
-    def sidecar(self, generator: LoopGenerator) -> dict[str, Any]:
-        """Everything needed to make this loop again, bit for bit, on the same bundle and provider."""
+    def record(self, generator: LoopGenerator) -> dict[str, Any]:
+        """Everything needed to make this loop again, bit for bit, on the same bundle and provider: the
+        sidecar's body (engine/loop_files.py adds the schema, the version and the files it writes)."""
         return {
-            "schema": SIDECAR_SCHEMA,
-            "riffstudio_version": __version__,
             "settings": self.result.settings.to_dict(),
             "bundle": generator.bundle.summary(),
             "provider": self.result.provider,
             "notes": self.result.notes,
             "timings": {k: round(v, 4) for k, v in self.result.timings.items()},
-            "audio": {"sample_rate": self.sample_rate, "samples": int(self.audio.shape[0]),
-                      "channels": int(self.audio.shape[1])},
         }
 
 

@@ -1,11 +1,16 @@
-"""`--provider auto|cpu|qnn`: which execution provider a job runs on, and why, in one sentence."""
+"""`--provider auto|cpu|qnn`: which execution provider a job runs on, and why, in one sentence; and the one
+recipe that opens a model bundle on it (the engine, batch in-process and the CLI all call `open_generator`)."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
-from engine.bundle import Bundle
+from engine.bundle import Bundle, open_bundle
 from engine.errors import InvalidInputError, ProviderError
+from engine.generation.pipeline import LoopGenerator
 from engine.sessions import SessionSettings, qnn_available
 
 PROVIDER_CHOICES = ("auto", "cpu", "qnn")
@@ -33,3 +38,14 @@ def choose_provider(choice: str, bundle: Bundle,
         return replace(base, provider="cpu"), f"CPU: the bundle is for the NPU but {why_not}"
     reason = "the NPU needs a qnn bundle" if available else why_not
     return replace(base, provider="cpu"), f"CPU: {bundle.precision} bundle ({reason})"
+
+
+def open_generator(bundle: str | os.PathLike[str] | Bundle, provider: str = "auto",
+                   session_options: Mapping[str, Any] | None = None, *,
+                   base: SessionSettings | None = None) -> tuple[LoopGenerator, str]:
+    """The bundle (a path or an open Bundle) opened on the provider asked for, and the sentence saying which
+    provider runs and why. session_options: the NPU's options (e.g. {"htp_performance_mode": "burst"})."""
+    if not isinstance(bundle, Bundle):
+        bundle = open_bundle(bundle)
+    session_settings, why = choose_provider(provider, bundle, base)
+    return LoopGenerator(bundle, session_settings, session_options=dict(session_options or {}) or None), why

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import queue
-import shutil
 import signal
 import sys
 import threading
@@ -31,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.atomic import MARKER
+from engine.atomic import remove_all_leftovers
 from engine.errors import (
     CancelledError,
     EngineError,
@@ -39,6 +38,7 @@ from engine.errors import (
     RiffstudioError,
     reason,
 )
+from engine.loop_files import LoopOnDisk
 from engine.process import connection_file as files
 from engine.process import protocol as p
 from engine.process import transport
@@ -271,12 +271,11 @@ class Engine:
                or "the engine stopped without saying why")
 
         def finished(job: JournalJob) -> bool:  # its results folder is complete: adopted, not failed
-            return read_results(results_dir() / job.id, job.request.get("audio_format", "wav")) is not None
+            return read_results(results_dir() / job.id) is not None
 
         for job in self.journal.recover(why, finished):
             log.warning("job %s failed: %s", job.id, job.error_message)
-        for partial in results_dir().glob(f".*{MARKER}"):  # a results folder a crash left half-written
-            shutil.rmtree(partial, ignore_errors=True)
+        remove_all_leftovers(results_dir())  # results folders a crash left half-written
         for job in self.journal.queued():
             heapq.heappush(self._queue, (job.rank, job.id))
         if self._queue:
@@ -513,9 +512,9 @@ class Engine:
         self._broadcast(p.Started(job=job.id, attempt=job.attempts))
         folder = results_dir() / job.id
         try:
-            existing = read_results(folder, request["audio_format"])
+            existing = read_results(folder)
             if existing is not None:  # finished by an engine that died before journaling it: adopt
-                self._finish(job, existing[0], existing[1])
+                self._finish(job, existing)
                 return
             from engine.generation.loop import render_loop
             from engine.generation.settings import GenerationSettings
@@ -542,8 +541,7 @@ class Engine:
 
             loop = render_loop(generator, settings, progress=on_step, should_cancel=running.cancel.is_set,
                                want_previews=bool(request.get("previews")))
-            paths = write_results(folder, loop, generator, request["audio_format"])
-            self._finish(job, paths, loop.sidecar(generator))
+            self._finish(job, write_results(folder, loop, generator, request["audio_format"]))
         except CancelledError:
             if running.requeue:
                 self.journal.requeue(job.id)
@@ -569,8 +567,9 @@ class Engine:
             self._latest[running.job.id] = event
         self._broadcast(event)
 
-    def _finish(self, job: JournalJob, paths: dict[str, str], sidecar: dict[str, Any]) -> None:
-        done = p.Done(job=job.id, folder=str(Path(paths["audio"]).parent), paths=paths,
+    def _finish(self, job: JournalJob, loop: LoopOnDisk) -> None:
+        sidecar = loop.sidecar
+        done = p.Done(job=job.id, folder=str(loop.audio.parent.resolve()), paths=loop.paths(),
                       seed=int(sidecar["settings"]["seed"]),
                       timings={k: float(v) for k, v in sidecar.get("timings", {}).items()},
                       notes=list(sidecar.get("notes", [])))
@@ -587,8 +586,7 @@ class Engine:
         """The warm generator when the job asks for the same bundle, provider and options; else a new one.
         Checks the memory ceiling first, counting what is loaded already."""
         from engine.bundle import open_bundle
-        from engine.generation.pipeline import LoopGenerator
-        from engine.generation.providers import choose_provider
+        from engine.generation.providers import open_generator
         from engine.sessions import SessionSettings
 
         path = str(Path(bundle_path).resolve())
@@ -603,11 +601,10 @@ class Engine:
         progress("loading the model", 0.0)
         with self._lock:
             self._generator, self._generator_key = None, None  # free the old sessions before opening new ones
-        base = SessionSettings(intra_op_threads=self.settings.intra_op_threads)
-        session_settings, why = choose_provider(provider, bundle, base)
+        generator, why = open_generator(bundle, provider, session_options,
+                                        base=SessionSettings(intra_op_threads=self.settings.intra_op_threads))
         self._provider_reason = why
-        log.info("opening %s: %s", path, why)
-        generator = LoopGenerator(bundle, session_settings, session_options=session_options or None)
+        log.info("opened %s: %s", path, why)
         with self._lock:
             self._generator, self._generator_key = generator, key
         progress("model ready", 1.0)

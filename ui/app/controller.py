@@ -19,6 +19,10 @@ from PySide6.QtCore import QObject, Signal
 from ui.app.exports import ExportRequest, export_loop
 
 
+class _AppClosed(Exception):
+    """Raised from a job's event callback when the app closes: it stops following (the job carries on)."""
+
+
 @dataclass(frozen=True)
 class JobRequest:
     """A loop to queue: the GenerationSettings dict, the bundle, and the app's own grid choice."""
@@ -163,38 +167,41 @@ class EngineController(QObject):
         import time
 
         from engine.client import EngineRestarted
-        from engine.errors import RiffstudioError
+        from engine.errors import CancelledError, RiffstudioError
         from engine.process import protocol as p
+
+        def show(event) -> None:
+            if self._closed.is_set():
+                raise _AppClosed
+            if isinstance(event, p.Started):
+                self.job_started.emit(job.id)
+            elif isinstance(event, p.Progress):
+                self.job_progress.emit(job.id, event.stage, float(event.fraction))
+                if event.preview is not None:
+                    self.job_preview.emit(job.id, event.preview.to_array())
+            elif isinstance(event, EngineRestarted):
+                self.engine_trouble.emit(f"The engine stopped ({event.reason}); it was restarted and your "
+                                         "jobs carry on.")
 
         started = time.monotonic()
         try:
-            for event in job.events():
-                if self._closed.is_set():
-                    return
-                if isinstance(event, p.Started):
-                    self.job_started.emit(job.id)
-                elif isinstance(event, p.Progress):
-                    self.job_progress.emit(job.id, event.stage, float(event.fraction))
-                    if event.preview is not None:
-                        self.job_preview.emit(job.id, event.preview.to_array())
-                elif isinstance(event, EngineRestarted):
-                    self.engine_trouble.emit(f"The engine stopped ({event.reason}); it was restarted and your "
-                                             "jobs carry on.")
-                elif isinstance(event, p.Done):
-                    self._finish(job.id, event, request, time.monotonic() - started)
-                elif isinstance(event, p.Failed):
-                    self.job_failed.emit(job.id, event.message)
-                elif isinstance(event, p.Cancelled):
-                    self.job_cancelled.emit(job.id)
+            done = job.outcome(show)
+        except _AppClosed:  # the app stops following; the engine carries on with the job
+            return
+        except CancelledError:
+            self.job_cancelled.emit(job.id)
+            return
         except RiffstudioError as error:
             if not self._closed.is_set():
                 self.job_failed.emit(job.id, str(error))
+            return
+        self._finish(job.id, done, request, time.monotonic() - started)
 
     def _finish(self, job_id: str, done, request: JobRequest, seconds: float) -> None:
         from engine.process.results import read_results
 
-        found = read_results(Path(done.folder), Path(done.paths["audio"]).suffix[1:])
-        sidecar = found[1] if found else {"settings": {**request.settings, "seed": done.seed}}
+        found = read_results(Path(done.folder))
+        sidecar = found.sidecar if found else {"settings": {**request.settings, "seed": done.seed}}
         export_request = ExportRequest(audio=done.paths["audio"], image=done.paths["image"], sidecar=sidecar,
                                        folder=self._export_folder(), bpm=request.bpm, bars=request.bars,
                                        bit_depth=self.bit_depth)

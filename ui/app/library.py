@@ -209,12 +209,10 @@ def import_results(library: Library, results_dir: Path, *, known: Iterable[str] 
     for folder in sorted(results_dir.iterdir()):
         if folder.name in known_set or not folder.is_dir():
             continue
-        audio_format = next((p.suffix[1:] for p in folder.glob("loop.*") if p.suffix not in (".png", ".json")), "wav")
-        found = read_results(folder, audio_format)
+        found = read_results(folder)
         if found is None:
             continue
-        paths, sidecar = found
-        library.add_result(folder.name, paths, sidecar, created=folder.stat().st_mtime)
+        library.add_result(folder.name, found.paths(), found.sidecar, created=folder.stat().st_mtime)
         added.append(folder.name)
     return added
 

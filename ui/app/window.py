@@ -760,8 +760,8 @@ class MainWindow(QMainWindow):
         from engine.process.results import read_results
 
         for loop in loops:
-            found = read_results(Path(loop.folder), Path(loop.audio).suffix[1:])
-            sidecar = found[1] if found else {"settings": loop.settings}
+            found = read_results(Path(loop.folder))
+            sidecar = found.sidecar if found else {"settings": loop.settings}
             self.controller.export(ExportRequest(audio=loop.audio, image=loop.image, sidecar=sidecar, folder=folder,
                                                  bpm=loop.bpm, bars=loop.bars,
                                                  bit_depth=self.settings.bit_depth, audio_format=audio_format),

@@ -9,7 +9,6 @@ import argparse
 import json
 import sys
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 
@@ -123,66 +122,57 @@ def run_generate_in_engine(args: argparse.Namespace, settings) -> int:
     """`generate --engine`: the same job through the engine, then the same files at --out (and --image)."""
     from dataclasses import replace
 
-    from engine.client import EngineClient, EngineRestarted, error_for
+    from engine.client import EngineClient, EngineRestarted
     from engine.codec.audio_io import audio_format
-    from engine.errors import CancelledError, InvalidInputError
+    from engine.errors import InvalidInputError
     from engine.process import protocol as p
     from ui.cli.progress import TerminalProgress
+    from ui.cli.provider_args import npu_options
 
     if args.latents:
         raise InvalidInputError("--latents cannot go through the engine: leave out --engine")
     if settings.init_audio:
         settings = replace(settings, init_audio=str(Path(settings.init_audio).resolve()))
-    options = {"htp_performance_mode": args.npu_mode} if args.npu_mode else None
     bar = TerminalProgress()
+
+    def show(event) -> None:
+        if isinstance(event, p.Progress):
+            bar(f"{event.stage} {event.step}/{event.total}", event.fraction)
+        elif isinstance(event, EngineRestarted):
+            print(f"\nnote: {event.reason}; a new engine carries on with the job", file=sys.stderr)
+
     with EngineClient(name="riffstudio-generate") as client:
         say_engine_notes(client)
         job = client.submit(settings, args.model, provider=args.provider, audio_format=audio_format(args.out).lower(),
-                            session_options=options)
+                            session_options=npu_options(args))
         try:
-            for event in job.events():
-                if isinstance(event, p.Progress):
-                    bar(f"{event.stage} {event.step}/{event.total}", event.fraction)
-                elif isinstance(event, EngineRestarted):
-                    print(f"\nnote: {event.reason}; a new engine carries on with the job", file=sys.stderr)
-        except KeyboardInterrupt:
-            client.cancel(job.id)
-            raise
+            done = job.outcome(show)
         finally:
             bar.close()
-    result = job.result
-    if isinstance(result, p.Cancelled):
-        raise CancelledError(f"the engine cancelled the job ({result.reason})")
-    if isinstance(result, p.Failed):
-        raise error_for(result.code, result.message)
-    for note in result.notes:
+    for note in done.notes:
         print(f"note: {note}", file=sys.stderr)
-    copy_results(result, args.out, args.image)
-    timings = result.timings
-    sidecar = json.loads(Path(result.paths["sidecar"]).read_text(encoding="utf-8"))
+    sidecar = copy_results(done, args.out, args.image)
+    timings = done.timings
     seconds = sidecar["audio"]["samples"] / sidecar["audio"]["sample_rate"]
-    print(f"wrote {args.out} (seed {result.seed}, {seconds:.2f} s, "
+    print(f"wrote {args.out} (seed {done.seed}, {seconds:.2f} s, "
           f"{timings.get('denoise_s', 0) + timings.get('vae_decode_s', 0) + timings.get('audio_s', 0):.1f} s, "
-          f"engine job {result.job})")
+          f"engine job {done.job})")
     return 0
 
 
-def copy_results(result, out: Path, image: Path | None) -> None:
-    """The engine's files at the names `generate` was given, each written atomically, the sidecar naming them."""
-    from engine.atomic import atomic_path
+def copy_results(done, out: Path, image: Path | None) -> dict:
+    """The engine's finished loop at the names `generate` was given, through the one loop writer; its sidecar."""
+    from engine.atomic import write_errors
+    from engine.errors import EngineError
+    from engine.loop_files import copied_file, write_loop
+    from engine.process.results import read_results
 
-    sidecar = json.loads(Path(result.paths["sidecar"]).read_text(encoding="utf-8"))
-    sidecar["audio"]["file"] = out.name
-    if image is not None:
-        sidecar["image"] = {"file": image.name}
-    else:
-        sidecar.pop("image", None)
-    with ExitStack() as stack:
-        if image is not None:
-            stack.enter_context(atomic_path(image)).write_bytes(Path(result.paths["image"]).read_bytes())
-        temp_json = stack.enter_context(atomic_path(out.with_suffix(".json")))
-        temp_json.write_text(json.dumps(sidecar, indent=2), encoding="utf-8")
-        stack.enter_context(atomic_path(out)).write_bytes(Path(result.paths["audio"]).read_bytes())
+    found = read_results(Path(done.folder))
+    if found is None or found.image is None:
+        raise EngineError(f"the engine's results for job {done.job} in {done.folder} do not read back: run it again")
+    with write_errors(out):
+        return write_loop(out, copied_file(found.audio, found.sidecar["audio"]), found.sidecar, image=image,
+                          write_image=copied_file(found.image) if image is not None else None)
 
 
 def _duration(seconds: float) -> str:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterable
-from contextlib import ExitStack
 from pathlib import Path
 
 from engine.errors import InvalidInputError
@@ -115,6 +113,7 @@ def check_output_paths(out: Path, image: Path | None, inputs: Iterable[Path | No
     that is one of the files the command reads (`inputs`)."""
     from engine.atomic import check_writable
     from engine.codec.audio_io import audio_format
+    from engine.loop_files import sidecar_path
 
     audio_format(out)
     if image is not None and image.suffix.lower() != ".png":
@@ -130,11 +129,6 @@ def input_files(args: argparse.Namespace) -> tuple[Path | None, ...]:
     return (args.init_audio, args.latents)
 
 
-def sidecar_path(out: Path) -> Path:
-    """The JSON sidecar beside the loop: LOOP with .json."""
-    return out.with_suffix(".json")
-
-
 def read_latents(path: Path):
     import numpy as np
 
@@ -146,24 +140,11 @@ def read_latents(path: Path):
     return latents.astype(np.float32) if latents.dtype == np.float64 else latents
 
 
-def write_loop_files(loop, generator, out: Path, image: Path | None) -> None:
-    """Audio, sidecar and image appear together: each is written under a temporary name first."""
-    from engine.atomic import atomic_path, write_errors
-    from engine.codec import DEFAULT_MAX_VALUE, DEFAULT_PARAMS, EncodedImage
-    from engine.codec.audio_io import write_audio
-    from engine.codec.image_file import write_spectrogram_image
+def write_loop_files(loop, generator, out: Path, image: Path | None) -> dict:
+    """The loop as painted at `out` (and its image at `image`), through the one loop writer; its sidecar."""
+    from engine.atomic import write_errors
+    from engine.loop_files import plain_audio, spectrogram_image, write_loop
 
-    sidecar = loop.sidecar(generator)
-    sidecar["audio"]["file"] = out.name
-    if image is not None:
-        sidecar["image"] = {"file": image.name}
-    # write_errors(out) also covers the image's and sidecar's final renames, which ExitStack makes on leaving.
-    with write_errors(out), ExitStack() as stack:
-        if image is not None:
-            encoded = EncodedImage(pixels=loop.image, max_value=DEFAULT_MAX_VALUE, stereo=False, params=DEFAULT_PARAMS)
-            with write_errors(image):
-                write_spectrogram_image(stack.enter_context(atomic_path(image)), encoded)
-        with write_errors(sidecar_path(out)):
-            temp_json = stack.enter_context(atomic_path(sidecar_path(out)))
-            temp_json.write_text(json.dumps(sidecar, indent=2), encoding="utf-8")
-        write_audio(out, loop.audio, loop.sample_rate)
+    with write_errors(out):
+        return write_loop(out, plain_audio(loop.audio, loop.sample_rate), loop.record(generator), image=image,
+                          write_image=spectrogram_image(loop.image) if image is not None else None)

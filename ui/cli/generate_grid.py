@@ -44,9 +44,7 @@ def run_generate_on_grid(args: argparse.Namespace, settings, noise) -> int:
             generator = open_generator(args)
             loop = render_loop(generator, settings, initial_noise=noise,
                                progress=lambda e: bar(f"{e.stage} {e.step}/{e.total}", e.fraction))
-            image, audio, rate = loop.image, loop.audio, loop.sample_rate
-            record = loop.sidecar(generator)
-            record.pop("audio", None)
+            image, audio, rate, record = loop.image, loop.audio, loop.sample_rate, loop.record(generator)
         bar("fitting to the grid", 1.0)
         fitted = fit_image(image, options, analysis_audio=audio, analysis_rate=rate, quality=settings.quality)
     finally:
@@ -54,16 +52,8 @@ def run_generate_on_grid(args: argparse.Namespace, settings, noise) -> int:
     for note in record.get("notes", []):
         print(f"note: {note}", file=sys.stderr)
     seed = record.get("settings", {}).get("seed")
-    if args.image is not None:
-        from engine.atomic import write_errors
-        from engine.codec import DEFAULT_MAX_VALUE, DEFAULT_PARAMS, EncodedImage
-        from engine.codec.image_file import write_spectrogram_image
-
-        record["image"] = {"file": args.image.name}
-        with write_errors(args.image):
-            write_spectrogram_image(args.image, EncodedImage(pixels=image, max_value=DEFAULT_MAX_VALUE, stereo=False,
-                                                             params=DEFAULT_PARAMS))
-    sidecar = write_grid_loop(args.out, fitted, options, record, prompt=settings.prompt, seed=seed)
+    sidecar = write_grid_loop(args.out, fitted, options, record, prompt=settings.prompt, seed=seed, image=args.image,
+                              pixels=image)
     report = fitted.report
     found = f"tempo found {report.tempo_found:.2f} bpm" if report.tempo_found else "no tempo found"
     print(f"wrote {args.out} (seed {seed}, {sidecar['audio']['samples']} samples = {float(fitted.grid.bars):g} bars "

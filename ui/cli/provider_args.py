@@ -20,12 +20,13 @@ def add_provider_arguments(parser: argparse.ArgumentParser) -> None:
 
 def open_generator(args: argparse.Namespace) -> LoopGenerator:
     """The bundle at `args.model` opened on the provider asked for, saying which one and why."""
-    from engine.bundle import open_bundle
-    from engine.generation.pipeline import LoopGenerator
-    from engine.generation.providers import choose_provider
+    from engine.generation.providers import open_generator as open_on_provider
 
-    bundle = open_bundle(args.model)
-    session_settings, reason = choose_provider(args.provider, bundle)
+    generator, reason = open_on_provider(args.model, args.provider, npu_options(args))
     print(f"provider: {reason}", file=sys.stderr)
-    options = {"htp_performance_mode": args.npu_mode} if args.npu_mode else None
-    return LoopGenerator(bundle, session_settings, session_options=options)
+    return generator
+
+
+def npu_options(args: argparse.Namespace) -> dict[str, str]:
+    """--npu-mode as the session options a job carries (empty: the bundle's own mode)."""
+    return {"htp_performance_mode": args.npu_mode} if getattr(args, "npu_mode", None) else {}
