@@ -85,3 +85,23 @@ def test_an_image_path_without_a_writer_is_a_programming_error(tmp_path):
     with pytest.raises(ValueError):
         write_loop(tmp_path / "x.wav", plain_audio(tone(), RATE), {}, image=tmp_path / "x.png")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("audio_format", "bit_depth", "written"), [("wav", "16", "16"), ("flac", "32f", "24")])
+def test_an_app_export_in_seconds_mode_is_a_verified_loop_in_the_format_asked(tmp_path, audio_format, bit_depth,
+                                                                              written):
+    import soundfile
+
+    from ui.app.exports import ExportRequest, export_loop
+
+    engine_loop = tmp_path / "results" / "loop.wav"
+    sidecar = write(engine_loop, image=tmp_path / "results" / "loop.png",
+                    record={"settings": {"prompt": "warm pad", "seed": 7}, "provider": "cpu"})
+    out = export_loop(ExportRequest(audio=str(engine_loop), image=str(tmp_path / "results" / "loop.png"),
+                                    sidecar=sidecar, folder=tmp_path / "daw", bit_depth=bit_depth,
+                                    audio_format=audio_format))
+    assert out.parent == tmp_path / "daw" and out.suffix == f".{audio_format}" and "seed7" in out.name
+    assert soundfile.info(out).subtype == f"PCM_{written}"  # FLAC holds integers only
+    found = read_loop(out)
+    assert found is not None and found.sidecar["settings"]["seed"] == 7
+    assert found.sidecar["source"] == {"audio": str(engine_loop)} and found.sidecar["audio"]["bit_depth"] == written

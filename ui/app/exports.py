@@ -5,13 +5,14 @@ lies; a temp file vanishes and the set shows it missing next week. Why export wh
 not when the drag starts: a drag must start at once, with a file that is already whole.
 
 On the grid (BPM + bars) the loop goes through plugin/'s fitting (`fit_image` + `write_grid_loop`: exact
-length, acid/smpl/cue/INFO chunks); in seconds mode the engine's WAV is copied under the DAW name.
+length, acid/smpl/cue/INFO chunks); in seconds mode the engine's audio is written
+under the DAW name in the export's format and bit depth. Either way through the one loop writer
+(engine/loop_files.py): the file with its sidecar beside it.
 This runs on a worker thread (fitting is DSP): never call it from the GUI thread.
 """
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,18 +49,31 @@ def export_loop(request: ExportRequest) -> Path:
 def _write_export(request: ExportRequest, out: Path, prompt: str, seed: int | None) -> None:
     if request.bpm and request.bars:
         _export_on_grid(request, out, prompt, seed)
-    elif request.audio_format == "wav" and request.audio.lower().endswith(".wav"):
-        with atomic_path(out) as temporary:
-            shutil.copyfile(request.audio, temporary)
-    else:
+        return
+    from engine.atomic import write_errors
+    from engine.loop_files import write_loop
+
+    record = {key: value for key, value in request.sidecar.items() if key in ("settings", "bundle", "provider")}
+    with write_errors(out):
+        write_loop(out, _converted(request), {**record, "source": {"audio": request.audio}})
+
+
+def _converted(request: ExportRequest):
+    """A writer of the engine's audio in the export's format and bit depth (a loop's audio record back)."""
+
+    def write(path: Path) -> dict[str, Any]:
         import soundfile
 
         audio, rate = soundfile.read(request.audio, dtype="float32", always_2d=True)
-        subtype = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}[request.bit_depth]
-        if request.audio_format == "flac" and subtype == "FLOAT":
-            subtype = "PCM_24"  # FLAC holds integers only
-        with atomic_path(out) as temporary:
+        bit_depth = "24" if request.audio_format == "flac" and request.bit_depth == "32f" else request.bit_depth
+        subtype = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}[bit_depth]  # FLAC holds integers only
+        with atomic_path(path) as temporary:
             soundfile.write(temporary, audio, rate, format=request.audio_format.upper(), subtype=subtype)
+        return {"format": request.audio_format, "bit_depth": bit_depth, "sample_rate": rate,
+                "samples": int(audio.shape[0]), "channels": int(audio.shape[1]),
+                "seconds": round(audio.shape[0] / rate, 6)}
+
+    return write
 
 
 def _export_on_grid(request: ExportRequest, out: Path, prompt: str, seed: int | None) -> None:
