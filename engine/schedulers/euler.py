@@ -24,15 +24,13 @@ from engine.schedulers.noise import (
     TrainingNoise,
     check_choice,
     check_int,
-    settings_from_config,
-    settings_from_dict,
-    settings_to_dict,
 )
+from engine.schedulers.settings import SchedulerSettings
 from engine.schedulers.sigmas import denoised, noised, scaled_model_input, sigma_schedule
 
 
 @dataclass(frozen=True)
-class EulerSettings:
+class EulerSettings(SchedulerSettings):
     """diffusers' `EulerDiscreteScheduler` config keys we read, with its defaults."""
 
     noise: TrainingNoise = field(default_factory=TrainingNoise)
@@ -59,13 +57,9 @@ class EulerSettings:
         check_int("steps_offset", self.steps_offset, minimum=0)
         check_choice("final_sigmas_type", self.final_sigmas_type, ("zero", "sigma_min"))
 
-    from_config = classmethod(settings_from_config)
-    to_dict = settings_to_dict
-    from_dict = classmethod(settings_from_dict)
-
 
 @dataclass(frozen=True)
-class EulerAncestralSettings:
+class EulerAncestralSettings(SchedulerSettings):
     """diffusers' `EulerAncestralDiscreteScheduler` config keys we read, with its defaults."""
 
     noise: TrainingNoise = field(default_factory=TrainingNoise)
@@ -79,10 +73,6 @@ class EulerAncestralSettings:
         check_choice("timestep_spacing", self.timestep_spacing, TIMESTEP_SPACINGS)
         check_int("steps_offset", self.steps_offset, minimum=0)
         check_choice("rescale_betas_zero_snr", self.rescale_betas_zero_snr, (False,), "euler_a")
-
-    from_config = classmethod(settings_from_config)
-    to_dict = settings_to_dict
-    from_dict = classmethod(settings_from_dict)
 
 
 class Euler:

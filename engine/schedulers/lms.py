@@ -26,17 +26,15 @@ from engine.schedulers.noise import (
     check_choice,
     check_int,
     next_step,
-    settings_from_config,
-    settings_from_dict,
-    settings_to_dict,
 )
+from engine.schedulers.settings import SchedulerSettings
 from engine.schedulers.sigmas import denoised, noised, scaled_model_input, sigma_schedule
 
 ORDER = 4
 
 
 @dataclass(frozen=True)
-class LMSSettings:
+class LMSSettings(SchedulerSettings):
     """diffusers' `LMSDiscreteScheduler` config keys we read, with its defaults."""
 
     noise: TrainingNoise = field(default_factory=TrainingNoise)
@@ -53,10 +51,6 @@ class LMSSettings:
         check_choice("prediction_type", self.prediction_type, ("epsilon", "v_prediction", "sample"), "lms")
         check_choice("timestep_spacing", self.timestep_spacing, TIMESTEP_SPACINGS)
         check_int("steps_offset", self.steps_offset, minimum=0)
-
-    from_config = classmethod(settings_from_config)
-    to_dict = settings_to_dict
-    from_dict = classmethod(settings_from_dict)
 
 
 def lms_coefficient(sigmas: np.ndarray, i: int, order: int, j: int) -> float:

@@ -31,14 +31,12 @@ from engine.schedulers.noise import (
     check_int,
     effective_config,
     next_step,
-    settings_from_config,
-    settings_from_dict,
-    settings_to_dict,
 )
+from engine.schedulers.settings import SchedulerSettings
 
 
 @dataclass(frozen=True)
-class PNDMSettings:
+class PNDMSettings(SchedulerSettings):
     """diffusers' `PNDMScheduler` config keys we read, with its defaults but one: `skip_prk_steps` defaults to
     true, the only mode we run (PLMS) and what riffusion's and SD 1.5's configs set (diffusers' default is
     false, the Runge-Kutta warm-up; `from_config` keeps that meaning for a config that leaves the key out)."""
@@ -64,10 +62,7 @@ class PNDMSettings:
         # and is refused as an explicit false is, rather than run as PLMS and differ from diffusers.
         if "skip_prk_steps" not in effective_config(config) and "skip_prk_steps" not in overrides:
             overrides = {**overrides, "skip_prk_steps": False}
-        return settings_from_config(cls, config, **overrides)
-
-    to_dict = settings_to_dict
-    from_dict = classmethod(settings_from_dict)
+        return super().from_config(config, **overrides)
 
 
 def plms_timesteps(settings: PNDMSettings, num_steps: int) -> np.ndarray:
