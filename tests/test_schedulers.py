@@ -22,7 +22,20 @@ from hypothesis import strategies as st
 from random_sd_model import SCHEDULER_CONFIG
 
 from engine.errors import InvalidInputError
-from engine.schedulers import SCHEDULER_NAMES, TrainingNoise, make_scheduler, sample, scheduler_settings
+from engine.schedulers import (
+    SCHEDULER_NAMES,
+    DDIMSettings,
+    DPMSolverSettings,
+    EulerAncestralSettings,
+    EulerSettings,
+    LMSSettings,
+    PNDMSettings,
+    TrainingNoise,
+    UniPCSettings,
+    make_scheduler,
+    sample,
+    scheduler_settings,
+)
 
 torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
@@ -41,6 +54,8 @@ DIFFUSERS = {  # name -> (diffusers class, from_config overrides)
                      {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": False}),
     "unipc": ("UniPCMultistepScheduler", {"solver_order": 2, "solver_type": "bh2"}),
 }
+SETTINGS_CLASSES = (PNDMSettings, DDIMSettings, EulerSettings, EulerAncestralSettings, LMSSettings, DPMSolverSettings,
+                    UniPCSettings)
 SHAPE = (1, 4, 8, 8)
 FIELD = np.random.default_rng(7).standard_normal(SHAPE).astype(np.float32)
 TOLERANCE = 1e-5
@@ -468,6 +483,30 @@ def test_settings_round_trip_through_json(name):
     assert again == settings_
     with pytest.raises(InvalidInputError, match="unknown scheduler setting"):
         type(settings_).from_dict({**settings_.to_dict(), "eta": 0.5})
+
+
+def test_every_schedulers_settings_class_is_in_the_defaults_test():
+    assert {type(scheduler_settings(name, SCHEDULER_CONFIG)) for name in SCHEDULER_NAMES} <= set(SETTINGS_CLASSES)
+
+
+@pytest.mark.parametrize("settings_cls", SETTINGS_CLASSES, ids=lambda cls: cls.__name__)
+def test_settings_construct_with_their_defaults_and_round_trip(settings_cls):
+    """A settings class built with no arguments (what `from_dict` fills missing keys with) is valid."""
+    defaults = settings_cls()
+    assert settings_cls.from_dict(json.loads(json.dumps(defaults.to_dict()))) == defaults
+    assert settings_cls.from_dict({}) == defaults
+
+
+def test_pndm_config_without_skip_prk_steps_is_refused_as_diffusers_would_run_runge_kutta_steps():
+    """PNDMSettings defaults to PLMS (riffusion's and SD 1.5's skip_prk_steps=true), but a config that leaves
+    the key out means diffusers' default, false: the Runge-Kutta warm-up, which we do not run."""
+    assert PNDMSettings().skip_prk_steps is True
+    config = {k: v for k, v in SCHEDULER_CONFIG.items() if k != "skip_prk_steps"}
+    for config_ in (config, dict(pipeline_config(config))):
+        assert diffusers.PNDMScheduler.from_config(config_).config.skip_prk_steps is False
+        with pytest.raises(InvalidInputError, match="skip_prk_steps=False"):
+            make_scheduler("pndm", config_, 10)
+    assert scheduler_settings("pndm", config | {"skip_prk_steps": True}).skip_prk_steps is True
 
 
 # --- errors ------------------------------------------------------------------------------------------

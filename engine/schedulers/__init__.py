@@ -3,7 +3,8 @@
 `make_scheduler(name, config, num_steps, strength=...)` is the one entry point; `sample` runs a whole
 trajectory with a plain callable as the model. One file per family: pndm, ddim, euler (+ ancestral),
 lms, dpm_solver (+ `ays`, its Align Your Steps schedule), unipc; `noise` holds the training noise they
-share and how a bundle's config is read.
+share and how a bundle's config is read, `settings` the one base of their settings (from a config, to and
+from JSON).
 """
 
 from engine.schedulers.ddim import DDIM, DDIMSettings
@@ -20,6 +21,7 @@ from engine.schedulers.registry import (
     scheduler_settings,
 )
 from engine.schedulers.sampling import sample
+from engine.schedulers.settings import SchedulerSettings
 from engine.schedulers.unipc import UniPC, UniPCSettings
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "LMSSettings",
     "PNDMSettings",
     "Scheduler",
+    "SchedulerSettings",
     "TrainingNoise",
     "UniPC",
     "UniPCSettings",

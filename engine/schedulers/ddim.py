@@ -24,14 +24,12 @@ from engine.schedulers.noise import (
     check_choice,
     check_int,
     check_number,
-    settings_from_config,
-    settings_from_dict,
-    settings_to_dict,
 )
+from engine.schedulers.settings import SchedulerSettings
 
 
 @dataclass(frozen=True)
-class DDIMSettings:
+class DDIMSettings(SchedulerSettings):
     """diffusers' `DDIMScheduler` config keys we read, with its defaults."""
 
     noise: TrainingNoise = field(default_factory=TrainingNoise)
@@ -53,10 +51,6 @@ class DDIMSettings:
         check_number("clip_sample_range", self.clip_sample_range)
         check_choice("timestep_spacing", self.timestep_spacing, TIMESTEP_SPACINGS)
         check_choice("rescale_betas_zero_snr", self.rescale_betas_zero_snr, (False,), "ddim")
-
-    from_config = classmethod(settings_from_config)
-    to_dict = settings_to_dict
-    from_dict = classmethod(settings_from_dict)
 
 
 def ddim_timesteps(settings: DDIMSettings, num_steps: int) -> np.ndarray:

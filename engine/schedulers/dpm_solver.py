@@ -34,17 +34,15 @@ from engine.schedulers.noise import (
     effective_config,
     karras_sigmas,
     next_step,
-    settings_from_config,
-    settings_from_dict,
-    settings_to_dict,
     sigmas_of,
     timestep_of_sigma,
 )
+from engine.schedulers.settings import SchedulerSettings
 from engine.schedulers.sigmas import interpolated_sigmas, multistep_timesteps, with_final_sigma
 
 
 @dataclass(frozen=True)
-class DPMSolverSettings:
+class DPMSolverSettings(SchedulerSettings):
     """diffusers' `DPMSolverMultistepScheduler` config keys we read, with its defaults.
 
     `sigma_min`/`sigma_max` are not init keys of that class, but its Karras schedule reads them from the
@@ -96,10 +94,7 @@ class DPMSolverSettings:
         # λ clipping (for cosine schedules) is off unless the config asks; we support it off only.
         clipped = effective_config(config).get("lambda_min_clipped", -float("inf"))
         check_choice("lambda_min_clipped", clipped, (-float("inf"),), "dpmpp_2m")
-        return settings_from_config(cls, config, **overrides)
-
-    to_dict = settings_to_dict
-    from_dict = classmethod(settings_from_dict)
+        return super().from_config(config, **overrides)
 
 
 def dpm_schedule(settings: DPMSolverSettings, num_steps: int,

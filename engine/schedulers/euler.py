@@ -3,7 +3,7 @@ k-diffusion ancestral variant), as diffusers' `EulerDiscreteScheduler` and `Eule
 
 Both work in the σ form: the latent is x = x_0 + σ ε, the model sees x / sqrt(σ² + 1) (its training
 input), and its noise prediction gives the denoised estimate D = x - σ ε and the ODE slope
-d = (x - D) / σ. Then
+d = (x - D) / σ (`to_d`). Then
 
     Euler:            x_{i+1} = x_i + d (σ_{i+1} - σ_i)
     Euler ancestral:  σ_up = sqrt(σ_{i+1}² (σ_i² - σ_{i+1}²) / σ_i²),  σ_down = sqrt(σ_{i+1}² - σ_up²)
@@ -24,15 +24,13 @@ from engine.schedulers.noise import (
     TrainingNoise,
     check_choice,
     check_int,
-    settings_from_config,
-    settings_from_dict,
-    settings_to_dict,
 )
-from engine.schedulers.sigmas import denoised, noised, scaled_model_input, sigma_schedule
+from engine.schedulers.settings import SchedulerSettings
+from engine.schedulers.sigmas import SigmaSampler, denoised, to_d
 
 
 @dataclass(frozen=True)
-class EulerSettings:
+class EulerSettings(SchedulerSettings):
     """diffusers' `EulerDiscreteScheduler` config keys we read, with its defaults."""
 
     noise: TrainingNoise = field(default_factory=TrainingNoise)
@@ -59,13 +57,9 @@ class EulerSettings:
         check_int("steps_offset", self.steps_offset, minimum=0)
         check_choice("final_sigmas_type", self.final_sigmas_type, ("zero", "sigma_min"))
 
-    from_config = classmethod(settings_from_config)
-    to_dict = settings_to_dict
-    from_dict = classmethod(settings_from_dict)
-
 
 @dataclass(frozen=True)
-class EulerAncestralSettings:
+class EulerAncestralSettings(SchedulerSettings):
     """diffusers' `EulerAncestralDiscreteScheduler` config keys we read, with its defaults."""
 
     noise: TrainingNoise = field(default_factory=TrainingNoise)
@@ -80,56 +74,24 @@ class EulerAncestralSettings:
         check_int("steps_offset", self.steps_offset, minimum=0)
         check_choice("rescale_betas_zero_snr", self.rescale_betas_zero_snr, (False,), "euler_a")
 
-    from_config = classmethod(settings_from_config)
-    to_dict = settings_to_dict
-    from_dict = classmethod(settings_from_dict)
 
-
-class Euler:
-    """Euler's method on the probability-flow ODE over `num_steps` steps, starting at step `begin`."""
-
-    ancestral = False
-
-    def __init__(self, settings: EulerSettings, num_steps: int, begin: int = 0) -> None:
-        self.settings = settings
-        self.num_steps = num_steps
-        self.begin = begin
-        schedule = sigma_schedule(settings.noise, settings.timestep_spacing, settings.steps_offset, num_steps, begin,
-                                  settings.final_sigmas_type)
-        self.timesteps, self.sigmas, self.all_sigmas = schedule.timesteps, schedule.sigmas, schedule.all_sigmas
-        self.init_noise_sigma = schedule.init_noise_sigma
-
-    def scale_model_input(self, sample: np.ndarray, step_index: int) -> np.ndarray:
-        return scaled_model_input(sample, self.sigmas[step_index])
+class Euler(SigmaSampler):
+    """Euler's method on the probability-flow ODE (EulerSettings) over `num_steps` steps, starting at step
+    `begin`."""
 
     def step(self, model_output: np.ndarray, step_index: int, sample: np.ndarray,
              rng: np.random.Generator | None = None, *, noise: np.ndarray | None = None) -> np.ndarray:
         x = np.asarray(sample, dtype=np.float32)
         sigma, sigma_next = self.sigmas[step_index], self.sigmas[step_index + 1]
-        d = (x - denoised(np.asarray(model_output, np.float32), x, sigma, self.settings.prediction_type)) / sigma
+        d = to_d(x, sigma, denoised(model_output, x, sigma, self.settings.prediction_type))
         return x + d * (sigma_next - sigma)
 
-    def add_noise(self, original: np.ndarray, noise: np.ndarray, step_index: int = 0) -> np.ndarray:
-        """x = x_0 + σ ε at step `step_index`."""
-        return noised(original, noise, self.sigmas[step_index])
 
-
-class EulerAncestral:
-    """Euler ancestral sampling over `num_steps` steps, starting at step `begin`. Each step draws fresh
-    noise: pass `rng` (or the noise itself, `noise=`) to `step`."""
+class EulerAncestral(SigmaSampler):
+    """Euler ancestral sampling (EulerAncestralSettings) over `num_steps` steps, starting at step `begin`.
+    Each step draws fresh noise: pass `rng` (or the noise itself, `noise=`) to `step`."""
 
     ancestral = True
-
-    def __init__(self, settings: EulerAncestralSettings, num_steps: int, begin: int = 0) -> None:
-        self.settings = settings
-        self.num_steps = num_steps
-        self.begin = begin
-        schedule = sigma_schedule(settings.noise, settings.timestep_spacing, settings.steps_offset, num_steps, begin)
-        self.timesteps, self.sigmas, self.all_sigmas = schedule.timesteps, schedule.sigmas, schedule.all_sigmas
-        self.init_noise_sigma = schedule.init_noise_sigma
-
-    def scale_model_input(self, sample: np.ndarray, step_index: int) -> np.ndarray:
-        return scaled_model_input(sample, self.sigmas[step_index])
 
     def step(self, model_output: np.ndarray, step_index: int, sample: np.ndarray,
              rng: np.random.Generator | None = None, *, noise: np.ndarray | None = None) -> np.ndarray:
@@ -141,9 +103,5 @@ class EulerAncestral:
         sigma, sigma_next = self.sigmas[step_index], self.sigmas[step_index + 1]
         sigma_up = np.sqrt(sigma_next ** 2 * (sigma ** 2 - sigma_next ** 2) / sigma ** 2)
         sigma_down = np.sqrt(sigma_next ** 2 - sigma_up ** 2)
-        d = (x - denoised(np.asarray(model_output, np.float32), x, sigma, self.settings.prediction_type)) / sigma
+        d = to_d(x, sigma, denoised(model_output, x, sigma, self.settings.prediction_type))
         return x + d * (sigma_down - sigma) + np.asarray(noise, np.float32) * sigma_up
-
-    def add_noise(self, original: np.ndarray, noise: np.ndarray, step_index: int = 0) -> np.ndarray:
-        """x = x_0 + σ ε at step `step_index`."""
-        return noised(original, noise, self.sigmas[step_index])

@@ -1,7 +1,8 @@
 """Linear multistep (LMS, k-diffusion's `sample_lms`), as diffusers' `LMSDiscreteScheduler` (order 4).
 
-Same σ form as Euler (x = x_0 + σ ε, model input x / sqrt(σ² + 1), slope d = (x - D) / σ), but each step
-integrates the Lagrange polynomial through the last slopes, as an Adams-Bashforth method in σ:
+Same σ form as Euler (x = x_0 + σ ε, model input x / sqrt(σ² + 1), slope d = (x - D) / σ: `SigmaSampler`
+and `to_d`), but each step integrates the Lagrange polynomial through the last slopes, as an Adams-Bashforth
+method in σ:
 
     x_{i+1} = x_i + Σ_j c_j d_{i-j},    c_j = ∫_{σ_i}^{σ_{i+1}} Π_{k≠j} (τ - σ_{i-k}) / (σ_{i-j} - σ_{i-k}) dτ
 
@@ -26,17 +27,15 @@ from engine.schedulers.noise import (
     check_choice,
     check_int,
     next_step,
-    settings_from_config,
-    settings_from_dict,
-    settings_to_dict,
 )
-from engine.schedulers.sigmas import denoised, noised, scaled_model_input, sigma_schedule
+from engine.schedulers.settings import SchedulerSettings
+from engine.schedulers.sigmas import SigmaSampler, denoised, to_d
 
 ORDER = 4
 
 
 @dataclass(frozen=True)
-class LMSSettings:
+class LMSSettings(SchedulerSettings):
     """diffusers' `LMSDiscreteScheduler` config keys we read, with its defaults."""
 
     noise: TrainingNoise = field(default_factory=TrainingNoise)
@@ -54,10 +53,6 @@ class LMSSettings:
         check_choice("timestep_spacing", self.timestep_spacing, TIMESTEP_SPACINGS)
         check_int("steps_offset", self.steps_offset, minimum=0)
 
-    from_config = classmethod(settings_from_config)
-    to_dict = settings_to_dict
-    from_dict = classmethod(settings_from_dict)
-
 
 def lms_coefficient(sigmas: np.ndarray, i: int, order: int, j: int) -> float:
     """c_j: the integral from σ_i to σ_{i+1} of the Lagrange basis polynomial that is 1 at σ_{i-j} and 0 at
@@ -69,37 +64,24 @@ def lms_coefficient(sigmas: np.ndarray, i: int, order: int, j: int) -> float:
                  - polynomial.polyval(float(sigmas[i]), antiderivative))
 
 
-class LMS:
-    """Fourth-order linear multistep over `num_steps` steps, starting at step `begin`. One per trajectory."""
-
-    ancestral = False
+class LMS(SigmaSampler):
+    """Fourth-order linear multistep (LMSSettings) over `num_steps` steps, starting at step `begin`. One per
+    trajectory."""
 
     def __init__(self, settings: LMSSettings, num_steps: int, begin: int = 0) -> None:
-        self.settings = settings
-        self.num_steps = num_steps
-        self.begin = begin
-        schedule = sigma_schedule(settings.noise, settings.timestep_spacing, settings.steps_offset, num_steps, begin)
-        self.timesteps, self.sigmas, self.all_sigmas = schedule.timesteps, schedule.sigmas, schedule.all_sigmas
-        self.init_noise_sigma = schedule.init_noise_sigma
+        super().__init__(settings, num_steps, begin)
         self._slopes: list[np.ndarray] = []  # d_i, newest last (at most ORDER)
         self._next = 0
-
-    def scale_model_input(self, sample: np.ndarray, step_index: int) -> np.ndarray:
-        return scaled_model_input(sample, self.sigmas[step_index])
 
     def step(self, model_output: np.ndarray, step_index: int, sample: np.ndarray,
              rng: np.random.Generator | None = None, *, noise: np.ndarray | None = None) -> np.ndarray:
         self._next = next_step("lms", self._next, step_index)
         x = np.asarray(sample, dtype=np.float32)
         sigma = self.sigmas[step_index]
-        d = (x - denoised(np.asarray(model_output, np.float32), x, sigma, self.settings.prediction_type)) / sigma
+        d = to_d(x, sigma, denoised(model_output, x, sigma, self.settings.prediction_type))
         self._slopes = [*self._slopes[-(ORDER - 1):], d]
         i = self.begin + step_index  # diffusers' order and σ indices are absolute
         order = min(i + 1, ORDER)
         coefficients = [lms_coefficient(self.all_sigmas, i, order, j) for j in range(order)]
         update = sum(c * slope for c, slope in zip(coefficients, reversed(self._slopes), strict=False))
         return x + update
-
-    def add_noise(self, original: np.ndarray, noise: np.ndarray, step_index: int = 0) -> np.ndarray:
-        """x = x_0 + σ ε at step `step_index`."""
-        return noised(original, noise, self.sigmas[step_index])

@@ -8,8 +8,8 @@ diffusers computes β and ᾱ with torch in float32; we reproduce them bit for b
 once per element, its cumprod accumulates in float64), and σ to one float32 ulp (torch's float32 square
 root is not always correctly rounded, numpy's is).
 
-`settings_values` reads a bundle's scheduler config the way diffusers' `XScheduler.from_config(
-pipe.scheduler.config)` does, so switching scheduler keeps the checkpoint's training noise.
+`effective_config` reads a bundle's scheduler config the way diffusers' `XScheduler.from_config(
+pipe.scheduler.config)` does; `settings.SchedulerSettings` builds every scheduler's settings from it.
 """
 
 from __future__ import annotations
@@ -19,18 +19,15 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from engine.errors import InvalidInputError
-from engine.serialise import checked_fields
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 TIMESTEP_SPACINGS = ("linspace", "leading", "trailing")
 MAX_STEPS = 1000
-
-S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -177,42 +174,6 @@ def effective_config(config: Mapping[str, Any]) -> dict[str, Any]:
     if values.get("clip_sample") is True:
         values["clip_sample"] = False
     return values
-
-
-def settings_values(settings_cls: type, config: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Keyword arguments for a settings dataclass (a `noise` field plus diffusers' other init keys) from a
-    scheduler config, like `XScheduler.from_config(config, **overrides)`: keys present in the config win
-    over the class's defaults, `overrides` win over both."""
-    values = effective_config(config)
-    names = {f.name for f in dataclasses.fields(settings_cls)} - {"noise"}
-    kwargs = {k: values[k] for k in names if k in values}
-    kwargs.update(overrides)
-    return {"noise": TrainingNoise.from_config(values), **kwargs}
-
-
-def settings_to_dict(settings: Any) -> dict[str, Any]:
-    """A settings dataclass as plain JSON data (tuples become lists)."""
-    data = dataclasses.asdict(settings)
-    noise = data["noise"]
-    if noise["trained_betas"] is not None:
-        noise["trained_betas"] = list(noise["trained_betas"])
-    return data
-
-
-def settings_from_config(settings_cls: type[S], config: Mapping[str, Any], **overrides: Any) -> S:
-    """A settings dataclass from a bundle's scheduler config: every settings class's `from_config`."""
-    return settings_cls(**settings_values(settings_cls, config, overrides))
-
-
-def settings_from_dict(settings_cls: type[S], data: Mapping[str, Any]) -> S:
-    """Inverse of `settings_to_dict`; unknown keys are an error, missing ones take the defaults."""
-    values = checked_fields(settings_cls, data, "scheduler setting")
-    noise = dict(values.get("noise", {}))
-    unknown = sorted(set(noise) - {f.name for f in dataclasses.fields(TrainingNoise)})
-    if unknown:
-        raise InvalidInputError(f"unknown training-noise setting(s) {', '.join(unknown)}")
-    values["noise"] = TrainingNoise(**noise)
-    return settings_cls(**values)
 
 
 # --- validation --------------------------------------------------------------------------------------

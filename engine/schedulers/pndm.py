@@ -16,7 +16,9 @@ one entry per evaluation). The correcting prediction ε_1 is used once and not k
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -27,19 +29,20 @@ from engine.schedulers.noise import (
     check_bool,
     check_choice,
     check_int,
+    effective_config,
     next_step,
-    settings_from_config,
-    settings_from_dict,
-    settings_to_dict,
 )
+from engine.schedulers.settings import SchedulerSettings
 
 
 @dataclass(frozen=True)
-class PNDMSettings:
-    """diffusers' `PNDMScheduler` config keys we read, with its defaults."""
+class PNDMSettings(SchedulerSettings):
+    """diffusers' `PNDMScheduler` config keys we read, with its defaults but one: `skip_prk_steps` defaults to
+    true, the only mode we run (PLMS) and what riffusion's and SD 1.5's configs set (diffusers' default is
+    false, the Runge-Kutta warm-up; `from_config` keeps that meaning for a config that leaves the key out)."""
 
     noise: TrainingNoise = field(default_factory=TrainingNoise)
-    skip_prk_steps: bool = False
+    skip_prk_steps: bool = True
     set_alpha_to_one: bool = False
     prediction_type: str = "epsilon"
     timestep_spacing: str = "leading"
@@ -53,9 +56,13 @@ class PNDMSettings:
         check_choice("timestep_spacing", self.timestep_spacing, TIMESTEP_SPACINGS)
         check_int("steps_offset", self.steps_offset, minimum=0)
 
-    from_config = classmethod(settings_from_config)
-    to_dict = settings_to_dict
-    from_dict = classmethod(settings_from_dict)
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> PNDMSettings:
+        # A config without the key gets diffusers' default, false (its scheduler would run Runge-Kutta steps),
+        # and is refused as an explicit false is, rather than run as PLMS and differ from diffusers.
+        if "skip_prk_steps" not in effective_config(config) and "skip_prk_steps" not in overrides:
+            overrides = {**overrides, "skip_prk_steps": False}
+        return super().from_config(config, **overrides)
 
 
 def plms_timesteps(settings: PNDMSettings, num_steps: int) -> np.ndarray:

@@ -25,6 +25,7 @@ from engine.schedulers.euler import Euler, EulerAncestral, EulerAncestralSetting
 from engine.schedulers.lms import LMS, LMSSettings
 from engine.schedulers.noise import check_steps, first_step
 from engine.schedulers.pndm import PNDM, PNDMSettings
+from engine.schedulers.settings import SchedulerSettings
 from engine.schedulers.unipc import UniPC, UniPCSettings
 
 
@@ -52,7 +53,7 @@ class Scheduler(Protocol):
 
 
 # name -> (settings class, overrides of the bundle's config, scheduler class); one line per name.
-_SCHEDULERS: dict[str, tuple[type, dict[str, Any], Callable[..., Scheduler]]] = {
+_SCHEDULERS: dict[str, tuple[type[SchedulerSettings], dict[str, Any], Callable[..., Scheduler]]] = {
     "pndm": (PNDMSettings, {}, PNDM),
     "ddim": (DDIMSettings, {}, DDIM),
     "euler": (EulerSettings, {}, Euler),
@@ -101,7 +102,7 @@ def check_scheduler_steps(name: str, num_steps: int) -> None:
         check(num_steps)
 
 
-def _lookup(name: str) -> tuple[type, dict[str, Any], Callable[..., Scheduler]]:
+def _lookup(name: str) -> tuple[type[SchedulerSettings], dict[str, Any], Callable[..., Scheduler]]:
     try:
         return _SCHEDULERS[name]
     except (KeyError, TypeError):

@@ -1,5 +1,6 @@
 """The σ (variance-exploding) form the k-diffusion-style schedulers share: Euler, Euler ancestral and LMS
-walk the same σ schedule, feed the model the same scaled input and noise a clean latent the same way.
+walk the same σ schedule, feed the model the same scaled input and noise a clean latent the same way
+(`SigmaSampler`, their base), and step along the same slope (`to_d`); only their step rules differ.
 
 The latent at noise level σ is x = x_0 + σ ε; the model was trained on x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε,
 which is x / sqrt(σ² + 1). σ_i is the training σ interpolated linearly at the (possibly fractional)
@@ -9,7 +10,7 @@ their σ tables from the same pieces (`multistep_timesteps`, `interpolated_sigma
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -58,6 +59,7 @@ def start_sigma(sigmas: np.ndarray, spacing: str) -> float:
 
 def denoised(model_output: np.ndarray, x: np.ndarray, sigma: np.float32, prediction_type: str) -> np.ndarray:
     """D(x; σ), the model's estimate of x_0, from its output under each parametrisation."""
+    model_output = np.asarray(model_output, np.float32)
     if prediction_type == "epsilon":
         return x - sigma * model_output
     if prediction_type == "v_prediction":
@@ -65,33 +67,56 @@ def denoised(model_output: np.ndarray, x: np.ndarray, sigma: np.float32, predict
     return model_output  # "sample"
 
 
-def scaled_model_input(sample: np.ndarray, sigma: np.float32) -> np.ndarray:
-    """x / sqrt(σ² + 1): the latent at σ as the model saw it in training (unit variance at every level)."""
-    return np.asarray(sample, dtype=np.float32) / np.sqrt(sigma ** 2 + 1)
+def to_d(x: np.ndarray, sigma: np.float32, denoised: np.ndarray) -> np.ndarray:
+    """d = (x - D) / σ, the probability-flow ODE's slope dx/dσ at x (k-diffusion's `to_d`): the one
+    derivative every σ-form step integrates, whatever the rule."""
+    return (x - denoised) / sigma
 
 
-def noised(original: np.ndarray, noise: np.ndarray, sigma: np.float32) -> np.ndarray:
-    """x = x_0 + σ ε: a clean latent at noise level σ (audio-to-audio's start)."""
-    return np.asarray(original, np.float32) + np.asarray(noise, np.float32) * sigma
+class SigmaSettings(Protocol):
+    """What the σ-form samplers read from their settings (Euler's also choose the final σ, `final_sigmas_type`)."""
+
+    @property
+    def noise(self) -> TrainingNoise: ...
+
+    @property
+    def timestep_spacing(self) -> str: ...
+
+    @property
+    def steps_offset(self) -> int: ...
+
+    @property
+    def prediction_type(self) -> str: ...
 
 
-@dataclass(frozen=True, eq=False)
-class SigmaSchedule:
-    """One trajectory's noise levels, from step `begin` on. Euler, Euler ancestral and LMS differ only in
-    their steps, so they build this the same way (`sigma_schedule`) instead of each repeating it."""
+class SigmaSampler:
+    """What Euler, Euler ancestral and LMS share, so that each class holds only its step rule: the σ
+    schedule of `num_steps` steps started at step `begin` (as diffusers' `set_timesteps` then
+    `set_begin_index(begin)`), the model's input at a step, and a clean latent noised to a step's level.
+    One object per trajectory; `step` is each subclass's own."""
 
-    timesteps: np.ndarray  # float32, the UNet's timestep at each step from `begin`
-    sigmas: np.ndarray  # float32, σ at each of those steps, then the final σ
-    all_sigmas: np.ndarray  # float32, the same over the whole schedule (diffusers' indices are absolute)
-    init_noise_sigma: float  # text-to-audio starts from unit noise times this
+    ancestral = False  # True where `step` draws fresh noise
 
+    def __init__(self, settings: SigmaSettings, num_steps: int, begin: int = 0) -> None:
+        self.settings = settings
+        self.num_steps = num_steps
+        self.begin = begin
+        train_sigmas = sigmas_of(settings.noise.alphas_cumprod())
+        timesteps = discrete_timesteps(settings.noise, settings.timestep_spacing, settings.steps_offset, num_steps)
+        # diffusers' Euler can end at the smallest training σ; its Euler ancestral and LMS always end at 0.
+        final_sigmas_type = getattr(settings, "final_sigmas_type", "zero")
+        # float32: σ at every step, then the final σ (LMS's coefficients index the whole schedule, as diffusers')
+        self.all_sigmas = with_final_sigma(interpolated_sigmas(train_sigmas, timesteps), train_sigmas,
+                                           final_sigmas_type)
+        self.timesteps = timesteps[begin:]  # float32, the UNet's timestep at each step from `begin`
+        self.sigmas = self.all_sigmas[begin:]  # σ at each of those steps, then the final σ
+        self.init_noise_sigma = start_sigma(self.all_sigmas, settings.timestep_spacing)
 
-def sigma_schedule(noise: TrainingNoise, spacing: str, steps_offset: int, num_steps: int, begin: int,
-                   final_sigmas_type: str = "zero") -> SigmaSchedule:
-    """The σ schedule of `num_steps` steps, started at step `begin` (audio-to-audio), as diffusers'
-    `set_timesteps` then `set_begin_index(begin)`."""
-    train_sigmas = sigmas_of(noise.alphas_cumprod())
-    timesteps = discrete_timesteps(noise, spacing, steps_offset, num_steps)
-    all_sigmas = with_final_sigma(interpolated_sigmas(train_sigmas, timesteps), train_sigmas, final_sigmas_type)
-    return SigmaSchedule(timesteps=timesteps[begin:], sigmas=all_sigmas[begin:], all_sigmas=all_sigmas,
-                         init_noise_sigma=start_sigma(all_sigmas, spacing))
+    def scale_model_input(self, sample: np.ndarray, step_index: int) -> np.ndarray:
+        """x / sqrt(σ² + 1): the latent at σ as the model saw it in training (unit variance at every level)."""
+        sigma = self.sigmas[step_index]
+        return np.asarray(sample, dtype=np.float32) / np.sqrt(sigma ** 2 + 1)
+
+    def add_noise(self, original: np.ndarray, noise: np.ndarray, step_index: int = 0) -> np.ndarray:
+        """x = x_0 + σ ε: a clean latent at the noise level of step `step_index` (audio-to-audio's start)."""
+        return np.asarray(original, np.float32) + np.asarray(noise, np.float32) * self.sigmas[step_index]

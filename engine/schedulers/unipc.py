@@ -18,9 +18,7 @@ drops to fit the steps left (counted over the whole schedule, as diffusers does 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -32,11 +30,9 @@ from engine.schedulers.noise import (
     check_choice,
     check_int,
     next_step,
-    settings_from_config,
-    settings_from_dict,
-    settings_to_dict,
     sigmas_of,
 )
+from engine.schedulers.settings import SchedulerSettings
 from engine.schedulers.sigmas import interpolated_sigmas, multistep_timesteps, with_final_sigma
 
 # diffusers' UniPC turns DPM-Solver's solver types into bh2 when built from their config.
@@ -44,7 +40,7 @@ _LEGACY_SOLVER_TYPES = ("midpoint", "heun", "logrho")
 
 
 @dataclass(frozen=True)
-class UniPCSettings:
+class UniPCSettings(SchedulerSettings):
     """diffusers' `UniPCMultistepScheduler` config keys we read, with its defaults."""
 
     noise: TrainingNoise = field(default_factory=TrainingNoise)
@@ -86,17 +82,6 @@ class UniPCSettings:
             raise InvalidInputError(f"the model's scheduler config sets disable_corrector={steps!r}, "
                                     "not a list of step numbers")
         object.__setattr__(self, "disable_corrector", tuple(steps))
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> UniPCSettings:
-        return settings_from_config(cls, config, **overrides)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = settings_to_dict(self)
-        data["disable_corrector"] = list(self.disable_corrector)
-        return data
-
-    from_dict = classmethod(settings_from_dict)
 
 
 def _alpha_sigma(sigma: np.float32) -> tuple[np.float32, np.float32]:
