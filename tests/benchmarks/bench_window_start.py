@@ -126,7 +126,10 @@ def main() -> int:
                      f"{statistics.median(len(r['modules']) for r in reports):.0f} | "
                      f"{sum(m.split('.')[0] == 'engine' for m in modules)} | {notable} |")
     (before, after) = (set(reports[-1]["modules"]) for reports in runs.values())
+    (old, new) = (statistics.median(r["from_launch"] for r in reports) for reports in runs.values())
     lines += [
+        "",
+        f"This tree against the baseline, launch to first paint: {new - old:+.3f} s ({(new - old) / old:+.0%}).",
         "",
         "Every run's times (s, launch to paint): " + "; ".join(
             f"{name}: {', '.join(format(r['from_launch'], '.3f') for r in reports)}" for name, reports in runs.items()),
