@@ -29,15 +29,17 @@ from engine.atomic import atomic_path
 from engine.cpu_features import usable_cpus
 from engine.errors import InvalidInputError, ModelBundleError, ProviderError, reason
 from engine.file_hash import file_sha256
+from engine.qnn import (
+    CONTEXT_KEY_NAME,
+    CONTEXT_MODEL_NAME,
+    HTP_PERFORMANCE_MODES,
+    context_folder,
+    context_folders,
+    read_context_key,
+)
 from engine.serialise import from_dict
 
 QNN_EP = "QNNExecutionProvider"
-CONTEXT_MODEL_NAME = "model_ctx.onnx"
-CONTEXT_KEY_NAME = "key.json"
-
-HTP_PERFORMANCE_MODES = ("burst", "balanced", "default", "high_performance", "high_power_saver",
-                         "low_balanced", "low_power_saver", "power_saver", "sustained_high_performance",
-                         "extreme_power_saver")
 GRAPH_OPTIMIZATION_LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -122,9 +124,9 @@ def create_session(model_path: str | Path, settings: SessionSettings = SessionSe
     if not (settings.context_cache and cache_dir is not None):
         return _qnn_session(model_path, settings, device)
     key = context_key(model_path, device, model_digest)
-    folder = Path(cache_dir) / f"{model_path.stem}-{key['digest'][:16]}"
+    folder = context_folder(Path(cache_dir), model_path.stem, key["digest"])
     context_model = folder / CONTEXT_MODEL_NAME
-    if context_model.is_file() and _read_key(folder) == key:
+    if context_model.is_file() and read_context_key(folder) == key:
         # A corrupt cache is rebuilt, whatever ONNX Runtime says about it (quietly: severity 4).
         with contextlib.suppress(Exception):
             quiet = dataclasses.replace(settings, log_severity=4)
@@ -285,19 +287,10 @@ def _device_label(device: Any) -> str:
             f"{hardware.device_id:04x}")
 
 
-def _read_key(folder: Path) -> dict[str, str] | None:
-    try:
-        return json.loads((folder / CONTEXT_KEY_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def _remove_stale_contexts(cache_dir: Path, stem: str, keep: Path) -> None:
     """Contexts of older versions of this model would only fill the disk."""
-    if not cache_dir.is_dir():
-        return
-    for old in cache_dir.glob(f"{stem}-*"):
-        if old != keep and old.is_dir() and (old / CONTEXT_KEY_NAME).exists():
+    for old in context_folders(cache_dir, stem):
+        if old != keep:
             shutil.rmtree(old, ignore_errors=True)
 
 

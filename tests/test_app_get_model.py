@@ -422,13 +422,6 @@ def test_the_listing_and_the_window_module_import_no_model_code():
     assert result.stdout.strip() == "[]"
 
 
-def test_the_settings_npu_modes_are_the_sessions_own():
-    from engine.sessions import HTP_PERFORMANCE_MODES
-    from ui.app.settings import NPU_MODES
-
-    assert NPU_MODES == HTP_PERFORMANCE_MODES
-
-
 def test_convert_without_the_export_extra_shows_the_one_line_in_the_dialog(qtbot, home, tmp_path, tiny_sd_dir,
                                                                            monkeypatch):
     from ui.app.model_dialog import ModelDialog

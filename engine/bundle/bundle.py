@@ -64,18 +64,21 @@ class Bundle:
 
     def cache_dir(self) -> Path:
         """Where compiled NPU contexts go: inside the bundle, or the user cache if the bundle is read-only."""
-        inside = self.path / CACHE_FOLDER
+        inside, outside = self.cache_dirs()
         try:
             inside.mkdir(exist_ok=True)
             if os.access(inside, os.W_OK):
                 return inside
         except OSError:
             pass
-        from platformdirs import user_cache_dir
-
-        outside = Path(user_cache_dir("riffstudio")) / "bundles" / self.identity
         outside.mkdir(parents=True, exist_ok=True)
         return outside
+
+    def cache_dirs(self) -> tuple[Path, Path]:
+        """The two places `cache_dir` may choose, the bundle's own first; neither is created (for readers)."""
+        from platformdirs import user_cache_dir
+
+        return self.path / CACHE_FOLDER, Path(user_cache_dir("riffstudio")) / "bundles" / self.identity
 
     def checked_file(self, relative: str) -> Path:
         """The bundle file `relative` (and the files named after it: a model's `.onnx.data`), their hashes

@@ -19,6 +19,9 @@ MANIFEST_NAME = "manifest.json"
 TOKENIZER_NAME = "tokenizer.json"
 PRECISIONS = ("fp32", "int8", "qnn")
 COMPONENTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
+# The sessions the engine opens when it loads a bundle (engine.generation.pipeline); the VAE encoder's waits for
+# the first image-to-image job.
+OPENED_AT_LOAD = ("text_encoder", "unet", "vae_decoder")
 
 
 @dataclass(frozen=True)

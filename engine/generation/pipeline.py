@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from engine.bundle import Bundle
-from engine.bundle.manifest import TOKENIZER_NAME
+from engine.bundle.manifest import OPENED_AT_LOAD, TOKENIZER_NAME
 from engine.errors import CancelledError, InvalidInputError, reason
 from engine.generation.settings import GenerationSettings
 from engine.sessions import SessionSettings, create_session
@@ -73,7 +73,7 @@ class LoopGenerator:
         self._sessions: dict[str, object] = {}
         self.notes: list[str] = []
         start = time.perf_counter()
-        for component in ("text_encoder", "unet", "vae_decoder"):
+        for component in OPENED_AT_LOAD:
             self._session(component)
         self.load_seconds = time.perf_counter() - start
 

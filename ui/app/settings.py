@@ -12,10 +12,6 @@ from pathlib import Path
 EXPORT_FORMATS = ("wav", "flac", "aiff")  # Export...; drags always hand out WAV
 THEMES = ("dark", "light")
 GET_PRECISIONS = ("auto", "int8", "fp32", "qnn")  # `model get --precision`: auto = qnn on a Snapdragon NPU, else int8
-# engine.sessions.HTP_PERFORMANCE_MODES (a test keeps them equal): that module imports ONNX Runtime, which the
-# window's process never does.
-NPU_MODES = ("burst", "balanced", "default", "high_performance", "high_power_saver", "low_balanced",
-             "low_power_saver", "power_saver", "sustained_high_performance", "extreme_power_saver")
 
 
 def default_export_dir() -> str:

@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ui.app.settings import EXPORT_FORMATS, GET_PRECISIONS, NPU_MODES, THEMES, AppSettings
+from engine.qnn import HTP_PERFORMANCE_MODES
+from ui.app.settings import EXPORT_FORMATS, GET_PRECISIONS, THEMES, AppSettings
 
 
 def output_devices() -> list[str]:
@@ -52,7 +53,7 @@ class SettingsDialog(QDialog):
         self.provider.addItems(["auto", "cpu", "qnn"])
         self.provider.setCurrentText(settings.provider)
         self.npu_mode = QComboBox()
-        self.npu_mode.addItems(list(NPU_MODES))
+        self.npu_mode.addItems(list(HTP_PERFORMANCE_MODES))
         self.npu_mode.setCurrentText(settings.npu_mode)
         self.threads = QSpinBox(minimum=0, maximum=64, value=settings.engine_threads)
         self.threads.setSpecialValueText("physical cores")

@@ -465,10 +465,12 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"riffstudio: {problem}")
             return
         self.model_label.setText(f"Model: {Path(path).name} · loading…")
-        if precision == "qnn" and self.settings.provider != "cpu" and not any((Path(path) / "cache").glob("*")):
+        from engine.bundle.npu_contexts import holds_npu_contexts
+
+        if precision == "qnn" and self.settings.provider != "cpu" and not holds_npu_contexts(path):
             self.model_label.setText(f"Model: {Path(path).name} · compiling for the NPU (minutes, once)…")
             self.statusBar().showMessage("The first load of an NPU bundle takes a few minutes, once: QNN compiles its "
-                                         "graph for this chip and caches it in the bundle's cache/ folder")
+                                         "graph for this chip and keeps it for the next loads")
         self.controller.load_model(path, self.settings.provider)
         self._follow_pending()
 
