@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.choices import FIT_MODES
 from engine.codec import DEFAULT_PARAMS, SpectrogramParams, decode_image
 from engine.codec.decode import MAX_STRETCH, MIN_STRETCH, natural_length
 from engine.errors import InvalidInputError
@@ -33,7 +34,6 @@ from plugin.tempo import OnsetEnvelope, TempoEstimate, estimate_tempo, onset_env
 
 MIN_BPM = 20.0
 MAX_BPM = 400.0
-FIT_MODES = ("auto", "beat", "length")
 MIN_CROSSFADE_S = 0.005
 _SEAM_SEARCH_S = 0.005  # how far before the onset the cut may move to find the smallest step at the wrap
 _SEAM_LATE_S = 0.001  # ... and how far after it

@@ -24,14 +24,14 @@ import numpy as np
 import soundfile
 
 from engine.atomic import atomic_path
+from engine.choices import BIT_DEPTHS, SAMPLE_RATES
 from engine.errors import InvalidInputError
 from engine.version import __version__
 from plugin.fit import FittedLoop
 from plugin.wav_chunks import LoopInfo, add_loop_chunks
 
 FORMATS = {".wav": "WAV", ".flac": "FLAC", ".aiff": "AIFF", ".aif": "AIFF"}
-BIT_DEPTHS = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}
-SAMPLE_RATES = (44100, 48000)
+SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}  # soundfile's name of each of BIT_DEPTHS
 PEAK_DBFS = -1.0
 TRUE_PEAK_CEILING_DBTP = -1.0
 MIN_LUFS, MAX_LUFS = -40.0, -5.0
@@ -148,7 +148,7 @@ def write_loop_file(path: str | os.PathLike[str], fitted: FittedLoop, settings: 
     audio = resample_loop(fitted.audio, fitted.sample_rate, rate, num_samples)
     audio, levels = level(audio, rate, settings)
     audio = np.clip(audio, -1.0, 1.0)
-    subtype = BIT_DEPTHS[settings.bit_depth]
+    subtype = SUBTYPES[settings.bit_depth]
     with atomic_path(path) as temporary:
         if file_format == "WAV":
             buffer = io.BytesIO()

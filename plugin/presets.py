@@ -19,11 +19,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from engine.choices import LOOP_FILE_FORMATS, PROVIDERS
 from engine.errors import InvalidInputError
 from engine.generation.settings import MAX_SEED, SPEED_KEYS, GenerationSettings, at_speed
 from plugin.grid_loop import GridOptions
 
-AUDIO_FORMATS = ("wav", "flac", "aiff")
 MAX_COUNT = 1000
 
 _STR, _INT, _NUM, _SEEDS = "a string", "a whole number", "a number", "a list of whole numbers"
@@ -220,9 +220,9 @@ def _check_values(path: Path, preset: Preset) -> None:
     if "prompt" not in values:
         raise PresetFileError(f"{path.name}:{preset.lines['_table']}: prompt: missing; every preset needs a prompt")
     fmt = values.get("format", "wav")
-    if fmt not in AUDIO_FORMATS:
+    if fmt not in LOOP_FILE_FORMATS:
         raise PresetFileError(f"{path.name}:{preset.lines['format']}: format: must be one of "
-                              f"{', '.join(AUDIO_FORMATS)}, not {fmt!r}")
+                              f"{', '.join(LOOP_FILE_FORMATS)}, not {fmt!r}")
     if "count" in values and not 1 <= values["count"] <= MAX_COUNT:
         raise PresetFileError(f"{path.name}:{preset.lines['count']}: count: must be from 1 to {MAX_COUNT}")
     if "seeds" in values:
@@ -233,7 +233,7 @@ def _check_values(path: Path, preset: Preset) -> None:
                                   f"{MAX_SEED}" + (f", not {bad[0]}" if bad else " (at least one)"))
     if "seconds" in values and not 0.64 <= values["seconds"] <= 20.48:
         raise PresetFileError(f"{path.name}:{preset.lines['seconds']}: seconds: must be from 0.64 to 20.48")
-    if "provider" in values and values["provider"] not in ("auto", "cpu", "qnn"):
+    if "provider" in values and values["provider"] not in PROVIDERS:
         raise PresetFileError(f"{path.name}:{preset.lines['provider']}: provider: must be auto, cpu or qnn")
     try:
         settings, options = _settings(path, preset, path.parent)

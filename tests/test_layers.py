@@ -37,6 +37,7 @@ APP_ENGINE_MODULES = {
     "engine.version": "the version in the title and the About box",
     "engine.errors": "the error types, for one-line messages",
     "engine.speeds": "the speed presets and sampling defaults (plain data)",
+    "engine.choices": "every closed list of choices: providers, precisions, qualities, formats (plain data)",
     "engine.qnn": "the NPU's performance modes for the settings (plain data)",
     "engine.atomic": "atomic file writes for exports",
     "engine.client": "the engine process's client: every model run goes through it",

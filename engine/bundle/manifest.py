@@ -12,12 +12,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.choices import PRECISIONS
 from engine.errors import ModelBundleError
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 TOKENIZER_NAME = "tokenizer.json"
-PRECISIONS = ("fp32", "int8", "qnn")
 COMPONENTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
 # The sessions the engine opens when it loads a bundle (engine.generation.pipeline); the VAE encoder's waits for
 # the first image-to-image job.

@@ -9,19 +9,18 @@ from dataclasses import replace
 from typing import Any
 
 from engine.bundle import Bundle, open_bundle
+from engine.choices import PROVIDERS
 from engine.errors import InvalidInputError, ProviderError
 from engine.generation.pipeline import LoopGenerator
 from engine.sessions import SessionSettings, qnn_available
-
-PROVIDER_CHOICES = ("auto", "cpu", "qnn")
 
 
 def choose_provider(choice: str, bundle: Bundle,
                     base: SessionSettings | None = None) -> tuple[SessionSettings, str]:
     """(session settings, the reason to show the user). `auto` takes the NPU when it and a qnn bundle are here."""
     base = base or SessionSettings()
-    if choice not in PROVIDER_CHOICES:
-        raise InvalidInputError(f"unknown provider {choice!r}: use one of {', '.join(PROVIDER_CHOICES)}")
+    if choice not in PROVIDERS:
+        raise InvalidInputError(f"unknown provider {choice!r}: use one of {', '.join(PROVIDERS)}")
     available, why_not = qnn_available()
     if choice == "cpu":
         return replace(base, provider="cpu"), "CPU, as asked"

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from engine.choices import QUALITIES
 from engine.errors import InvalidInputError
 from engine.serialise import from_dict
 from engine.speeds import (
@@ -27,8 +28,6 @@ from engine.speeds import (
 __all__ = ["DEFAULT_GUIDANCE_INTERVAL", "DEFAULT_SCHEDULER", "DEFAULT_STEPS", "DRAFT_STEPS", "SPEED_KEYS",
            "SPEED_PRESETS", "GenerationSettings", "at_speed"]
 
-QUALITIES = ("draft", "standard", "high")
-PROVIDERS = ("auto", "cpu", "qnn")
 MAX_STEPS = 500
 MAX_GUIDANCE = 30.0
 MAX_SEED = 2**32 - 1

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.choices import PROVIDERS
 from engine.errors import RiffstudioError
 from engine.process.settings import DEFAULT_IDLE_TIMEOUT_S, EngineSettings
 
@@ -22,7 +23,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory-limit", type=int, default=0, metavar="MB",
                         help="refuse jobs estimated to need more than this (default 0: no ceiling)")
     parser.add_argument("--model", metavar="BUNDLE", help="open this bundle at start, so the first job is warm")
-    parser.add_argument("--provider", choices=("auto", "cpu", "qnn"), default="auto",
+    parser.add_argument("--provider", choices=PROVIDERS, default="auto",
                         help="the provider for --model (default auto)")
     parser.add_argument("--after-crash", metavar="REASON", help=argparse.SUPPRESS)  # from a restarting client
 

@@ -14,7 +14,6 @@ from engine.atomic import atomic_path
 from engine.errors import StorageError, reason
 from engine.loop_files import LoopOnDisk, plain_audio, read_loop, spectrogram_image, write_loop
 
-AUDIO_FORMATS = ("wav", "flac", "aiff", "ogg")
 IMAGE_NAME = "loop.png"
 SIDECAR_NAME = "loop.json"
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.atomic import remove_all_leftovers
+from engine.choices import ENGINE_AUDIO_FORMATS, PROVIDERS
 from engine.errors import (
     CancelledError,
     EngineError,
@@ -46,7 +47,7 @@ from engine.process.hooks import fault_if_asked
 from engine.process.journal import Journal, JournalJob, open_journal
 from engine.process.memory import check_fits, model_bytes
 from engine.process.paths import engine_data_dir, journal_path, results_dir
-from engine.process.results import AUDIO_FORMATS, read_results, write_results
+from engine.process.results import read_results, write_results
 from engine.process.settings import EngineSettings
 from engine.version import __version__
 
@@ -614,7 +615,7 @@ class Engine:
 def checked_request(submit: p.Submit) -> dict[str, Any]:
     """The part of a submit that defines the job, refused now (before it is journaled) if it is wrong."""
     from engine.bundle import open_bundle
-    from engine.generation.settings import PROVIDERS, GenerationSettings
+    from engine.generation.settings import GenerationSettings
 
     settings = GenerationSettings.from_dict(submit.settings).validate()
     if settings.init_audio is not None and not Path(settings.init_audio).is_absolute():
@@ -623,8 +624,9 @@ def checked_request(submit: p.Submit) -> dict[str, Any]:
         raise InvalidInputError(f"priority must be one of {', '.join(p.PRIORITIES)}, not {submit.priority!r}")
     if submit.provider not in PROVIDERS:
         raise InvalidInputError(f"provider must be one of {', '.join(PROVIDERS)}, not {submit.provider!r}")
-    if submit.audio_format not in AUDIO_FORMATS:
-        raise InvalidInputError(f"audio_format must be one of {', '.join(AUDIO_FORMATS)}, not {submit.audio_format!r}")
+    if submit.audio_format not in ENGINE_AUDIO_FORMATS:
+        raise InvalidInputError(f"audio_format must be one of {', '.join(ENGINE_AUDIO_FORMATS)}, not "
+                                f"{submit.audio_format!r}")
     if not Path(submit.bundle).is_absolute():
         raise InvalidInputError(f"the bundle must be an absolute path for the engine, not {submit.bundle!r}")
     open_bundle(submit.bundle)  # a missing or damaged bundle is refused now, not after the queue

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.choices import GET_PRECISIONS
 from engine.errors import RiffstudioError
 from engine.model_get.installed import (
     InstalledBundle,
@@ -71,7 +72,7 @@ class ModelDialog(QDialog):
         self.source = QLineEdit(objectName="convert_source")
         self.source.setPlaceholderText("diffusers folder, .ckpt/.safetensors file, or riffusion/riffusion-model-v1")
         self.precision = QComboBox()
-        self.precision.addItems(["int8", "fp32", "qnn"])
+        self.precision.addItems(list(GET_PRECISIONS[1:]))
         self.out = QLineEdit(objectName="convert_out")
         self.out.setPlaceholderText("folder for the new bundle (default: in the models folder)")
         self.convert = QPushButton("Convert")

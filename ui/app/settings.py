@@ -9,9 +9,10 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-EXPORT_FORMATS = ("wav", "flac", "aiff")  # Export...; drags always hand out WAV
+from engine.choices import LOOP_FILE_FORMATS
+
+EXPORT_FORMATS = LOOP_FILE_FORMATS  # Export...; drags always hand out WAV
 THEMES = ("dark", "light")
-GET_PRECISIONS = ("auto", "int8", "fp32", "qnn")  # `model get --precision`: auto = qnn on a Snapdragon NPU, else int8
 
 
 def default_export_dir() -> str:

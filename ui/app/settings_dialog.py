@@ -18,8 +18,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.choices import BIT_DEPTHS, GET_PRECISIONS, PROVIDERS
 from engine.qnn import HTP_PERFORMANCE_MODES
-from ui.app.settings import EXPORT_FORMATS, GET_PRECISIONS, THEMES, AppSettings
+from ui.app.settings import EXPORT_FORMATS, THEMES, AppSettings
 
 
 def output_devices() -> list[str]:
@@ -43,14 +44,14 @@ class SettingsDialog(QDialog):
         self.export_format = QComboBox()
         self.export_format.addItems(list(EXPORT_FORMATS))
         self.bit_depth = QComboBox()
-        self.bit_depth.addItems(["16", "24", "32f"])
+        self.bit_depth.addItems(list(BIT_DEPTHS))
         self.bit_depth.setCurrentText(str(settings.bit_depth))
         self.device = QComboBox()
         self.device.addItem("System default", "")
         for name in output_devices():
             self.device.addItem(name, name)
         self.provider = QComboBox()
-        self.provider.addItems(["auto", "cpu", "qnn"])
+        self.provider.addItems(list(PROVIDERS))
         self.provider.setCurrentText(settings.provider)
         self.npu_mode = QComboBox()
         self.npu_mode.addItems(list(HTP_PERFORMANCE_MODES))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from engine.choices import QUALITIES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -28,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "from the image's EXIF when present.")
     decode.add_argument("input", metavar="IN", help="spectrogram image (.png)")
     decode.add_argument("output", metavar="OUT", help="audio file to write (.wav, .flac, .aiff, .ogg)")
-    decode.add_argument("--quality", choices=("draft", "standard", "high"), default="standard",
+    decode.add_argument("--quality", choices=QUALITIES, default="standard",
                         help="draft: live preview; standard (default); high: final export")
     decode.add_argument("--seconds", type=float, metavar="S", default=None,
                         help="output length in seconds, 0.5x to 2x the image's own (a time stretch that "

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from engine.choices import QUALITIES
 from engine.errors import InvalidInputError
 from ui.cli.provider_args import add_provider_arguments, open_generator
 
@@ -51,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--init-audio", type=Path, metavar="FILE", help="riff on this loop (audio-to-audio)")
     parser.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
                         help=f"with --init-audio: 0 keeps it, 1 ignores it (default {DEFAULT_STRENGTH:g})")
-    parser.add_argument("--quality", choices=("draft", "standard", "high"),
+    parser.add_argument("--quality", choices=QUALITIES,
                         help="audio decoding quality (default standard)")
     parser.add_argument("--engine", action="store_true",
                         help="run in the engine process (started if needed; keeps the model warm between runs)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from engine.choices import BIT_DEPTHS, FIT_MODES, SAMPLE_RATES
 from engine.errors import InvalidInputError
 
 
@@ -18,12 +19,12 @@ def add_grid_arguments(parser: argparse.ArgumentParser, *, required: bool = Fals
     length.add_argument("--bars", type=float, metavar="N", help="length in bars (default 1 with --bpm)")
     length.add_argument("--beats", type=float, metavar="N", help="length in beats instead of bars")
     group.add_argument("--meter", default="4/4", metavar="N/D", help="time signature (default 4/4)")
-    group.add_argument("--fit", choices=("auto", "beat", "length"), default="auto",
+    group.add_argument("--fit", choices=FIT_MODES, default="auto",
                        help="auto: on the beat when one is found, by length when not (default); "
                        "length: by length alone")
-    group.add_argument("--bit-depth", choices=("16", "24", "32f"), default="24", help="WAV/AIFF/FLAC sample format "
+    group.add_argument("--bit-depth", choices=BIT_DEPTHS, default="24", help="WAV/AIFF/FLAC sample format "
                        "(default 24)")
-    group.add_argument("--rate", type=int, choices=(44100, 48000), default=44100, help="sample rate (default 44100)")
+    group.add_argument("--rate", type=int, choices=SAMPLE_RATES, default=44100, help="sample rate (default 44100)")
     group.add_argument("--normalize", type=float, metavar="LUFS",
                        help="loudness target, e.g. -14 (true peak kept below -1 dBTP); default: peak at -1 dBFS")
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from engine.choices import QUALITIES
 from engine.errors import InvalidInputError
 from ui.cli.generate import guidance_interval_arg
 from ui.cli.provider_args import add_provider_arguments, open_generator
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--scheduler", default=DEFAULT_SCHEDULER)
     parser.add_argument("--width", type=int, default=512)
     add_provider_arguments(parser)
-    parser.add_argument("--quality", choices=("draft", "standard", "high"), default="standard")
+    parser.add_argument("--quality", choices=QUALITIES, default="standard")
     parser.set_defaults(run=run)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from engine.choices import QUALITIES
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 
 
@@ -18,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "without a click, with the chunks DAWs read (acid, smpl, cue markers, INFO) and a JSON sidecar.")
     parser.add_argument("input", type=Path, metavar="IN", help="audio file (.wav, .flac, .mp3...) or spectrogram image")
     parser.add_argument("--out", required=True, type=Path, metavar="OUT.wav", help=".wav, .flac or .aiff")
-    parser.add_argument("--quality", choices=("draft", "standard", "high"), default="standard",
+    parser.add_argument("--quality", choices=QUALITIES, default="standard",
                         help="audio decoding quality")
     add_grid_arguments(parser, required=True)
     parser.set_defaults(run=run)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from engine.choices import GET_PRECISIONS, PRECISIONS
+
 PRECISION_HELP = ("fp32: reference; int8: quantised for the CPU; qnn: static w8a16 QDQ for the "
                   "Snapdragon NPU (QNN execution provider)")
 
@@ -23,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     get.add_argument("source", metavar="SOURCE", nargs="?", default=None,
                      help="a Hugging Face id (default: riffusion/riffusion-model-v1), a diffusers folder, or a single "
                      ".ckpt/.safetensors checkpoint (riffusion-model-v1.ckpt's layout)")
-    get.add_argument("--precision", choices=("auto", "fp32", "int8", "qnn"), default="auto",
+    get.add_argument("--precision", choices=GET_PRECISIONS, default="auto",
                      help="auto (default): qnn where the Snapdragon NPU provider is present, else int8; "
                      + PRECISION_HELP)
     get.add_argument("--out", type=Path, metavar="BUNDLE",
@@ -53,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "as riffusion/riffusion-model-v1) into a model bundle folder.")
     convert.add_argument("source", metavar="SRC")
     convert.add_argument("--out", required=True, type=Path, metavar="BUNDLE", help="bundle folder to write")
-    convert.add_argument("--precision", choices=("fp32", "int8", "qnn"), default="fp32", help=PRECISION_HELP)
+    convert.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     convert.add_argument("--calibration-prompts", type=Path, metavar="FILE",
                          help="qnn only: a text file with one prompt per line to calibrate on "
                          "(default: a built-in list of varied music prompts)")
@@ -69,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 description="Verify every hash and shape, open every session on the "
                                 "provider, run one small forward pass each, print a report.")
     check.add_argument("bundle", type=Path, metavar="BUNDLE")
-    check.add_argument("--precision", choices=("fp32", "int8", "qnn"),
+    check.add_argument("--precision", choices=PRECISIONS,
                        help="fail unless the bundle was made for this precision")
     check.add_argument("--provider", choices=("cpu", "qnn"), default=None,
                        help="execution provider to check on (default: qnn for qnn bundles, else cpu)")

@@ -6,12 +6,14 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from engine.choices import PROVIDERS
+
 if TYPE_CHECKING:
     from engine.generation.pipeline import LoopGenerator
 
 
 def add_provider_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--provider", choices=("auto", "cpu", "qnn"), default="auto",
+    parser.add_argument("--provider", choices=PROVIDERS, default="auto",
                         help="where to run: auto takes the NPU when a qnn bundle and the NPU are here")
     parser.add_argument("--npu-mode", metavar="MODE",
                         help="NPU performance mode (default: the bundle's, burst): sustained_high_performance "
