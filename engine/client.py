@@ -5,11 +5,13 @@
         for event in job.events():              # started, progress..., then done / failed / cancelled
             ...
 
-Supervision: a heartbeat thread pings the engine every `heartbeat_s`. A dead engine (its connection
-closes) is noticed at once, a hung one (no answer for `hang_timeout_s`, or stopped by SIGSTOP) within
-about 2 s and killed. Either way the client starts a new engine, which resumes from its journal, and
-follows its jobs again: each job's event stream carries on, with an `EngineRestarted` event saying why.
-A `submit` interrupted by a restart is sent again with the same idempotency key, so it is one job.
+Supervision: an `EngineSupervisor` (engine/supervisor.py: liveness and the restart policy, apart from
+the sockets) pings the engine every `heartbeat_s`. A dead engine (its connection closes) is noticed at once,
+a hung one (no answer for `hang_timeout_s`, or stopped by SIGSTOP) within about 2 s and killed. Either way
+the client starts a new engine, which resumes from its journal, and follows its jobs again: each job's
+event stream carries on, with an `EngineRestarted` event saying why. A `submit` interrupted by a restart is
+sent again with the same idempotency key, so it is one job. This module owns the connections, the request
+routing and the event streams, and spawning and killing engines; the supervisor decides when.
 """
 
 from __future__ import annotations
@@ -35,12 +37,10 @@ from engine.process import transport
 from engine.process.launch import spawn
 from engine.process.paths import engine_data_dir, journal_path, log_path
 from engine.process.settings import EngineSettings
+from engine.supervisor import HANG_TIMEOUT_S, HEARTBEAT_S, EngineSupervisor, SupervisionPolicy
 from engine.version import __version__
 
-HEARTBEAT_S = 0.25
-HANG_TIMEOUT_S = 1.5  # + one heartbeat: a hung engine is known within 2 s
 START_TIMEOUT_S = 60.0
-MAX_RESTARTS = 5  # in a row without a job finishing: past this the engine is broken, not unlucky
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,20 @@ class _Link:
         self.goodbye: str | None = None
         self._on_message = on_message
         self._on_lost = on_lost
+        self._pings = itertools.count(1)
         threading.Thread(target=self._read, name="engine-reader", daemon=True).start()
+
+    @property
+    def pid(self) -> int:
+        return self.info.pid
+
+    def wait_lost(self, timeout: float) -> bool:
+        return self.lost.wait(timeout)
+
+    def ping(self) -> None:
+        """The heartbeat: its pong is heard by the reader (`last_heard`) and routed nowhere."""
+        with contextlib.suppress(_LinkLost):
+            self.send(p.Ping(id=f"hb{next(self._pings)}"))
 
     def send(self, message: p.Message) -> None:
         if self.lost.is_set():
@@ -184,13 +197,14 @@ class EngineClient:
         self._spawned: dict[int, Any] = {}  # pid -> Popen of engines this client started
         self._closed = threading.Event()
         self._link_changed = threading.Condition(self._lock)
-        self._restarts = 0
         self._stopped: str | None = None
         # What the engine did about its own state (a damaged journal replaced): for the caller to tell the user.
         self.notes: list[str] = []
+        self._supervisor: EngineSupervisor | None = None
         self._link = self._open(start=start)
         if supervise:
-            threading.Thread(target=self._supervise, name="engine-supervisor", daemon=True).start()
+            self._supervisor = self._supervisor_for(self._link)
+            self._supervisor.start_thread()
 
     def __enter__(self) -> EngineClient:
         return self
@@ -361,7 +375,8 @@ class EngineClient:
                 return
             if isinstance(message, p.TERMINAL_EVENTS):
                 self._followed.discard(job_id)
-                self._restarts = 0
+                if self._supervisor is not None:
+                    self._supervisor.job_finished()
             self._job_events[job_id].put(message)
 
     def _on_lost(self, link: _Link) -> None:
@@ -372,53 +387,21 @@ class EngineClient:
 
     # -- supervision ---------------------------------------------------------------------------------
 
-    def _supervise(self) -> None:
-        last_tick = time.monotonic()
-        while not self._closed.is_set():
-            link = self._link
-            lost = link.lost.wait(self.heartbeat_s)
-            now = time.monotonic()
-            if now - last_tick > self.heartbeat_s + self.hang_timeout_s / 2:
-                # This process was paused (Ctrl-Z, its GIL held), so the engine's silence says nothing yet:
-                # count it from now, or a client's own pause would get a healthy engine killed.
-                link.last_heard = max(link.last_heard, now)
-            last_tick = now
-            if lost:
-                if self._closed.is_set():
-                    return
-                if link.goodbye is not None or self._stopped:
-                    self._engine_stopped(link.goodbye or self._stopped)
-                    return
-                self._replace(link, self._death_reason(link.info.pid))
-                continue
-            self._reap()
-            silent = now - link.last_heard  # `now`, not a fresh clock: a pause since then is this process's
-            if silent > self.hang_timeout_s or _is_stopped(link.info.pid):
-                self._replace(link, f"the engine (pid {link.info.pid}) stopped answering for {silent:.1f} s "
-                              "and was killed")
-                continue
-            with contextlib.suppress(_LinkLost):
-                link.send(p.Ping(id=f"hb{next(self._ids)}"))
+    def _supervisor_for(self, link: _Link) -> EngineSupervisor:
+        """The supervisor of this client's engines, with this client's hands: it decides, these act."""
+        return EngineSupervisor(
+            link, policy=SupervisionPolicy(heartbeat_s=self.heartbeat_s, hang_timeout_s=self.hang_timeout_s),
+            start=lambda why: self._open(start=True, after_crash=why), kill=_kill_engine, drop=self._drop,
+            death_reason=self._death_reason, is_stopped=_is_stopped, on_restarted=self._restarted,
+            on_stopped=self._engine_stopped, on_gave_up=lambda why: self._engine_stopped(f"{why}; see {log_path()}"),
+            stopping=lambda: self._stopped, closed=self._closed.is_set, reap=self._reap)
 
-    def _replace(self, link: _Link, why: str) -> None:
-        noticed_at = time.time()
+    def _drop(self, link: _Link) -> None:
         link.close()
         self._on_lost(link)  # close() skips _lose(): wake the requests waiting on this link, or they time out
-        _kill_engine(link.info.pid)
-        while not self._closed.is_set():
-            self._restarts += 1
-            if self._restarts > MAX_RESTARTS:
-                self._engine_stopped(f"the engine failed {MAX_RESTARTS} times in a row (last: {why}); "
-                                     f"see {log_path()}")
-                return
-            try:
-                new = self._open(start=True, after_crash=why)
-                break
-            except RiffstudioError as error:
-                why = str(error)
-                time.sleep(0.2)
-        else:
-            return
+
+    def _restarted(self, new: _Link, why: str, noticed_at: float) -> None:
+        """Use the new engine, tell every followed job why, and follow them on it (it resumes them)."""
         with self._lock:
             self._link = new
             followed = sorted(self._followed)
