@@ -26,13 +26,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.speeds import SPEED_PRESETS, speed_of
+from engine.speeds import speed_of
 from engine.version import __version__
 from ui.app.controller import EngineController, FinishedJob, JobRequest
 from ui.app.drag import drag_files, dropped_audio, file_mime_data, reveal_in_file_manager
-from ui.app.exports import ExportRequest, paint_width_for, width_for_seconds
-from ui.app.generate_panel import MAX_SEED, GeneratePanel, GenerateValues
+from ui.app.exports import ExportRequest
+from ui.app.generate_panel import MAX_SEED, GeneratePanel
 from ui.app.get_model_panel import EMPTY_STATE, GetModelPanel, offer_label
+from ui.app.job_requests import (
+    draft_request,
+    follow_request,
+    generate_request,
+    longer_request,
+    more_like_this_request,
+    refined_request,
+    riff_request,
+)
 from ui.app.library import Intent, Library, LibraryLoop, import_results
 from ui.app.library_model import LOOP_ROLE, describe
 from ui.app.model_get_runner import GetPlan, GetRequest, ModelGetRunner
@@ -490,15 +499,7 @@ class MainWindow(QMainWindow):
         if not values.prompt:
             self.prompt.setFocus()
             return
-        width = paint_width_for(values.bpm, values.bars) if values.bpm and values.bars \
-            else width_for_seconds(values.seconds)
-        settings = values.settings(width)
-        if draft:
-            settings.update(SPEED_PRESETS["draft"])
-        self.submit(JobRequest(settings=settings, bundle=self.settings.bundle,
-                               provider=self.settings.provider, bpm=values.bpm, bars=values.bars,
-                               label=("draft: " if draft else "") + values.prompt,
-                               session_options=self.session_options()))
+        self.submit((draft_request if draft else generate_request)(self.settings, values))
 
     def generate_draft(self) -> None:
         """A quick preview of the panel's loop (the draft speed preset), to refine if it is the one."""
@@ -507,13 +508,7 @@ class MainWindow(QMainWindow):
     def generate_refined(self) -> None:
         """The current loop again with the panel's full settings (steps, scheduler, quality), same seed."""
         if self.current is not None:
-            values = self.generate.values()
-            quality = values.quality if values.quality != "draft" else SPEED_PRESETS["full"]["quality"]
-            self.submit(self._from_loop(self.current, "refined", **{**SPEED_PRESETS["full"], "steps": values.steps,
-                                                                    "scheduler": values.scheduler, "quality": quality}))
-
-    def session_options(self) -> dict:
-        return {"htp_performance_mode": self.settings.npu_mode} if self.settings.provider != "cpu" else {}
+            self.submit(refined_request(self.settings, self.current, self.generate.values()))
 
     def submit(self, request: JobRequest) -> bool:
         if not request.bundle:
@@ -526,46 +521,27 @@ class MainWindow(QMainWindow):
         self.controller.submit(request)
         return True
 
-    def _from_loop(self, loop: LibraryLoop, label: str, **changes) -> JobRequest:
-        settings = {**loop.settings, **changes}
-        return JobRequest(settings=settings, bundle=self.settings.bundle, provider=self.settings.provider,
-                          bpm=loop.bpm, bars=loop.bars, label=f"{label}: {loop.prompt}")
-
     def generate_more_like_this(self) -> None:
         """Same settings, a new seed."""
         if self.current is not None:
             seed = random.randint(0, MAX_SEED)
             while seed == self.current.seed:
                 seed = random.randint(0, MAX_SEED)
-            self.submit(self._from_loop(self.current, "more like", seed=seed))
+            self.submit(more_like_this_request(self.settings, self.current, seed))
 
     def generate_riff_on_this(self) -> None:
         if self.current is not None:
             self.riff_on_file(self.current.audio, prompt=self.current.prompt, base=self.current)
 
     def generate_same_seed_longer(self) -> None:
-        loop = self.current
-        if loop is None:
-            return
-        request = self._from_loop(loop, "longer", width=min(int(loop.settings.get("width", 512)) * 2, 2048))
-        if loop.bpm and loop.bars:
-            bars = loop.bars * 2
-            request = replace(request, bars=bars,
-                              settings={**request.settings, "width": paint_width_for(loop.bpm, bars)})
-        self.submit(request)
+        if self.current is not None:
+            self.submit(longer_request(self.settings, self.current))
 
     def riff_on_file(self, path: str, *, prompt: str | None = None, base: LibraryLoop | None = None) -> bool:
         """Audio-to-audio from `path` (a dropped file or a library loop), at the panel's strength."""
-        values: GenerateValues = self.generate.values()
-        prompt = prompt or values.prompt or Path(path).stem.replace("_", " ")
-        width = paint_width_for(values.bpm, values.bars) if values.bpm and values.bars \
-            else width_for_seconds(values.seconds)
-        settings = dict(base.settings) if base is not None else values.settings(width)
-        settings.update(prompt=prompt, init_audio=str(Path(path).resolve()), strength=values.strength,
-                        seed=random.randint(0, MAX_SEED))
-        return self.submit(JobRequest(settings=settings, bundle=self.settings.bundle, provider=self.settings.provider,
-                                      bpm=base.bpm if base else values.bpm, bars=base.bars if base else values.bars,
-                                      label=f"riff on {Path(path).name}"))
+        values = self.generate.values()
+        return self.submit(riff_request(self.settings, path, values, random.randint(0, MAX_SEED), prompt=prompt,
+                                        base=base))
 
     # -- job events ----------------------------------------------------------------------------------
 
@@ -651,8 +627,7 @@ class MainWindow(QMainWindow):
         for job in self.library.pending_jobs():
             if job not in known and job not in self.requests:
                 intent = self.library.intent(job)
-                request = JobRequest(settings={}, bundle=self.settings.bundle, bpm=intent.bpm, bars=intent.bars,
-                                     label="from last session")
+                request = follow_request(self.settings, bpm=intent.bpm, bars=intent.bars)
                 self.requests[job] = request
                 self.controller.follow(job, request)
 
