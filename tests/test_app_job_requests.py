@@ -59,7 +59,7 @@ def assert_runs_as_set(window, request) -> None:
 
 
 def test_generate_and_draft_carry_the_npu_mode(qtbot, window):
-    panel = window.generate_panel if hasattr(window, "generate_panel") else window.generate
+    panel = window.generate_panel
     qtbot.keyClicks(panel.prompt, "funky slap bass")
     qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(panel.draft_button, Qt.MouseButton.LeftButton)
@@ -124,7 +124,7 @@ def test_refine_keeps_the_seed_and_runs_the_panels_steps_at_full_quality(window,
     from engine.speeds import SPEED_PRESETS
     from ui.app.job_requests import refined_request
 
-    values = window.generate_panel.values() if hasattr(window, "generate_panel") else window.generate.values()
+    values = window.generate_panel.values()
     request = refined_request(window.settings, draft_loop, values)
     assert request.settings["seed"] == 42
     assert request.settings["quality"] == SPEED_PRESETS["full"]["quality"]
