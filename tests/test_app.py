@@ -46,7 +46,7 @@ def close_window(window) -> None:
 
 def quick_settings(window, *, steps: int = 4, bars: bool = True) -> None:
     """The shortest loops the tiny model makes: 1 bar at 200 bpm (224 px), 4 steps, draft."""
-    panel = window.generate
+    panel = window.generate_panel
     panel.steps.setValue(steps)
     panel.scheduler.setCurrentText("euler")
     panel.quality.setCurrentText("draft")
@@ -60,7 +60,7 @@ def quick_settings(window, *, steps: int = 4, bars: bool = True) -> None:
 
 
 def wait_for_loops(qtbot, window, count: int) -> None:
-    qtbot.waitUntil(lambda: len(window.library_model.loops) >= count, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: len(window.library_pane.loops) >= count, timeout=TIMEOUT_MS)
 
 
 def complete_wav(path: str) -> bytes:
@@ -75,8 +75,8 @@ def complete_wav(path: str) -> bytes:
 def test_prompt_ctrl_enter_runs_a_job_with_progress_and_previews_into_view_and_library(qtbot, home, fp32_bundle):
     window = open_window(qtbot, fp32_bundle, home)
     quick_settings(window)
-    qtbot.keyClicks(window.prompt, "funky slap bass")
-    qtbot.keyClick(window.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClicks(window.generate_panel.prompt, "funky slap bass")
+    qtbot.keyClick(window.generate_panel.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: bool(window.queue.rows), timeout=TIMEOUT_MS)
     row = next(iter(window.queue.rows.values()))
     wait_for_loops(qtbot, window, 1)
@@ -85,8 +85,8 @@ def test_prompt_ctrl_enter_runs_a_job_with_progress_and_previews_into_view_and_l
     assert row.previews_seen >= 1  # a live latent preview per step
     loop = window.current
     assert loop is not None and loop.prompt == "funky slap bass" and loop.bpm == 200 and loop.bars == 1
-    assert not window.spectrogram.image.isNull() and not window.spectrogram.is_preview
-    assert window.spectrogram.image.height() == 512
+    assert not window.result_pane.spectrogram.image.isNull() and not window.result_pane.spectrogram.is_preview
+    assert window.result_pane.spectrogram.image.height() == 512
     assert "acid" in complete_wav(loop.drag_file)[:4096].decode("latin-1")
     assert Path(loop.drag_file).parent == home / "exports"
     # The model manager's line: which provider runs, and why (the engine's choose_provider sentence).
@@ -94,7 +94,7 @@ def test_prompt_ctrl_enter_runs_a_job_with_progress_and_previews_into_view_and_l
     assert window.provider_line.startswith("Model ready on the CPU") and "(" in window.provider_line
 
     # "More like this": same settings, a new seed.
-    qtbot.mouseClick(window.more_like_this, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.result_pane.more_like_this, Qt.MouseButton.LeftButton)
     wait_for_loops(qtbot, window, 2)
     qtbot.waitUntil(lambda: window.current is not None and window.current.job != loop.job, timeout=TIMEOUT_MS)
     other = window.current
@@ -107,8 +107,8 @@ def test_prompt_ctrl_enter_runs_a_job_with_progress_and_previews_into_view_and_l
 
     # Restart the app: the loops are still there.
     again = open_window(qtbot, fp32_bundle, home)
-    assert {row.job for row in again.library_model.loops} == jobs
-    assert again.generate.prompt_history.stringList() == ["funky slap bass"]
+    assert {row.job for row in again.library_pane.loops} == jobs
+    assert again.generate_panel.prompt_history.stringList() == ["funky slap bass"]
     close_window(again)
 
 
@@ -118,15 +118,15 @@ def test_draft_gives_a_quick_preview_and_refine_remakes_it_at_full_settings_with
 
     window = open_window(qtbot, fp32_bundle, home)
     quick_settings(window, steps=5)
-    qtbot.keyClicks(window.prompt, "lofi piano")
-    qtbot.mouseClick(window.generate.draft_button, Qt.MouseButton.LeftButton)
+    qtbot.keyClicks(window.generate_panel.prompt, "lofi piano")
+    qtbot.mouseClick(window.generate_panel.draft_button, Qt.MouseButton.LeftButton)
     wait_for_loops(qtbot, window, 1)
     draft = window.current
     assert speed_of(draft.settings) == "draft"
     assert tuple(draft.settings["guidance_interval"]) == SPEED_PRESETS["draft"]["guidance_interval"]
-    assert window.refine.isEnabled() and "draft" in window.result_meta.text()
+    assert window.result_pane.refine.isEnabled() and "draft" in window.result_pane.result_meta.text()
 
-    qtbot.mouseClick(window.refine, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.result_pane.refine, Qt.MouseButton.LeftButton)
     wait_for_loops(qtbot, window, 2)
     qtbot.waitUntil(lambda: window.current is not None and window.current.job != draft.job, timeout=TIMEOUT_MS)
     refined = window.current
@@ -134,7 +134,7 @@ def test_draft_gives_a_quick_preview_and_refine_remakes_it_at_full_settings_with
     assert (refined.settings["steps"], refined.settings["quality"]) == (5, "standard")
     assert tuple(refined.settings["guidance_interval"]) == SPEED_PRESETS["full"]["guidance_interval"]
     assert refined.settings["width"] == draft.settings["width"]
-    assert not window.refine.isEnabled()  # a full loop has nothing to refine
+    assert not window.result_pane.refine.isEnabled()  # a full loop has nothing to refine
     close_window(window)
 
 
@@ -143,12 +143,12 @@ def test_drag_source_mime_data_holds_only_file_urls_of_complete_wavs(qtbot, home
     window = open_window(qtbot, fp32_bundle, home)
     quick_settings(window)
     for prompt in ("lofi piano", "techno kick"):
-        window.prompt.setText(prompt)
+        window.generate_panel.prompt.setText(prompt)
         window.generate_now()
     wait_for_loops(qtbot, window, 2)
-    window.library_view.selectAll()
-    indexes = window.library_view.selectionModel().selectedIndexes()
-    mime = window.library_model.mimeData(indexes)
+    window.library_pane.library_view.selectAll()
+    indexes = window.library_pane.library_view.selectionModel().selectedIndexes()
+    mime = window.library_pane.library_model.mimeData(indexes)
     # (Qt 6's hasText() is true for URLs too: what matters is that no text/plain format is offered.)
     assert mime.hasUrls() and mime.formats() == ["text/uri-list"] and not mime.hasFormat("text/plain")
     urls = mime.urls()
@@ -157,7 +157,7 @@ def test_drag_source_mime_data_holds_only_file_urls_of_complete_wavs(qtbot, home
         data = complete_wav(url.toLocalFile())
         assert b"acid" in data and b"smpl" in data
         assert Path(url.toLocalFile()).parent == home / "exports"
-    assert window.library_model.supportedDragActions() == Qt.DropAction.CopyAction
+    assert window.library_pane.library_model.supportedDragActions() == Qt.DropAction.CopyAction
     # The spectrogram's drag carries the same kind of data.
     from ui.app.drag import file_mime_data
 
@@ -166,17 +166,17 @@ def test_drag_source_mime_data_holds_only_file_urls_of_complete_wavs(qtbot, home
 
     # "Same seed, longer": the same seed over twice the bars.
     base = window.current
-    qtbot.mouseClick(window.longer, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.result_pane.longer, Qt.MouseButton.LeftButton)
     wait_for_loops(qtbot, window, 3)
-    longer = window.library_model.loops[0]
+    longer = window.library_pane.loops[0]
     assert (longer.seed, longer.bars, longer.prompt) == (base.seed, base.bars * 2, base.prompt)
     assert longer.settings["width"] > base.settings["width"] and longer.duration_s > base.duration_s
 
     # Search (FTS5, prefixes) and Del with its confirmation: the loop and its files go.
     other = "lofi piano" if base.prompt == "techno kick" else "techno kick"
-    window.search.setText(other.split()[0][:-1])  # a prefix of a word
-    assert [loop.prompt for loop in window.library_model.loops] == [other]
-    window.library_view.setCurrentIndex(window.library_model.index(0))
+    window.library_pane.search.setText(other.split()[0][:-1])  # a prefix of a word
+    assert [loop.prompt for loop in window.library_pane.loops] == [other]
+    window.library_pane.library_view.setCurrentIndex(window.library_pane.library_model.index(0))
     doomed = window.current
     answer = []
 
@@ -191,11 +191,11 @@ def test_drag_source_mime_data_holds_only_file_urls_of_complete_wavs(qtbot, home
             QTimer.singleShot(50, say_yes)
 
     QTimer.singleShot(50, say_yes)
-    window.library_view.setFocus()
-    qtbot.keyClick(window.library_view, Qt.Key.Key_Delete)
+    window.library_pane.library_view.setFocus()
+    qtbot.keyClick(window.library_pane.library_view, Qt.Key.Key_Delete)
     assert answer and "Delete 1 loop" in answer[0]
-    window.search.clear()
-    assert doomed.job not in {loop.job for loop in window.library_model.loops}
+    window.library_pane.search.clear()
+    assert doomed.job not in {loop.job for loop in window.library_pane.loops}
     assert not Path(doomed.folder).exists() and not Path(doomed.export).exists()
     close_window(window)
 
@@ -203,7 +203,7 @@ def test_drag_source_mime_data_holds_only_file_urls_of_complete_wavs(qtbot, home
 def test_dropping_a_wav_on_the_window_queues_a_riff_on_this_job(qtbot, home, fp32_bundle):
     window = open_window(qtbot, fp32_bundle, home)
     quick_settings(window, bars=False)
-    window.prompt.setText("drum riff")
+    window.generate_panel.prompt.setText("drum riff")
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(DATA / "audio" / "drums.wav"))])
     event = QDropEvent(QPointF(200, 200), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
@@ -213,7 +213,7 @@ def test_dropping_a_wav_on_the_window_queues_a_riff_on_this_job(qtbot, home, fp3
     qtbot.waitUntil(lambda: any(r.title.text() == "riff on drums.wav" for r in window.queue.rows.values()),
                     timeout=TIMEOUT_MS)
     wait_for_loops(qtbot, window, 1)
-    loop = window.library_model.loops[0]
+    loop = window.library_pane.loops[0]
     assert loop.settings["init_audio"] == str((DATA / "audio" / "drums.wav").resolve())
     assert loop.settings["strength"] == pytest.approx(0.75)
     close_window(window)
@@ -235,7 +235,7 @@ def test_engine_killed_mid_job_shows_the_banner_and_the_job_completes_without_bl
     watchdog.setInterval(20)
     watchdog.timeout.connect(tick)
     watchdog.start()
-    window.prompt.setText("survivor bass")
+    window.generate_panel.prompt.setText("survivor bass")
     window.generate_now()
     qtbot.waitUntil(lambda: any(r.progress.value() > 0 for r in window.queue.rows.values()), timeout=TIMEOUT_MS)
     pid = window.controller.client().pid
@@ -244,7 +244,7 @@ def test_engine_killed_mid_job_shows_the_banner_and_the_job_completes_without_bl
     assert "restarted" in window.banner_label.text() and "SIGKILL" in window.banner_label.text()
     wait_for_loops(qtbot, window, 1)
     watchdog.stop()
-    assert window.library_model.loops[0].prompt == "survivor bass"
+    assert window.library_pane.loops[0].prompt == "survivor bass"
     assert window.controller.client().pid != pid
     assert max(gaps) < 0.25, f"the GUI thread stalled for {max(gaps):.3f} s"
     close_window(window)
@@ -253,13 +253,13 @@ def test_engine_killed_mid_job_shows_the_banner_and_the_job_completes_without_bl
 def test_cancel_in_the_queue_stops_a_running_job(qtbot, home, fp32_bundle):
     window = open_window(qtbot, fp32_bundle, home)
     quick_settings(window, steps=60, bars=False)
-    window.prompt.setText("never mind")
+    window.generate_panel.prompt.setText("never mind")
     window.generate_now()
     qtbot.waitUntil(lambda: any(r.progress.value() > 0 for r in window.queue.rows.values()), timeout=TIMEOUT_MS)
     row = next(iter(window.queue.rows.values()))
     qtbot.mouseClick(row.cancel, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: row.state == "cancelled", timeout=TIMEOUT_MS)
-    assert window.library_model.loops == [] and not row.cancel.isEnabled()
+    assert window.library_pane.loops == [] and not row.cancel.isEnabled()
     close_window(window)
 
 
@@ -286,9 +286,9 @@ def test_play_without_an_audio_device_says_no_audio_output_once(qtbot, home, tmp
 
 def test_no_bundle_shows_the_empty_state_not_an_error(qtbot, home):
     window = open_window(qtbot, "", home)
-    assert window.empty_state.isVisible() and "model bundle" in window.empty_text.text()
+    assert window.empty_state.isVisible() and "model bundle" in window.empty_state.text.text()
     assert not window.model_message.isVisible()
-    window.prompt.setText("anything")
+    window.generate_panel.prompt.setText("anything")
     window.generate_now()
     assert "choose a model bundle" in window.statusBar().currentMessage()
     assert window.controller._client is None  # no engine started for nothing
@@ -322,7 +322,7 @@ def engine_loop_while_the_app_is_closed(bundle: Path, prompt: str) -> str:
 def test_a_loop_the_engine_finished_while_the_app_was_closed_appears_at_start(qtbot, home, fp32_bundle):
     job = engine_loop_while_the_app_is_closed(fp32_bundle, "night shift pad")
     window = open_window(qtbot, fp32_bundle, home)
-    assert [loop.job for loop in window.library_model.loops] == [job]
+    assert [loop.job for loop in window.library_pane.loops] == [job]
     qtbot.waitUntil(lambda: bool(window.library.get(job).export), timeout=30_000)  # exported for dragging
     complete_wav(window.library.get(job).export)
     # Play with no audio device on this machine: one line in the status bar, nothing raised.
@@ -336,14 +336,14 @@ def test_a_loop_the_engine_finished_while_the_app_was_closed_appears_at_start(qt
 def test_a_job_still_running_when_the_app_closes_is_followed_at_the_next_start(qtbot, home, fp32_bundle):
     window = open_window(qtbot, fp32_bundle, home)
     quick_settings(window, steps=40, bars=False)
-    window.prompt.setText("left running")
+    window.generate_panel.prompt.setText("left running")
     window.generate_now()
     qtbot.waitUntil(lambda: bool(window.queue.rows), timeout=TIMEOUT_MS)
     job = next(iter(window.queue.rows))
     close_window(window)
     again = open_window(qtbot, fp32_bundle, home)
     wait_for_loops(qtbot, again, 1)
-    assert again.library_model.loops[0].job == job and again.library_model.loops[0].prompt == "left running"
+    assert again.library_pane.loops[0].job == job and again.library_pane.loops[0].prompt == "left running"
     close_window(again)
 
 

@@ -20,22 +20,22 @@ def window(qtbot, monkeypatch):
 
 
 def test_generate_is_enabled_only_with_a_prompt(qtbot, window):
-    assert not window.generate_button.isEnabled()
-    qtbot.keyClicks(window.prompt, "   ")
-    assert not window.generate_button.isEnabled()
-    qtbot.keyClicks(window.prompt, "funky slap bass, 100 bpm")
-    assert window.generate_button.isEnabled()
+    assert not window.generate_panel.generate_button.isEnabled()
+    qtbot.keyClicks(window.generate_panel.prompt, "   ")
+    assert not window.generate_panel.generate_button.isEnabled()
+    qtbot.keyClicks(window.generate_panel.prompt, "funky slap bass, 100 bpm")
+    assert window.generate_panel.generate_button.isEnabled()
 
 
 def test_generate_button_asks_for_a_job(qtbot, window):
-    qtbot.keyClicks(window.prompt, "  lofi piano  ")
-    with qtbot.waitSignal(window.generate.generate_requested):
-        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
-    assert window.generate.values().prompt == "lofi piano"
+    qtbot.keyClicks(window.generate_panel.prompt, "  lofi piano  ")
+    with qtbot.waitSignal(window.generate_panel.generate_requested):
+        qtbot.mouseClick(window.generate_panel.generate_button, Qt.MouseButton.LeftButton)
+    assert window.generate_panel.values().prompt == "lofi piano"
 
 
 def test_advanced_options_are_folded_away_with_sensible_defaults(qtbot, window):
-    panel = window.generate
+    panel = window.generate_panel
     window.show()
     assert not panel.advanced.isVisible()
     from engine.speeds import DEFAULT_SCHEDULER, DEFAULT_STEPS
@@ -60,7 +60,7 @@ def test_worker_news_already_queued_when_the_window_closes_is_dropped(qtbot, win
 
 
 def test_an_unlocked_seed_changes_each_time_a_locked_one_stays(window):
-    panel = window.generate
+    panel = window.generate_panel
     panel.prompt.setText("x")
     seeds = {panel.values().seed for _ in range(5)}
     assert len(seeds) > 1
@@ -74,8 +74,8 @@ def test_the_link_toggle_without_the_link_extra_says_why_and_turns_off(qtbot, wi
 
     if importlib.util.find_spec("aalink") is not None:
         pytest.skip("aalink is installed here")
-    qtbot.mouseClick(window.generate.link, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not window.generate.link.isChecked(), timeout=10_000)
+    qtbot.mouseClick(window.generate_panel.link, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.generate_panel.link.isChecked(), timeout=10_000)
     assert "riffstudio[link]" in window.statusBar().currentMessage()
 
 
@@ -179,3 +179,62 @@ def test_a_drag_carries_only_finished_files_in_the_export_folder(qtbot, tmp_path
     assert urls == [str(exported)]
     assert [item.drag_file for item in loops] == [str(exported), "", ""]
     assert [item.playable_file for item in loops] == [str(exported), loops[1].audio, loops[2].audio]
+
+
+def test_the_result_pane_forwards_each_button_as_its_intent(qtbot):
+    from ui.app.result_pane import ResultPane
+
+    pane = ResultPane()
+    qtbot.addWidget(pane)
+    for button, intent in ((pane.play_button, pane.play_requested), (pane.refine, pane.refine_requested),
+                           (pane.more_like_this, pane.more_like_this_requested),
+                           (pane.riff_on_this, pane.riff_requested), (pane.longer, pane.longer_requested),
+                           (pane.export_button, pane.export_requested), (pane.copy_button, pane.copy_requested),
+                           (pane.reveal_button, pane.reveal_requested)):
+        button.setEnabled(True)
+        with qtbot.waitSignal(intent, timeout=1000):
+            qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(pane.volume_changed, timeout=1000) as volume:
+        pane.volume.setValue(40)
+    assert volume.args == [pytest.approx(0.4)]
+    with qtbot.waitSignal(pane.play_requested, timeout=1000):
+        qtbot.keyClick(pane.spectrogram, Qt.Key.Key_Space)
+
+
+def test_the_library_pane_asks_to_play_rate_and_delete_from_the_keyboard(qtbot):
+    from ui.app.library import LibraryLoop
+    from ui.app.library_pane import LibraryPane
+
+    pane = LibraryPane()
+    qtbot.addWidget(pane)
+    pane.set_loops([LibraryLoop(job="a", prompt="bass", negative="", settings={}, seed=1, bundle_identity="",
+                                folder="", audio="", image="", export="", duration_s=5.0, bpm=None, bars=None,
+                                rating=0, favourite=False, created=0.0)])
+    assert pane.library_count.text() == "1 loops"
+    with qtbot.waitSignal(pane.loop_chosen, timeout=1000) as chosen:
+        pane.select("a")
+    assert chosen.args[0].job == "a"
+    with qtbot.waitActive(pane):  # the Delete shortcut is the list's own: it needs focus in an active window
+        pane.show()
+        pane.activateWindow()
+    pane.library_view.setFocus()
+    with qtbot.waitSignal(pane.play_requested, timeout=1000):
+        qtbot.keyClick(pane.library_view, Qt.Key.Key_Space)
+    with qtbot.waitSignal(pane.rating_requested, timeout=1000) as rated:
+        qtbot.keyClick(pane.library_view, Qt.Key.Key_4)
+    assert rated.args == [4]
+    with qtbot.waitSignal(pane.delete_requested, timeout=1000):
+        qtbot.keyClick(pane.library_view, Qt.Key.Key_Delete)
+    with qtbot.waitSignal(pane.query_changed, timeout=1000):
+        pane.search.setText("ba")
+    assert pane.query() == ("ba", False)
+
+
+def test_the_window_holds_no_copies_of_its_panes_widgets(window):
+    """The window reaches a pane's widgets only through the pane (issue #24: 22 widgets were copied onto it)."""
+    from PySide6.QtWidgets import QWidget
+
+    panes = (window.generate_panel, window.result_pane, window.library_pane)
+    pane_widgets = {id(widget) for pane in panes for widget in pane.findChildren(QWidget)}
+    aliases = [name for name, value in vars(window).items() if id(value) in pane_widgets]
+    assert aliases == []

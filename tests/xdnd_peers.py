@@ -27,12 +27,12 @@ def source(bundle: str, exports: str) -> int:
     window.show()
 
     def ready() -> None:
-        loops = [loop for loop in window.library_model.loops if loop.export]
+        loops = [loop for loop in window.library_pane.loops if loop.export]
         if not loops:
             QTimer.singleShot(100, ready)
             return
         window._show_loop(loops[0])
-        view = window.spectrogram
+        view = window.result_pane.spectrogram
         centre = view.mapToGlobal(view.rect().center())
         print(f"READY {centre.x()} {centre.y()} {loops[0].export}", flush=True)
 

@@ -57,6 +57,7 @@ class GenerateValues:
 class GeneratePanel(QWidget):
     generate_requested = Signal()
     draft_requested = Signal()
+    link_toggled = Signal(bool)  # Link on: follow an Ableton Link session's tempo (the window runs it)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -172,6 +173,7 @@ class GeneratePanel(QWidget):
         self.dice.clicked.connect(self.roll_seed)
         self.length_mode.currentTextChanged.connect(self._length_mode_changed)
         self.advanced_toggle.toggled.connect(self._fold)
+        self.link.toggled.connect(self.link_toggled)
         self.strength.valueChanged.connect(lambda v: self.strength_label.setText(f"{v / 100:.2f}"))
         self._length_mode_changed(self.length_mode.currentText())
 
@@ -195,6 +197,19 @@ class GeneratePanel(QWidget):
         bars = mode == "bars"
         self.bars.setVisible(bars)
         self.seconds.setVisible(not bars)
+
+    def focus_prompt(self) -> None:
+        self.prompt.setFocus()
+
+    def set_tempo(self, bpm: float) -> None:
+        """A tempo from outside (Ableton Link)."""
+        self.bpm.setValue(bpm)
+
+    def unlink(self) -> None:
+        """Show Link off (the session stopped) without asking to stop it again."""
+        self.link.blockSignals(True)
+        self.link.setChecked(False)
+        self.link.blockSignals(False)
 
     def roll_seed(self) -> None:
         self.seed.setValue(random.randint(0, MAX_SEED))

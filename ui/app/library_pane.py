@@ -1,9 +1,13 @@
 """The library pane: search (FTS5, Ctrl+F), the favourites filter, and the list of loops with
-thumbnails; rows drag out as files (multi-select drags several). Widgets only; the window connects them."""
+thumbnails; rows drag out as files (multi-select drags several).
+
+It shows the loops it is given (`set_loops`) and forwards intent as signals: which loops match, ratings
+and deleting are the library's (through the window), so the pane holds no state of its own."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QModelIndex, QObject, Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -15,10 +19,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ui.app.library_model import LibraryModel, LoopDelegate
+from ui.app.library import LibraryLoop
+from ui.app.library_model import LOOP_ROLE, LibraryModel, LoopDelegate
 
 
 class LibraryPane(QWidget):
+    query_changed = Signal()  # the search text or the favourites filter: the window searches again
+    loop_chosen = Signal(object)  # the LibraryLoop of the list's new current row
+    play_requested = Signal()  # a double-click, or Space in the list
+    rating_requested = Signal(int)  # 0..5 stars for the current loop, keys 0-5 in the list
+    delete_requested = Signal()  # Delete in the list: the selected loops
+
     def __init__(self) -> None:
         super().__init__(objectName="panel")
         self.search = QLineEdit(objectName="search")
@@ -48,3 +59,64 @@ class LibraryPane(QWidget):
         search_row.addWidget(self.favourites_only)
         right_layout.addLayout(search_row)
         right_layout.addWidget(self.library_view, 1)
+        self._connect()
+
+    def _connect(self) -> None:
+        """The pane's own wiring: each control to the intent it means (the window connects the intents)."""
+        self.search.textChanged.connect(lambda _: self.query_changed.emit())
+        self.favourites_only.toggled.connect(lambda _: self.query_changed.emit())
+        self.library_view.selectionModel().currentChanged.connect(self._current_changed)
+        self.library_view.doubleClicked.connect(lambda _: self.play_requested.emit())
+        QShortcut(QKeySequence(Qt.Key.Key_Delete), self.library_view, activated=self.delete_requested.emit,
+                  context=Qt.ShortcutContext.WidgetShortcut)
+        self.library_view.installEventFilter(self)
+
+    def _current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
+        loop = current.data(LOOP_ROLE) if current.isValid() else None
+        if loop is not None:
+            self.loop_chosen.emit(loop)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Space plays the current loop; 0-5 rate it (when the list has a current row)."""
+        if watched is self.library_view and event.type() == QEvent.Type.KeyPress and not event.modifiers():
+            if event.key() == Qt.Key.Key_Space:
+                self.play_requested.emit()
+                return True
+            if Qt.Key.Key_0 <= event.key() <= Qt.Key.Key_5 and self.library_view.currentIndex().isValid():
+                self.rating_requested.emit(event.key() - Qt.Key.Key_0)
+                return True
+        return super().eventFilter(watched, event)
+
+    # -- state from the window ------------------------------------------------------------------------
+
+    def query(self) -> tuple[str, bool]:
+        """What to search for: the search text and whether favourites only."""
+        return self.search.text(), self.favourites_only.isChecked()
+
+    @property
+    def loops(self) -> list[LibraryLoop]:
+        """The loops listed, newest first."""
+        return self.library_model.loops
+
+    def set_loops(self, loops: list[LibraryLoop]) -> None:
+        self.library_model.set_loops(loops)
+        self.library_count.setText(f"{len(loops)} loops")
+
+    def select(self, job: str) -> None:
+        """Make `job`'s row the current one, scrolled into view (if listed)."""
+        row = self.library_model.row_of(job)
+        if row >= 0:
+            index = self.library_model.index(row)
+            self.library_view.setCurrentIndex(index)
+            self.library_view.scrollTo(index)
+
+    def selected_loops(self) -> list[LibraryLoop]:
+        rows = sorted({index.row() for index in self.library_view.selectionModel().selectedIndexes()})
+        return [self.library_model.loops[row] for row in rows]
+
+    def focus_search(self) -> None:
+        self.search.setFocus()
+        self.search.selectAll()
+
+    def set_colour_map(self, name: str) -> None:
+        self.library_model.set_colour_map(name)

@@ -114,6 +114,28 @@ class QueuePanel(QWidget):
     def row(self, job: str) -> JobRow | None:
         return self.rows.get(job)
 
+    def set_status(self, job: str, text: str) -> None:
+        row = self.rows.get(job)
+        if row is not None:
+            row.status.setText(text)
+
+    def set_progress(self, job: str, stage: str, fraction: float) -> None:
+        row = self.rows.get(job)
+        if row is not None:
+            row.set_progress(stage, fraction)
+
+    def set_preview(self, job: str, image: QImage) -> None:
+        row = self.rows.get(job)
+        if row is not None:
+            row.set_preview(image)
+
+    def finish(self, job: str, state: str, text: str) -> None:
+        """`job` ended (done, failed or cancelled); the oldest finished rows go."""
+        row = self.rows.get(job)
+        if row is not None:
+            row.finish(state, text)
+        self.prune()
+
     def prune(self, keep: int = 12) -> None:
         """Finished rows beyond the newest `keep` go (the library has them)."""
         finished = [row for row in self.rows.values() if row.state in ("done", "failed", "cancelled")]

@@ -1,10 +1,15 @@
 """The result pane: the loop's title and details, its spectrogram, and what to do with it (play, loop,
-volume, favourite, more like this, riff on this, same seed longer, export, copy, reveal). Widgets only;
-the window connects them."""
+volume, favourite, refine, more like this, riff on this, same seed longer, export, copy, reveal).
+
+It renders the loop it is shown (`show_loop`) and forwards intent as signals; which loop that is, the
+player and the jobs belong to the window and the controller, so the pane never acts on a loop itself."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from collections.abc import Sequence
+
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -17,10 +22,29 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.speeds import speed_of
+from ui.app.drag import drag_files
+from ui.app.library import LibraryLoop
+from ui.app.library_model import describe
 from ui.app.spectrogram_view import SpectrogramView
 
 
 class ResultPane(QWidget):
+    play_requested = Signal()  # the Play button, or Space on the spectrogram
+    looping_changed = Signal(bool)
+    volume_changed = Signal(float)  # 0..1
+    favourite_changed = Signal(bool)
+    refine_requested = Signal()  # the shown loop (a draft) at full settings, same seed
+    more_like_this_requested = Signal()
+    riff_requested = Signal()  # audio-to-audio from the shown loop
+    longer_requested = Signal()
+    export_requested = Signal()
+    copy_requested = Signal()
+    reveal_requested = Signal()
+    seek_requested = Signal(float)  # seconds into the loop
+    drag_requested = Signal()  # a drag started on the spectrogram: the window says which file it carries
+    colour_map_changed = Signal(str)
+
     def __init__(self, *, loop_playback: bool = True, volume: float = 0.8) -> None:
         super().__init__()
         self.spectrogram = SpectrogramView()
@@ -69,3 +93,72 @@ class ResultPane(QWidget):
         centre_layout.addWidget(self.spectrogram, 1)
         centre_layout.addLayout(hint_row)
         centre_layout.addLayout(transport)
+        self._connect()
+
+    def _connect(self) -> None:
+        """The pane's own wiring: each control to the intent it means (the window connects the intents)."""
+        for button, intent in ((self.play_button, self.play_requested), (self.refine, self.refine_requested),
+                               (self.more_like_this, self.more_like_this_requested),
+                               (self.riff_on_this, self.riff_requested), (self.longer, self.longer_requested),
+                               (self.export_button, self.export_requested), (self.copy_button, self.copy_requested),
+                               (self.reveal_button, self.reveal_requested)):
+            button.clicked.connect(intent)
+        self.loop_toggle.toggled.connect(self.looping_changed)
+        self.volume.valueChanged.connect(lambda value: self.volume_changed.emit(value / 100))
+        self.favourite.toggled.connect(self.favourite_changed)
+        self.spectrogram.seek_requested.connect(self.seek_requested)
+        self.spectrogram.drag_requested.connect(self.drag_requested)
+        self.colour_map.currentTextChanged.connect(self.spectrogram.set_colour_map)
+        self.colour_map.currentTextChanged.connect(self.colour_map_changed)
+        self.spectrogram.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Space on the spectrogram plays (it has focus after a click or seek; text boxes keep their spaces)."""
+        if (watched is self.spectrogram and event.type() == QEvent.Type.KeyPress and not event.modifiers()
+                and event.key() == Qt.Key.Key_Space):
+            self.play_requested.emit()
+            return True
+        return super().eventFilter(watched, event)
+
+    # -- state from the window ------------------------------------------------------------------------
+
+    def show_loop(self, loop: LibraryLoop | None) -> None:
+        """Render `loop` (None: the empty view); Refine is offered for a draft only, the loop it improves."""
+        for widget in self.result_actions:
+            widget.setEnabled(loop is not None)
+        if loop is None:
+            self.result_title.setText("")
+            self.result_meta.setText("")
+            self.spectrogram.clear(self.spectrogram.message)
+            return
+        draft = speed_of(loop.settings) == "draft"
+        self.refine.setEnabled(draft)
+        self.result_title.setText(loop.prompt)
+        self.result_meta.setText(describe(loop) + f"  ·  {loop.settings.get('scheduler', '')} "
+                                 f"{loop.settings.get('steps', '')} steps" + ("  ·  draft: Refine for the full loop"
+                                                                             if draft else ""))
+        self.spectrogram.set_image(QImage(loop.image), bpm=loop.bpm)
+        self.favourite.blockSignals(True)
+        self.favourite.setChecked(loop.favourite)
+        self.favourite.blockSignals(False)
+
+    def show_preview(self, image: QImage) -> None:
+        """A running job's preview, in place of the loop until it finishes."""
+        self.spectrogram.set_image(image, preview=True)
+
+    def set_playhead(self, seconds: float | None) -> None:
+        self.spectrogram.set_playhead(seconds)
+
+    def set_playing(self, playing: bool) -> None:
+        self.play_button.setText("■ Stop" if playing else "▶ Play")
+
+    def drag_out(self, paths: Sequence[str]) -> None:
+        """Drag `paths` out of the spectrogram (to a DAW), its image as the drag's picture."""
+        drag_files(self.spectrogram, paths, QPixmap.fromImage(self.spectrogram.image.scaled(160, 80)))
+
+    def looping(self) -> bool:
+        return self.loop_toggle.isChecked()
+
+    def volume_fraction(self) -> float:
+        """The volume slider, 0..1 (what the settings keep)."""
+        return self.volume.value() / 100

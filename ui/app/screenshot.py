@@ -107,10 +107,10 @@ def render(out: Path, theme: str = "dark") -> None:
     first = window.library.get(jobs[0])
     window._show_loop(first)
     window._select_in_library(jobs[0])
-    window.spectrogram.set_playhead(1.9)
-    window.prompt.setText("funky slap bass, 100 bpm")
-    window.generate.negative.setText("vocals")
-    window.generate.bpm.setValue(100)
+    window.result_pane.set_playhead(1.9)
+    window.generate_panel.prompt.setText("funky slap bass, 100 bpm")
+    window.generate_panel.negative.setText("vocals")
+    window.generate_panel.bpm.setValue(100)
 
     from PySide6.QtGui import QImage
 

@@ -9,8 +9,8 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, Qt, QTimer
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -26,15 +26,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.speeds import SPEED_PRESETS, speed_of
 from engine.version import __version__
 from ui.app.controller import EngineController, FinishedJob, JobRequest
-from ui.app.drag import drag_files, dropped_audio, file_mime_data, reveal_in_file_manager
-from ui.app.exports import ExportRequest, paint_width_for, width_for_seconds
-from ui.app.generate_panel import MAX_SEED, GeneratePanel, GenerateValues
+from ui.app.drag import dropped_audio, file_mime_data, reveal_in_file_manager
+from ui.app.exports import ExportRequest
+from ui.app.generate_panel import MAX_SEED, GeneratePanel
 from ui.app.get_model_panel import EMPTY_STATE, GetModelPanel, offer_label
+from ui.app.job_requests import (
+    draft_request,
+    follow_request,
+    generate_request,
+    longer_request,
+    more_like_this_request,
+    refined_request,
+    riff_request,
+)
 from ui.app.library import Intent, Library, LibraryLoop, import_results
-from ui.app.library_model import LOOP_ROLE, describe
 from ui.app.model_get_runner import GetPlan, GetRequest, ModelGetRunner
 from ui.app.playback import Player
 from ui.app.queue_panel import QueuePanel, preview_image
@@ -50,6 +57,13 @@ def library_path() -> Path:
 
 
 class MainWindow(QMainWindow):
+    """Composes the panes (generate, queue, result, library, the empty state) and holds what they share: the
+    loop shown (`current`), the settings, the library, the player and the controller.
+
+    Why the panes keep their widgets to themselves: each renders what it is given and forwards intent as
+    signals (`generate_requested`, `refine_requested`...), so `_connect` holds only the wiring between panes,
+    the controller and the player, and every job goes through ui/app/job_requests.py."""
+
     def __init__(self, settings: AppSettings | None = None) -> None:
         super().__init__()
         self.settings = settings or load_settings()
@@ -82,9 +96,9 @@ class MainWindow(QMainWindow):
             if loop is not None:
                 self.export_to(self.settings.export_folder(), [loop])
         self.refresh_library()
-        if self.library_model.loops:  # open where the producer left off: the newest loop
-            self._show_loop(self.library_model.loops[0])
-            self._select_in_library(self.library_model.loops[0].job)
+        if self.library_pane.loops:  # open where the producer left off: the newest loop
+            self._show_loop(self.library_pane.loops[0])
+            self._select_in_library(self.library_pane.loops[0].job)
         if self.settings.bundle:
             self.set_bundle(self.settings.bundle)
         elif not self._adopt_newest_bundle():  # `riffstudio model get` tells users the app does this
@@ -100,14 +114,12 @@ class MainWindow(QMainWindow):
             if self.settings.engine_threads else None
 
     def _build(self) -> None:
-        self.generate = GeneratePanel()
-        self.prompt = self.generate.prompt
-        self.generate_button = self.generate.generate_button
+        self.generate_panel = GeneratePanel()
         self.queue = QueuePanel()
 
         left = QWidget(objectName="panel")
         left_layout = QVBoxLayout(left)
-        left_layout.addWidget(self.generate)
+        left_layout.addWidget(self.generate_panel)
         left_layout.addWidget(self.queue, 1)
 
         # The top bar: name, model chip, settings.
@@ -145,20 +157,13 @@ class MainWindow(QMainWindow):
 
         # Empty state (no bundle yet): Get Riffusion, or the other ways.
         self.empty_state = GetModelPanel()
-        self.empty_text = self.empty_state.text
 
-        # The result and the library (their own modules; aliases keep the window's names short).
+        # The result and the library: panes that render what they are given and forward intent.
         from ui.app.library_pane import LibraryPane
         from ui.app.result_pane import ResultPane
 
         centre = ResultPane(loop_playback=self.settings.loop_playback, volume=self.settings.volume)
-        for name in ("spectrogram", "result_title", "result_meta", "play_button", "loop_toggle", "volume",
-                     "favourite", "refine", "more_like_this", "riff_on_this", "longer", "export_button", "copy_button",
-                     "reveal_button", "drag_hint", "colour_map", "result_actions"):
-            setattr(self, name, getattr(centre, name))
         right = LibraryPane()
-        for name in ("search", "favourites_only", "library_model", "library_view", "library_count"):
-            setattr(self, name, getattr(right, name))
         self.result_pane, self.library_pane = centre, right
 
         splitter = QSplitter()
@@ -200,42 +205,42 @@ class MainWindow(QMainWindow):
                 (c.engine_state, lambda text: self.statusBar().showMessage(text)),
                 (c.engine_trouble, self.show_engine_trouble),
                 (c.job_queued, self._on_queued),
-                (c.job_started, lambda job: self._row_text(job, "running")),
-                (c.job_progress, self._on_progress),
+                (c.job_started, lambda job: self.queue.set_status(job, "running")),
+                (c.job_progress, self.queue.set_progress),
                 (c.job_preview, self._on_preview),
                 (c.job_done, self._on_done),
                 (c.job_failed, self._on_failed),
-                (c.job_cancelled, lambda job: self._finish_row(job, "cancelled", "cancelled")),
+                (c.job_cancelled, lambda job: self.queue.finish(job, "cancelled", "cancelled")),
                 (c.submit_failed, lambda text: self.statusBar().showMessage(f"riffstudio: {text}")),
                 (c.bundle_checked, self._on_bundle_checked),
                 (c.exported, self._on_exported),
                 (c.model_loaded, self._on_model_loaded)):
             signal.connect(self._while_open(slot))
-        self.generate.generate_requested.connect(self.generate_now)
-        self.generate.draft_requested.connect(self.generate_draft)
-        self.generate.link.toggled.connect(lambda on: self.link.start() if on else self.link.stop())
-        self.link.tempo.connect(self.generate.bpm.setValue)
+        generate, result, library = self.generate_panel, self.result_pane, self.library_pane
+        generate.generate_requested.connect(self.generate_now)
+        generate.draft_requested.connect(self.generate_draft)
+        generate.link_toggled.connect(lambda on: self.link.start() if on else self.link.stop())
+        self.link.tempo.connect(generate.set_tempo)
         self.link.stopped.connect(self._link_stopped)
         self.queue.cancel_requested.connect(self.controller.cancel)
-        self.spectrogram.seek_requested.connect(self._seek)
-        self.spectrogram.drag_requested.connect(self.drag_current)
         self.player.unavailable.connect(self._audio_unavailable)
         self.player.state_changed.connect(self._playing_changed)
-        self.play_button.clicked.connect(self.toggle_play)
-        self.loop_toggle.toggled.connect(lambda on: setattr(self.player, "looping", on))
-        self.volume.valueChanged.connect(lambda v: setattr(self.player, "volume", v / 100))
-        self.favourite.toggled.connect(self._set_favourite)
-        self.more_like_this.clicked.connect(self.generate_more_like_this)
-        self.riff_on_this.clicked.connect(self.generate_riff_on_this)
-        self.longer.clicked.connect(self.generate_same_seed_longer)
-        self.refine.clicked.connect(self.generate_refined)
-        self.export_button.clicked.connect(self.export_dialog)
-        self.copy_button.clicked.connect(self.copy_selection)
-        self.reveal_button.clicked.connect(self.reveal_current)
+        result.play_requested.connect(self.toggle_play)
+        result.looping_changed.connect(lambda on: setattr(self.player, "looping", on))
+        result.volume_changed.connect(lambda volume: setattr(self.player, "volume", volume))
+        result.favourite_changed.connect(self._set_favourite)
+        result.refine_requested.connect(self.generate_refined)
+        result.more_like_this_requested.connect(self.generate_more_like_this)
+        result.riff_requested.connect(self.generate_riff_on_this)
+        result.longer_requested.connect(self.generate_same_seed_longer)
+        result.export_requested.connect(self.export_dialog)
+        result.copy_requested.connect(self.copy_selection)
+        result.reveal_requested.connect(self.reveal_current)
+        result.seek_requested.connect(self._seek)
+        result.drag_requested.connect(self.drag_current)
+        result.colour_map_changed.connect(library.set_colour_map)
         self.choose_model.clicked.connect(self.open_model_manager)
         self.settings_button.clicked.connect(self.open_settings)
-        self.colour_map.currentTextChanged.connect(self.spectrogram.set_colour_map)
-        self.colour_map.currentTextChanged.connect(self.library_model.set_colour_map)
         panel, getter = self.empty_state, self.getter
         panel.get_requested.connect(self.get_model)
         panel.pause_requested.connect(getter.pause)
@@ -253,35 +258,26 @@ class MainWindow(QMainWindow):
                 (getter.paused, self._on_get_paused),
                 (getter.cancelled, self._on_get_cancelled)):
             signal.connect(self._while_open(slot))
-        self.search.textChanged.connect(lambda _: self.refresh_library())
-        self.favourites_only.toggled.connect(lambda _: self.refresh_library())
-        self.library_view.selectionModel().currentChanged.connect(self._library_current_changed)
-        self.library_view.doubleClicked.connect(lambda index: self.toggle_play())
-        for widget in (self.library_view, self.spectrogram):
-            widget.installEventFilter(self)
+        library.query_changed.connect(self.refresh_library)
+        library.loop_chosen.connect(self._library_loop_chosen)
+        library.play_requested.connect(self.toggle_play)
+        library.rating_requested.connect(self._rate_current)
+        library.delete_requested.connect(self.delete_selection)
 
     def _shortcuts(self) -> None:
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(keys), self, activated=self.generate_now)
-        QShortcut(QKeySequence("Ctrl+F"), self, activated=lambda: (self.search.setFocus(), self.search.selectAll()))
+        QShortcut(QKeySequence("Ctrl+F"), self, activated=self.library_pane.focus_search)
         QShortcut(QKeySequence("Ctrl+E"), self, activated=self.export_dialog)
         QShortcut(QKeySequence("Ctrl+Shift+C"), self, activated=self.copy_selection)
-        QShortcut(QKeySequence(Qt.Key.Key_Delete), self.library_view, activated=self.delete_selection,
-                  context=Qt.ShortcutContext.WidgetShortcut)
         QShortcut(QKeySequence("Ctrl+M"), self, activated=self.generate_more_like_this)
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Space plays from the library and the spectrogram (text boxes keep their spaces); 0-5 rate a loop."""
-        if event.type() == QEvent.Type.KeyPress and not event.modifiers():
-            if event.key() == Qt.Key.Key_Space:
-                self.toggle_play()
-                return True
-            if watched is self.library_view and Qt.Key.Key_0 <= event.key() <= Qt.Key.Key_5 and self.current:
-                self.library.set_rating(self.current.job, event.key() - Qt.Key.Key_0)  # 0..5 stars
-                self.current = self.library.get(self.current.job)
-                self.refresh_library()
-                return True
-        return super().eventFilter(watched, event)
+    def _rate_current(self, stars: int) -> None:
+        """0..5 stars for the loop shown (keys 0-5 in the library)."""
+        if self.current is not None:
+            self.library.set_rating(self.current.job, stars)
+            self.current = self.library.get(self.current.job)
+            self.refresh_library()
 
     # -- the model -----------------------------------------------------------------------------------
 
@@ -486,19 +482,11 @@ class MainWindow(QMainWindow):
     # -- generating ----------------------------------------------------------------------------------
 
     def generate_now(self, *, draft: bool = False) -> None:
-        values = self.generate.values()
+        values = self.generate_panel.values()
         if not values.prompt:
-            self.prompt.setFocus()
+            self.generate_panel.focus_prompt()
             return
-        width = paint_width_for(values.bpm, values.bars) if values.bpm and values.bars \
-            else width_for_seconds(values.seconds)
-        settings = values.settings(width)
-        if draft:
-            settings.update(SPEED_PRESETS["draft"])
-        self.submit(JobRequest(settings=settings, bundle=self.settings.bundle,
-                               provider=self.settings.provider, bpm=values.bpm, bars=values.bars,
-                               label=("draft: " if draft else "") + values.prompt,
-                               session_options=self.session_options()))
+        self.submit((draft_request if draft else generate_request)(self.settings, values))
 
     def generate_draft(self) -> None:
         """A quick preview of the panel's loop (the draft speed preset), to refine if it is the one."""
@@ -507,13 +495,7 @@ class MainWindow(QMainWindow):
     def generate_refined(self) -> None:
         """The current loop again with the panel's full settings (steps, scheduler, quality), same seed."""
         if self.current is not None:
-            values = self.generate.values()
-            quality = values.quality if values.quality != "draft" else SPEED_PRESETS["full"]["quality"]
-            self.submit(self._from_loop(self.current, "refined", **{**SPEED_PRESETS["full"], "steps": values.steps,
-                                                                    "scheduler": values.scheduler, "quality": quality}))
-
-    def session_options(self) -> dict:
-        return {"htp_performance_mode": self.settings.npu_mode} if self.settings.provider != "cpu" else {}
+            self.submit(refined_request(self.settings, self.current, self.generate_panel.values()))
 
     def submit(self, request: JobRequest) -> bool:
         if not request.bundle:
@@ -526,46 +508,27 @@ class MainWindow(QMainWindow):
         self.controller.submit(request)
         return True
 
-    def _from_loop(self, loop: LibraryLoop, label: str, **changes) -> JobRequest:
-        settings = {**loop.settings, **changes}
-        return JobRequest(settings=settings, bundle=self.settings.bundle, provider=self.settings.provider,
-                          bpm=loop.bpm, bars=loop.bars, label=f"{label}: {loop.prompt}")
-
     def generate_more_like_this(self) -> None:
         """Same settings, a new seed."""
         if self.current is not None:
             seed = random.randint(0, MAX_SEED)
             while seed == self.current.seed:
                 seed = random.randint(0, MAX_SEED)
-            self.submit(self._from_loop(self.current, "more like", seed=seed))
+            self.submit(more_like_this_request(self.settings, self.current, seed))
 
     def generate_riff_on_this(self) -> None:
         if self.current is not None:
             self.riff_on_file(self.current.audio, prompt=self.current.prompt, base=self.current)
 
     def generate_same_seed_longer(self) -> None:
-        loop = self.current
-        if loop is None:
-            return
-        request = self._from_loop(loop, "longer", width=min(int(loop.settings.get("width", 512)) * 2, 2048))
-        if loop.bpm and loop.bars:
-            bars = loop.bars * 2
-            request = replace(request, bars=bars,
-                              settings={**request.settings, "width": paint_width_for(loop.bpm, bars)})
-        self.submit(request)
+        if self.current is not None:
+            self.submit(longer_request(self.settings, self.current))
 
     def riff_on_file(self, path: str, *, prompt: str | None = None, base: LibraryLoop | None = None) -> bool:
         """Audio-to-audio from `path` (a dropped file or a library loop), at the panel's strength."""
-        values: GenerateValues = self.generate.values()
-        prompt = prompt or values.prompt or Path(path).stem.replace("_", " ")
-        width = paint_width_for(values.bpm, values.bars) if values.bpm and values.bars \
-            else width_for_seconds(values.seconds)
-        settings = dict(base.settings) if base is not None else values.settings(width)
-        settings.update(prompt=prompt, init_audio=str(Path(path).resolve()), strength=values.strength,
-                        seed=random.randint(0, MAX_SEED))
-        return self.submit(JobRequest(settings=settings, bundle=self.settings.bundle, provider=self.settings.provider,
-                                      bpm=base.bpm if base else values.bpm, bars=base.bars if base else values.bars,
-                                      label=f"riff on {Path(path).name}"))
+        values = self.generate_panel.values()
+        return self.submit(riff_request(self.settings, path, values, random.randint(0, MAX_SEED), prompt=prompt,
+                                        base=base))
 
     # -- job events ----------------------------------------------------------------------------------
 
@@ -575,30 +538,18 @@ class MainWindow(QMainWindow):
         self.queue.add(job, request.label or request.settings.get("prompt", job))
         self.active_job = job
 
-    def _row_text(self, job: str, text: str) -> None:
-        row = self.queue.row(job)
-        if row is not None:
-            row.status.setText(text)
-
-    def _on_progress(self, job: str, stage: str, fraction: float) -> None:
-        row = self.queue.row(job)
-        if row is not None:
-            row.set_progress(stage, fraction)
-
     def _on_preview(self, job: str, rgb) -> None:
         image = preview_image(rgb)
-        row = self.queue.row(job)
-        if row is not None:
-            row.set_preview(image)
+        self.queue.set_preview(job, image)
         if job == self.active_job:
-            self.spectrogram.set_image(image, preview=True)
+            self.result_pane.show_preview(image)
 
     def _on_done(self, job: str, finished: FinishedJob) -> None:
         loop = self.library.add_result(job, finished.paths, finished.sidecar, export=finished.export)
         if finished.export and not loop.export:
             self.library.set_export(job, finished.export)
             loop = self.library.get(job) or loop
-        self._finish_row(job, "done", f"done in {finished.seconds:.1f} s · seed {loop.seed}")
+        self.queue.finish(job, "done", f"done in {finished.seconds:.1f} s · seed {loop.seed}")
         self.refresh_library()
         if job == self.active_job or self.current is None:
             self._show_loop(loop)
@@ -618,19 +569,11 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Exported {path}")
 
     def _on_failed(self, job: str, message: str) -> None:
-        self._finish_row(job, "failed", message)
+        self.queue.finish(job, "failed", message)
         self.statusBar().showMessage(f"riffstudio: {message}")
 
-    def _finish_row(self, job: str, state: str, text: str) -> None:
-        row = self.queue.row(job)
-        if row is not None:
-            row.finish(state, text)
-        self.queue.prune()
-
     def _link_stopped(self, why: str) -> None:
-        self.generate.link.blockSignals(True)
-        self.generate.link.setChecked(False)
-        self.generate.link.blockSignals(False)
+        self.generate_panel.unlink()
         if why:
             self.statusBar().showMessage(f"riffstudio: {why}")
 
@@ -651,8 +594,7 @@ class MainWindow(QMainWindow):
         for job in self.library.pending_jobs():
             if job not in known and job not in self.requests:
                 intent = self.library.intent(job)
-                request = JobRequest(settings={}, bundle=self.settings.bundle, bpm=intent.bpm, bars=intent.bars,
-                                     label="from last session")
+                request = follow_request(self.settings, bpm=intent.bpm, bars=intent.bars)
                 self.requests[job] = request
                 self.controller.follow(job, request)
 
@@ -660,50 +602,26 @@ class MainWindow(QMainWindow):
         if self.closed:
             return
         current = self.current.job if self.current else None
-        loops = self.library.search(self.search.text(), favourites_only=self.favourites_only.isChecked())
-        self.library_model.set_loops(loops)
-        self.library_count.setText(f"{len(loops)} loops")
-        self.generate.set_history(self.library.prompts(), self.library.negatives())
+        text, favourites_only = self.library_pane.query()
+        self.library_pane.set_loops(self.library.search(text, favourites_only=favourites_only))
+        self.generate_panel.set_history(self.library.prompts(), self.library.negatives())
         if current:
             self._select_in_library(current, show=False)
 
     def _select_in_library(self, job: str, show: bool = True) -> None:
-        row = self.library_model.row_of(job)
-        if row >= 0:
-            index = self.library_model.index(row)
-            self.library_view.setCurrentIndex(index)
-            self.library_view.scrollTo(index)
+        self.library_pane.select(job)
 
-    def _library_current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
-        loop = current.data(LOOP_ROLE) if current.isValid() else None
-        if loop is not None and (self.current is None or loop.job != self.current.job):
+    def _library_loop_chosen(self, loop: LibraryLoop) -> None:
+        if self.current is None or loop.job != self.current.job:
             self.player.stop()
             self._show_loop(loop)
 
     def _show_loop(self, loop: LibraryLoop | None) -> None:
         self.current = loop
-        for widget in self.result_actions:
-            widget.setEnabled(loop is not None)
-        if loop is None:
-            self.result_title.setText("")
-            self.result_meta.setText("")
-            self.spectrogram.clear(self.spectrogram.message)
-            return
-        draft = speed_of(loop.settings) == "draft"  # then Refine makes the full loop
-        self.refine.setEnabled(draft)
-        self.result_title.setText(loop.prompt)
-        self.result_meta.setText(describe(loop) + f"  ·  {loop.settings.get('scheduler', '')} "
-                                 f"{loop.settings.get('steps', '')} steps" + ("  ·  draft: Refine for the full loop"
-                                                                             if draft else ""))
-        self.spectrogram.set_image(QImage(loop.image), bpm=loop.bpm)
-        self.favourite.blockSignals(True)
-        self.favourite.setChecked(loop.favourite)
-        self.favourite.blockSignals(False)
+        self.result_pane.show_loop(loop)
 
     def selected_loops(self) -> list[LibraryLoop]:
-        rows = sorted({index.row() for index in self.library_view.selectionModel().selectedIndexes()})
-        loops = [self.library_model.loops[row] for row in rows]
-        return loops or ([self.current] if self.current else [])
+        return self.library_pane.selected_loops() or ([self.current] if self.current else [])
 
     def _set_favourite(self, on: bool) -> None:
         if self.current is not None and not self.closed:
@@ -735,8 +653,7 @@ class MainWindow(QMainWindow):
 
     def drag_current(self) -> None:
         if self.current is not None and self.current.drag_file:
-            pixmap = QPixmap.fromImage(self.spectrogram.image.scaled(160, 80))
-            drag_files(self.spectrogram, [self.current.drag_file], pixmap)
+            self.result_pane.drag_out([self.current.drag_file])
         elif self.current is not None:
             self.statusBar().showMessage("This loop has no file in the export folder: export it first")
 
@@ -788,21 +705,21 @@ class MainWindow(QMainWindow):
         self.player.toggle(self.current.playable_file)
 
     def _seek(self, seconds: float) -> None:
-        self.spectrogram.set_playhead(seconds)
+        self.result_pane.set_playhead(seconds)
         if self.player.playing:
             self.player.seek(seconds)
         elif self.current is not None:
             self.player.play(self.current.playable_file, seconds)
 
     def _playing_changed(self, playing: bool) -> None:
-        self.play_button.setText("■ Stop" if playing else "▶ Play")
+        self.result_pane.set_playing(playing)
         if playing:
             self.playhead_timer.start()
         else:
             self.playhead_timer.stop()
 
     def _tick_playhead(self) -> None:
-        self.spectrogram.set_playhead(self.player.position_s())
+        self.result_pane.set_playhead(self.player.position_s())
 
     def _audio_unavailable(self, message: str) -> None:
         self.audio_message_shown = True
@@ -834,7 +751,7 @@ class MainWindow(QMainWindow):
         self.player.stop()
         self.getter.stop()  # a get under way stays remembered (unfinished_get): the next start offers to resume it
         self.controller.close()
-        self.settings = replace(self.settings, volume=self.volume.value() / 100,
-                                loop_playback=self.loop_toggle.isChecked())
+        self.settings = replace(self.settings, volume=self.result_pane.volume_fraction(),
+                                loop_playback=self.result_pane.looping())
         self.save()
         self.library.close()
