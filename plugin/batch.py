@@ -76,18 +76,18 @@ class InProcessRenderer:
     def render(self, item: BatchItem, progress: Progress) -> Rendered:
         from engine.generation.loop import render_loop
 
-        generator = self._generator(item.model, item.provider)
+        generator = self._generator(item.bundle, item.provider)
         loop = render_loop(generator, item.settings, should_cancel=self.cancel_now.is_set,
                            progress=lambda e: progress(f"{e.stage} {e.step}/{e.total}", e.fraction))
         return Rendered(image=loop.image, audio=loop.audio, sample_rate=loop.sample_rate,
                         record=loop.record(generator))
 
-    def _generator(self, model: str, provider: str):
-        if (model, provider) not in self._generators:
+    def _generator(self, bundle: str, provider: str):
+        if (bundle, provider) not in self._generators:
             from engine.generation.providers import open_generator
 
-            self._generators[(model, provider)], _ = open_generator(model, provider)
-        return self._generators[(model, provider)]
+            self._generators[(bundle, provider)], _ = open_generator(bundle, provider)
+        return self._generators[(bundle, provider)]
 
     def close(self) -> None:
         self._generators.clear()
@@ -110,11 +110,11 @@ class EngineRenderer:
         from engine.process.results import read_results
 
         settings = item.settings
-        job = self.client.submit(settings, item.model, provider=item.provider, priority=priority,
+        job = self.client.submit(settings, item.bundle, provider=item.provider, priority=priority,
                                  key=f"batch-{item.key}")
         if job.queued.duplicate and job.queued.state in ("cancelled", "failed"):
             # An earlier run's job under this key was stopped or failed: this run asks afresh.
-            job = self.client.submit(settings, item.model, provider=item.provider, priority=priority,
+            job = self.client.submit(settings, item.bundle, provider=item.provider, priority=priority,
                                      key=f"batch-{item.key}-{uuid.uuid4().hex[:8]}")
 
         def follow(event) -> None:
@@ -174,11 +174,11 @@ class Interrupt:
             signal.signal(signal.SIGINT, previous)
 
 
-def plan(presets_path: Path, out: Path, *, default_model: str | None = None) -> tuple[list[BatchItem], dict]:
+def plan(presets_path: Path, out: Path, *, default_bundle: str | None = None) -> tuple[list[BatchItem], dict]:
     """The items of a preset file with their planned paths, and the summary to write (nothing written)."""
     from engine.bundle import open_bundle
 
-    presets = read_presets(presets_path, default_model=default_model)
+    presets = read_presets(presets_path, default_bundle=default_bundle)
     previous = _read_summary(out)
     drawn = {k: list(v) for k, v in previous.get("seeds", {}).items()}
     on_disk, draws = found_on_disk(out)
@@ -189,11 +189,11 @@ def plan(presets_path: Path, out: Path, *, default_model: str | None = None) -> 
             if not isinstance(known_seeds[index], int):
                 known_seeds[index] = seed
 
-    def limits(model: str):
+    def limits(bundle: str):
         try:
-            return open_bundle(model).manifest
+            return open_bundle(bundle).manifest
         except RiffstudioError as error:
-            raise InvalidInputError(f"{presets_path.name}: model {model}: {error}") from None
+            raise InvalidInputError(f"{presets_path.name}: model {bundle}: {error}") from None
 
     items = expand(presets_path, presets, drawn, bundle_limits=limits)
     known = {key: {"key": key, "audio": audio} for key, audio in on_disk.items()}
@@ -231,11 +231,11 @@ def plan(presets_path: Path, out: Path, *, default_model: str | None = None) -> 
     return unique_items, summary
 
 
-def run_batch(presets_path: Path, out: Path, renderer: Renderer, *, default_model: str | None = None,
+def run_batch(presets_path: Path, out: Path, renderer: Renderer, *, default_bundle: str | None = None,
               say: Callable[[str], None] | None = None, item_progress: Callable[[str, float], None] | None = None,
               interrupt: Interrupt | None = None) -> BatchResult:
     say = say or (lambda text: print(text, file=sys.stderr))
-    items, summary = plan(presets_path, out, default_model=default_model)
+    items, summary = plan(presets_path, out, default_bundle=default_bundle)
     check_writable_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     finals = [out / SUMMARY, out / SUMMARY_CSV]

@@ -65,7 +65,7 @@ class BatchItem:
     settings: GenerationSettings  # seed fixed
     options: GridOptions | None  # None: the loop as painted (no --bpm)
     audio_format: str
-    model: str
+    bundle: str  # the model bundle's path (a preset's `model`, the CLI's --model)
     provider: str
     label: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
@@ -74,7 +74,7 @@ class BatchItem:
     seed_draw: tuple[str, int] | None = None
 
 
-def read_presets(path: Path, *, default_model: str | None = None) -> list[Preset]:
+def read_presets(path: Path, *, default_bundle: str | None = None) -> list[Preset]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -112,8 +112,8 @@ def read_presets(path: Path, *, default_model: str | None = None) -> list[Preset
         where["_table"] = lines.get(("table", "preset", index), 1)
         if "seeds" in merged and "count" in merged:
             raise PresetFileError(f"{path.name}:{where['count']}: count: give either seeds or count, not both")
-        if default_model is not None and "model" not in values:  # --model beats [defaults]; a preset's own wins
-            merged["model"] = default_model
+        if default_bundle is not None and "model" not in values:  # --model beats [defaults]; a preset's own wins
+            merged["model"] = default_bundle
             where["model"] = where["_table"]
         preset = Preset(index=index, values=merged, lines=where)
         _check_values(path, preset)
@@ -174,7 +174,7 @@ def expand(path: Path, presets: list[Preset], drawn: dict[str, list[int]], *, ba
             key = _digest({"settings": item_settings.to_dict(), "options": options.to_dict() if options else None,
                            "format": audio_format, "model": model_path, "provider": provider})
             items.append(BatchItem(key=key, preset=preset.index, folder=folder, settings=item_settings,
-                                   options=options, audio_format=audio_format, model=model_path, provider=provider,
+                                   options=options, audio_format=audio_format, bundle=model_path, provider=provider,
                                    label=f"{values.get('name') or values['prompt']} (seed {seed})",
                                    seed_draw=None if "seeds" in values else (identity, index)))
     return items

@@ -24,6 +24,16 @@ def tiny_sd_dir() -> Path:
 
 
 @pytest.fixture
+def home(monkeypatch):
+    """A private home for this test: the engine's and the app's folders (platformdirs) in a temporary place,
+    and every engine started there stopped at the end (tests/engine_fixtures.py `engine_home`)."""
+    from engine_fixtures import engine_home
+
+    with engine_home(monkeypatch) as folder:
+        yield folder
+
+
+@pytest.fixture
 def run_cli(tmp_path: Path):
     """Run `riffstudio ARGS` in a fresh interpreter (as a user would), returning the CompletedProcess."""
     import subprocess

@@ -13,18 +13,11 @@ from pathlib import Path
 
 import pytest
 from conftest import DATA
-from engine_fixtures import engine_home
 from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication
 
 TIMEOUT_MS = 120_000
-
-
-@pytest.fixture
-def home(monkeypatch):
-    with engine_home(monkeypatch) as folder:
-        yield folder
 
 
 def open_window(qtbot, bundle: Path | str, home: Path):

@@ -19,7 +19,6 @@ from pathlib import Path
 import fake_hub
 import pytest
 from conftest import REPO
-from engine_fixtures import engine_home
 from fake_hub import FakeHub, FakeRepo
 from PySide6.QtCore import Qt
 
@@ -28,12 +27,6 @@ UNET_FILE = "unet/diffusion_pytorch_model.safetensors"
 TIMEOUT_MS = 120_000
 HEAVY = ("onnxruntime", "torch", "engine.sessions", "engine.model_get.get", "engine.model_get.bundle_build",
          "huggingface_hub")
-
-
-@pytest.fixture
-def home(monkeypatch):
-    with engine_home(monkeypatch) as folder:
-        yield folder
 
 
 @pytest.fixture

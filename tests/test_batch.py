@@ -276,7 +276,7 @@ def test_a_speed_preset_in_a_preset_file_sets_the_solve_and_keys_beside_it_win(t
                        '[[preset]]\nprompt = "snare"\nseeds = [1]\nsteps = 2\n[[preset]]\nprompt = "hat"\n'
                        'seeds = [1]\nspeed = "full"\n')
     kick, snare, hat = (item.settings for item in expand(
-        presets, read_presets(presets, default_model=str(tmp_path)), {}))
+        presets, read_presets(presets, default_bundle=str(tmp_path)), {}))
     assert {key: getattr(kick, key) for key in SPEED_PRESETS["draft"]} == SPEED_PRESETS["draft"]
     assert (snare.steps, snare.quality) == (2, "draft")
     assert {key: getattr(hat, key) for key in SPEED_PRESETS["full"]} == SPEED_PRESETS["full"]
@@ -294,8 +294,8 @@ def test_the_readme_batch_command_plans_with_the_model_given(tmp_path, fp32_bund
     from plugin.batch import plan
 
     items, _ = plan(REPO / "docs" / "batch-presets.example.toml", tmp_path / "out",
-                          default_model=str(fp32_bundle))
-    assert len(items) == 6 and {item.model for item in items} == {str(fp32_bundle)}
+                          default_bundle=str(fp32_bundle))
+    assert len(items) == 6 and {item.bundle for item in items} == {str(fp32_bundle)}
     assert Path(items[-1].settings.init_audio).is_file()
     assert not (tmp_path / "out").exists()
 

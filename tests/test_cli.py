@@ -50,7 +50,7 @@ def test_help_imports_no_torch_diffusers_or_transformers():
 
 def test_run_time_modules_import_no_torch_diffusers_or_transformers():
     code = ("import sys\n"
-            "import ui.app, ui.main_window, engine.codec, engine.generation.loop, engine.generation.interpolate\n"
+            "import ui.app, ui.app.window, engine.codec, engine.generation.loop, engine.generation.interpolate\n"
             "import engine.bundle.check, engine.sessions, engine.schedulers, engine.tokenizer\n"
             "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from engine_fixtures import (
-    engine_home,
     loop_settings,
     reference_files,
     result_files,
@@ -30,13 +29,8 @@ from engine.process.connection_file import live_engine
 from engine.process.hooks import CRASH_ENV, HANG_ENV
 from engine.process.paths import engine_data_dir, log_path, results_dir
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
-
-
-@pytest.fixture(autouse=True)
-def home(monkeypatch):
-    with engine_home(monkeypatch) as folder:
-        yield folder
+# Every test in a private home (conftest.py `home`).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120), pytest.mark.usefixtures("home")]
 
 
 def run_until_step(job, step: int) -> list:

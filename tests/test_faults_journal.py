@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
-from engine_fixtures import engine_home, loop_settings
+from engine_fixtures import loop_settings
 
 from engine.client import EngineClient
 from engine.errors import EngineError
@@ -22,13 +22,8 @@ from engine.process import protocol as p
 from engine.process.journal import Journal
 from engine.process.paths import engine_data_dir, journal_path
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
-
-
-@pytest.fixture(autouse=True)
-def home(monkeypatch):
-    with engine_home(monkeypatch) as folder:
-        yield folder
+# Every test in a private home (conftest.py `home`).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120), pytest.mark.usefixtures("home")]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

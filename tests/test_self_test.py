@@ -6,14 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from engine_fixtures import engine_home
 
 
-@pytest.fixture
-def home(monkeypatch):
-    with engine_home(monkeypatch) as folder:
-        monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
-        yield folder
+@pytest.fixture(autouse=True)
+def offscreen(monkeypatch):
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
 
 
 def checks_by_name(stdout: str) -> dict[str, dict]:

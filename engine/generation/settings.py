@@ -68,7 +68,7 @@ class GenerationSettings:
             raise InvalidInputError("the prompt is empty: describe the loop, e.g. \"funky slap bass, 100 bpm\"")
         if not isinstance(self.steps, int) or not 1 <= self.steps <= MAX_STEPS:
             raise InvalidInputError(f"steps must be a whole number from 1 to {MAX_STEPS}, not {self.steps!r} "
-                                    f"(20 to 30 is plenty with the default scheduler)")
+                                    f"({DEFAULT_STEPS} is the default with {DEFAULT_SCHEDULER})")
         if not _finite(self.guidance) or not 0.0 <= self.guidance <= MAX_GUIDANCE:
             raise InvalidInputError(f"guidance must be from 0 to {MAX_GUIDANCE:g}, not {self.guidance!r} "
                                     "(7 is the usual; 1 or less turns guidance off)")

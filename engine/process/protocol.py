@@ -18,7 +18,7 @@ import json
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -31,10 +31,7 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # a preview is ~12 KB; anything near this 
 MAX_ID_CHARS = 256
 ID_FIELDS = ("id", "job", "key")
 
-Priority = Literal["interactive", "batch"]
 PRIORITIES: tuple[str, ...] = ("interactive", "batch")  # order = who runs first
-JobState = Literal["queued", "running", "done", "failed", "cancelled"]
-TERMINAL_STATES = ("done", "failed", "cancelled")
 
 
 class ProtocolError(EngineError):
@@ -367,7 +364,6 @@ class Cancelled(Message):
     reason: str = "cancelled"
 
 
-JobEvent = Started | Progress | Done | Failed | Cancelled
 TERMINAL_EVENTS = (Done, Failed, Cancelled)
 
 MESSAGES: dict[str, type[Message]] = {cls.TYPE: cls for cls in (

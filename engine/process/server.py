@@ -118,7 +118,9 @@ class Session:
 
 
 @dataclass
-class RunningJob:
+class ActiveJob:
+    """The job this engine is running now, with its cancel flag (the wire's RunningJob is what status reports of it)."""
+
     job: JournalJob
     cancel: threading.Event = field(default_factory=threading.Event)
     stage: str = "load"
@@ -143,7 +145,7 @@ class Engine:
         self._loads: list[LoadTask] = []
         self._sessions: list[Session] = []
         self._session_count = 0
-        self._running: RunningJob | None = None
+        self._running: ActiveJob | None = None
         self._latest: dict[str, p.Progress] = {}  # each running job's last progress, for re-subscribers
         self._generator = None
         self._generator_key: tuple | None = None
@@ -478,7 +480,7 @@ class Engine:
                     if job is None or job.state != "queued":
                         continue
                     job = self.journal.mark_running(job_id)
-                    self._running = RunningJob(job=job)
+                    self._running = ActiveJob(job=job)
             if job is None:
                 self._load(task)
             else:
@@ -507,7 +509,7 @@ class Engine:
             reply(p.Error(re=request.id, code="internal", message=f"the engine failed to load the model "
                           f"({reason(error, 200)})"))
 
-    def _run(self, running: RunningJob) -> None:
+    def _run(self, running: ActiveJob) -> None:
         job = running.job
         request = job.request
         self._broadcast(p.Started(job=job.id, attempt=job.attempts))
@@ -560,7 +562,7 @@ class Engine:
             self._fail(job, "internal", f"the engine failed on this job ({reason(error, 200)}); "
                        "its log has the details")
 
-    def _progress(self, running: RunningJob, event: p.Progress) -> None:
+    def _progress(self, running: ActiveJob, event: p.Progress) -> None:
         with self._lock:
             running.stage = event.stage
             if event.stage in ("denoise", "decode"):
@@ -574,7 +576,7 @@ class Engine:
                       seed=int(sidecar["settings"]["seed"]),
                       timings={k: float(v) for k, v in sidecar.get("timings", {}).items()},
                       notes=list(sidecar.get("notes", [])))
-        self.journal.mark_done(job.id, _fields(done))
+        self.journal.mark_done(job.id, asdict(done))
         self._broadcast(done)
 
     def _fail(self, job: JournalJob, code: str, message: str) -> None:
@@ -643,10 +645,6 @@ def terminal_event(job: JournalJob) -> p.Message | None:
     if job.state == "cancelled":
         return p.Cancelled(job=job.id, reason=job.error_message or "cancelled")
     return None
-
-
-def _fields(message: p.Message) -> dict[str, Any]:
-    return asdict(message)
 
 
 def _last_line(text: str) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +260,3 @@ class EngineController(QObject):
         self.model_loaded.emit(loaded.provider, f"Model ready on {device} in {loaded.seconds:.1f} s"
                                + (f" ({why})" if why else ""))
 
-
-def with_seed(request: JobRequest, seed: int | None) -> JobRequest:
-    return replace(request, settings={**request.settings, "seed": seed})

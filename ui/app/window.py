@@ -606,9 +606,9 @@ class MainWindow(QMainWindow):
         self.library_pane.set_loops(self.library.search(text, favourites_only=favourites_only))
         self.generate_panel.set_history(self.library.prompts(), self.library.negatives())
         if current:
-            self._select_in_library(current, show=False)
+            self._select_in_library(current)
 
-    def _select_in_library(self, job: str, show: bool = True) -> None:
+    def _select_in_library(self, job: str) -> None:
         self.library_pane.select(job)
 
     def _library_loop_chosen(self, loop: LibraryLoop) -> None:

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or args.presets.with_suffix("")
     if out.resolve() == args.presets.resolve():
         out = args.presets.parent / f"{args.presets.stem}-out"
-    default_model = str(args.model.resolve()) if args.model else None
+    default_bundle = str(args.model.resolve()) if args.model else None
     renderer = EngineRenderer() if args.engine else InProcessRenderer()
     if args.engine:
         from ui.cli.engine import say_engine_notes
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         say_engine_notes(renderer.client)
     bar = TerminalProgress()
     try:
-        result = run_batch(args.presets, out, renderer, default_model=default_model,
+        result = run_batch(args.presets, out, renderer, default_bundle=default_bundle,
                            say=lambda text: (bar.close(), print(text, file=sys.stderr, flush=True)),
                            item_progress=bar)
     finally:

@@ -74,7 +74,7 @@ def _render_in_engine(args: argparse.Namespace, settings, bar):
     if settings.init_audio:
         settings = replace(settings, init_audio=str(Path(settings.init_audio).resolve()))
     item = BatchItem(key=uuid.uuid4().hex, preset=0, folder="", settings=settings, options=None, audio_format="wav",
-                     model=str(Path(args.model).resolve()), provider=args.provider)
+                     bundle=str(Path(args.model).resolve()), provider=args.provider)
     with EngineClient(name="riffstudio-generate") as client:
         say_engine_notes(client)
         renderer = EngineRenderer(client)
