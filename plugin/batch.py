@@ -67,27 +67,35 @@ class Renderer(Protocol):
 
 
 class InProcessRenderer:
-    """Items rendered in this process (one LoopGenerator per bundle and provider, opened once)."""
+    """Items rendered in this process (one LoopGenerator per bundle, provider and NPU options, opened once).
 
-    def __init__(self) -> None:
-        self._generators: dict[tuple[str, str], Any] = {}
+    initial_noise: the latents every item starts from (`generate --latents`); say: told which provider runs
+    and why, once per opened model."""
+
+    def __init__(self, *, initial_noise: np.ndarray | None = None, say: Callable[[str], None] | None = None) -> None:
+        self._generators: dict[tuple[str, str, str], Any] = {}
         self.cancel_now = threading.Event()
+        self.initial_noise = initial_noise
+        self.say = say or (lambda text: None)
 
     def render(self, item: BatchItem, progress: Progress) -> Rendered:
         from engine.generation.loop import render_loop
 
-        generator = self._generator(item.bundle, item.provider)
+        generator = self._generator(item)
         loop = render_loop(generator, item.settings, should_cancel=self.cancel_now.is_set,
+                           initial_noise=self.initial_noise,
                            progress=lambda e: progress(f"{e.stage} {e.step}/{e.total}", e.fraction))
         return Rendered(image=loop.image, audio=loop.audio, sample_rate=loop.sample_rate,
                         record=loop.record(generator))
 
-    def _generator(self, bundle: str, provider: str):
-        if (bundle, provider) not in self._generators:
+    def _generator(self, item: BatchItem):
+        key = (item.bundle, item.provider, json.dumps(item.session_options, sort_keys=True))
+        if key not in self._generators:
             from engine.generation.providers import open_generator
 
-            self._generators[(bundle, provider)], _ = open_generator(bundle, provider)
-        return self._generators[(bundle, provider)]
+            self._generators[key], why = open_generator(item.bundle, item.provider, item.session_options)
+            self.say(f"provider: {why}")
+        return self._generators[key]
 
     def close(self) -> None:
         self._generators.clear()
@@ -110,12 +118,14 @@ class EngineRenderer:
         from engine.process.results import read_results
 
         settings = item.settings
-        job = self.client.submit(settings, item.bundle, provider=item.provider, priority=priority,
-                                 key=f"batch-{item.key}")
+        def submit(key: str):
+            return self.client.submit(settings, item.bundle, provider=item.provider, priority=priority, key=key,
+                                      session_options=item.session_options)
+
+        job = submit(f"batch-{item.key}")
         if job.queued.duplicate and job.queued.state in ("cancelled", "failed"):
             # An earlier run's job under this key was stopped or failed: this run asks afresh.
-            job = self.client.submit(settings, item.bundle, provider=item.provider, priority=priority,
-                                     key=f"batch-{item.key}-{uuid.uuid4().hex[:8]}")
+            job = submit(f"batch-{item.key}-{uuid.uuid4().hex[:8]}")
 
         def follow(event) -> None:
             if isinstance(event, p.Progress):

@@ -69,6 +69,7 @@ class BatchItem:
     provider: str
     label: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
+    session_options: dict[str, Any] = field(default_factory=dict)  # the NPU's, e.g. {"htp_performance_mode": ...}
     # For a seed drawn for `count = N`: the preset's identity and the draw's place, recorded in the sidecar so
     # that the seeds are found again from the results themselves (the summary may be lost).
     seed_draw: tuple[str, int] | None = None

@@ -155,9 +155,10 @@ def test_bad_settings_and_a_missing_bundle_are_refused_at_submit(client, fp32_bu
         client.submit(loop_settings(), tmp_path / "nowhere")
 
 
-def test_generate_with_engine_writes_the_same_files_as_in_process(run_cli, fp32_bundle, tmp_path):
+@pytest.mark.parametrize("grid", [[], ["--bpm", "150", "--bars", "1"]], ids=["as painted", "on the grid"])
+def test_generate_with_engine_writes_the_same_files_as_in_process(run_cli, fp32_bundle, tmp_path, grid):
     common = ["bass", "--model", fp32_bundle, "--steps", "2", "--width", str(WIDTH), "--seed", "5",
-              "--quality", "draft", "--provider", "cpu"]
+              "--quality", "draft", "--provider", "cpu", *grid]
     local = run_cli("generate", *common, "--out", tmp_path / "a" / "loop.wav", "--image", tmp_path / "a" / "loop.png")
     assert local.returncode == 0, local.stderr
     remote = run_cli("generate", *common, "--engine", "--out", tmp_path / "b" / "loop.wav",
@@ -167,6 +168,8 @@ def test_generate_with_engine_writes_the_same_files_as_in_process(run_cli, fp32_
     for name in ("loop.wav", "loop.png"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     a, b = (json.loads((tmp_path / d / "loop.json").read_text()) for d in "ab")
+    assert ("engine_job" in b) == bool(grid)  # a loop fitted from the engine's result names the job it came from
+    b.pop("engine_job", None)
     assert {**a, "timings": None} == {**b, "timings": None}
 
 

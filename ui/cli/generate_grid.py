@@ -32,21 +32,11 @@ def run_generate_on_grid(args: argparse.Namespace, settings, noise) -> int:
         settings = replace(settings, width=width)
     bar = TerminalProgress()
     try:
-        if getattr(args, "engine", False):
-            if noise is not None:
-                raise InvalidInputError("--latents cannot go through the engine: leave out --engine")
-            rendered = _render_in_engine(args, settings, bar)
-            image, audio, rate, record = rendered.image, rendered.audio, rendered.sample_rate, rendered.record
-        else:
-            from engine.generation.loop import render_loop
-            from ui.cli.provider_args import open_generator
-
-            generator = open_generator(args)
-            loop = render_loop(generator, settings, initial_noise=noise,
-                               progress=lambda e: bar(f"{e.stage} {e.step}/{e.total}", e.fraction))
-            image, audio, rate, record = loop.image, loop.audio, loop.sample_rate, loop.record(generator)
+        rendered = _render(args, settings, noise, bar)
+        image, record = rendered.image, rendered.record
         bar("fitting to the grid", 1.0)
-        fitted = fit_image(image, options, analysis_audio=audio, analysis_rate=rate, quality=settings.quality)
+        fitted = fit_image(image, options, analysis_audio=rendered.audio, analysis_rate=rendered.sample_rate,
+                           quality=settings.quality)
     finally:
         bar.close()
     for note in record.get("notes", []):
@@ -63,19 +53,27 @@ def run_generate_on_grid(args: argparse.Namespace, settings, noise) -> int:
     return 0
 
 
-def _render_in_engine(args: argparse.Namespace, settings, bar):
+def _render(args: argparse.Namespace, settings, noise, bar):
+    """The painted loop, through batch's renderers: the engine's (with --engine) or this process's."""
     from pathlib import Path
 
-    from engine.client import EngineClient
-    from plugin.batch import EngineRenderer
+    from engine.errors import InvalidInputError
+    from plugin.batch import EngineRenderer, InProcessRenderer
     from plugin.presets import BatchItem
-    from ui.cli.engine import say_engine_notes
+    from ui.cli.provider_args import npu_options
 
     if settings.init_audio:
         settings = replace(settings, init_audio=str(Path(settings.init_audio).resolve()))
     item = BatchItem(key=uuid.uuid4().hex, preset=0, folder="", settings=settings, options=None, audio_format="wav",
-                     bundle=str(Path(args.model).resolve()), provider=args.provider)
+                     bundle=str(Path(args.model).resolve()), provider=args.provider, session_options=npu_options(args))
+    if not getattr(args, "engine", False):
+        renderer = InProcessRenderer(initial_noise=noise, say=lambda line: print(line, file=sys.stderr))
+        return renderer.render(item, bar)
+    if noise is not None:
+        raise InvalidInputError("--latents cannot go through the engine: leave out --engine")
+    from engine.client import EngineClient
+    from ui.cli.engine import say_engine_notes
+
     with EngineClient(name="riffstudio-generate") as client:
         say_engine_notes(client)
-        renderer = EngineRenderer(client)
-        return renderer.render(item, bar, priority="interactive")
+        return EngineRenderer(client).render(item, bar, priority="interactive")
