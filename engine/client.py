@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import os
 import queue
+import secrets
 import shutil
 import signal
 import threading
@@ -450,6 +451,7 @@ class EngineClient:
     def _open(self, *, start: bool, after_crash: str | None = None) -> _Link:
         deadline = time.monotonic() + self.start_timeout_s
         spawned = None
+        token = ""
         log_start = 0
         last_error = "no engine answered"
         while time.monotonic() < deadline:
@@ -457,7 +459,7 @@ class EngineClient:
             if info is not None and _is_stopped(info.pid):
                 _kill_engine(info.pid)
                 continue
-            if info is not None and (spawned is None or info.pid == spawned.pid):
+            if info is not None and (spawned is None or info.start_token == token):
                 try:
                     return self._handshake(info)
                 except (OSError, EOFError, EngineError) as error:
@@ -481,11 +483,14 @@ class EngineClient:
                 if files.live_engine() is None:
                     log_start = _log_size()
                     settings = self.settings if after_crash is None else _with_reason(self.settings, after_crash)
-                    spawned = spawn(settings, log_path())
-                    self._spawned[spawned.pid] = spawned
+                    token = secrets.token_hex(16)
+                    spawned = spawn(settings, log_path(), token)
                     while time.monotonic() < deadline and spawned.poll() is None:
                         info = files.live_engine()
-                        if info is not None and info.pid == spawned.pid:
+                        if info is not None and info.start_token == token:
+                            # The engine's own pid (a launcher's child, where the spawned one is a launcher),
+                            # for its death reason and reaping.
+                            self._spawned[info.pid] = spawned
                             break
                         time.sleep(0.05)
         raise EngineError(f"the engine did not answer within {self.start_timeout_s:g} s ({last_error}); "

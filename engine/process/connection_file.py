@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import IO
 
+from engine.atomic import replace
 from engine.errors import EngineError
 from engine.process.paths import runtime_dir
 
@@ -39,6 +40,10 @@ class ConnectionInfo:
     protocol: str
     engine_version: str
     started: float  # seconds since the epoch
+    # The token the client that spawned this engine gave it (RIFFSTUDIO_START_TOKEN): how that client knows the
+    # engine it started, which need not be the process it spawned (a Windows venv's python.exe is a redirector
+    # that runs the real interpreter as its child, so the engine's pid is not the spawned pid). 1.2.1.
+    start_token: str = ""
 
     @property
     def authkey(self) -> bytes:
@@ -56,7 +61,7 @@ def write_connection_file(info: ConnectionInfo) -> Path:
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as file:
         json.dump(asdict(info), file, indent=1)
-    os.replace(temp, final)
+    replace(temp, final)
     return final
 
 

@@ -14,6 +14,9 @@ from engine.choices import PROVIDERS
 from engine.errors import RiffstudioError
 from engine.process.settings import DEFAULT_IDLE_TIMEOUT_S, EngineSettings
 
+# The environment variable a spawning client hands its start token in (see ConnectionInfo.start_token).
+START_TOKEN_ENV = "RIFFSTUDIO_START_TOKEN"
+
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT_S, metavar="S",
@@ -64,14 +67,16 @@ def serve_command(settings: EngineSettings) -> list[str]:
     return [sys.executable, "-m", "engine.process", "serve", *settings.serve_args()]
 
 
-def spawn(settings: EngineSettings, log_file: Path) -> subprocess.Popen:
+def spawn(settings: EngineSettings, log_file: Path, start_token: str = "") -> subprocess.Popen:
     """Start an engine detached from the caller (its own session: a client's Ctrl-C or death never
-    reaches it), its output appended to `log_file`."""
+    reaches it), its output appended to `log_file`. `start_token` reaches the engine in its environment and
+    comes back in its connection file: the spawned process may be a launcher of the engine, not the engine."""
+    env = {**os.environ, START_TOKEN_ENV: start_token} if start_token else None
     with open(log_file, "ab") as log:
         kwargs = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS} \
             if sys.platform == "win32" else {"start_new_session": True}
         return subprocess.Popen(serve_command(settings), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                close_fds=True, **kwargs)
+                                close_fds=True, env=env, **kwargs)
 
 
 def run_serve(settings: EngineSettings) -> int:

@@ -45,6 +45,7 @@ from engine.process import protocol as p
 from engine.process import transport
 from engine.process.hooks import fault_if_asked
 from engine.process.journal import Journal, JournalJob, open_journal
+from engine.process.launch import START_TOKEN_ENV
 from engine.process.memory import check_fits, model_bytes
 from engine.process.paths import engine_data_dir, journal_path, results_dir
 from engine.process.results import read_results, write_results
@@ -186,7 +187,7 @@ class Engine:
             listener = transport.listen(address, family)
             self.info = files.ConnectionInfo(address=address, family=family, key=key.hex(), pid=os.getpid(),
                                              protocol=p.PROTOCOL_VERSION, engine_version=__version__,
-                                             started=self.started)
+                                             started=self.started, start_token=os.environ.get(START_TOKEN_ENV, ""))
             self._key = key
             threading.Thread(target=self._accept, args=(listener,), name="accept", daemon=True).start()
             worker = threading.Thread(target=self._work_loop, name="worker", daemon=True)
@@ -649,7 +650,9 @@ def terminal_event(job: JournalJob) -> p.Message | None:
 
 def _last_line(text: str) -> str | None:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    fatal = [line for line in lines if line.startswith("Fatal Python error")]
+    # faulthandler's first line: "Fatal Python error: ..." for a fatal signal, "Windows fatal exception: ..."
+    # for a Windows structured exception (an access violation in a driver).
+    fatal = [line for line in lines if line.startswith(("Fatal Python error", "Windows fatal exception"))]
     return (fatal or lines or [None])[-1]
 
 
