@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -27,6 +28,11 @@ PROBE_NAME = ".riffstudio-write-check"
 # write are found by it and by the final name they belong to, never by a pattern a user's file can match.
 MARKER = ".riffstudio-partial"
 # tempfile's random part is 8 characters of [a-z0-9_].
+# How long a rename is retried while another process holds its target open (Windows: Defender, the search
+# indexer, OneDrive, Excel with summary.csv open, a client reading engine.json): moments, usually.
+REPLACE_RETRY_S = 5.0
+# The Windows errors of a rename refused because the file is in use: access denied, sharing and lock violations.
+_IN_USE_WINERRORS = frozenset({5, 32, 33})
 _TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}" + re.escape(MARKER) + r"(?P<suffix>(\.[^.]+)?)")
 
 
@@ -47,17 +53,34 @@ def atomic_path(final: str | os.PathLike[str], *, directory: bool = False) -> It
             # parent), and until the new one is in place that is the only complete copy: a process killed
             # between the two renames leaves it there, and recover_replaced puts it back.
             old = _replaced_name(final)
-            os.replace(final, old)
-            os.replace(temp, final)
+            replace(final, old)
+            replace(temp, final)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(temp, final)
+            replace(temp, final)
     except BaseException:
         if temp.is_dir():
             shutil.rmtree(temp, ignore_errors=True)
         else:
             temp.unlink(missing_ok=True)
         raise
+
+
+def replace(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """`os.replace`, retried with a growing pause for up to REPLACE_RETRY_S while Windows refuses it because
+    another process has the target (or source) open; any other error, or one that outlasts the retries, is
+    raised as it is."""
+    deadline = time.monotonic() + REPLACE_RETRY_S
+    pause = 0.01
+    while True:
+        try:
+            os.replace(source, target)
+            return
+        except PermissionError as error:
+            if getattr(error, "winerror", None) not in _IN_USE_WINERRORS or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
 
 
 def recover_replaced(final: str | os.PathLike[str]) -> None:
@@ -69,7 +92,7 @@ def recover_replaced(final: str | os.PathLike[str]) -> None:
     if not old.is_dir() or old.is_symlink():
         return
     if not os.path.lexists(final):
-        os.replace(old, final)
+        replace(old, final)
     elif final.is_dir():
         shutil.rmtree(old, ignore_errors=True)
 

@@ -335,8 +335,8 @@ def write_summary(out: Path, summary: dict[str, Any]) -> None:
         for entry in summary["items"]:
             writer.writerow([entry["key"], entry["preset"], entry["label"], entry["seed"], entry["state"],
                              entry["audio"], entry["sidecar"], entry.get("error", "")])
-        with atomic_path(out / SUMMARY_CSV) as temporary:
-            temporary.write_text(buffer.getvalue(), encoding="utf-8")
+        with atomic_path(out / SUMMARY_CSV) as temporary:  # bytes: the csv module's own \r\n line ends, untranslated
+            temporary.write_bytes(buffer.getvalue().encode("utf-8"))
 
 
 def found_on_disk(out: Path) -> tuple[dict[str, str], dict[str, dict[int, int]]]:

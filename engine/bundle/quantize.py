@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.atomic import replace
 from engine.bundle.ranges import collect_ranges, write_calibration_cache
 from engine.bundle.reference import Reference, crop_feeds, run_feeds, snr_db
 from engine.errors import InvalidInputError, ModelBundleError
@@ -414,7 +414,7 @@ def _publish(staged: Path, out_path: Path) -> None:
     """Move the staged model (and its external data) into place; the .onnx file moves last, so a
     model under its final name always has its weights beside it."""
     for file in sorted(staged.parent.iterdir(), key=lambda path: path == staged):
-        os.replace(file, out_path.parent / (out_path.name if file == staged else file.name))
+        replace(file, out_path.parent / (out_path.name if file == staged else file.name))
 
 
 @contextlib.contextmanager

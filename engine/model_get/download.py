@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.atomic import replace
 from engine.errors import CancelledError, InvalidInputError, ModelBundleError, reason
 
 DEFAULT_REPO = "riffusion/riffusion-model-v1"
@@ -206,7 +206,7 @@ def _fetch(plan: DownloadPlan, remote: RemoteFile, final: Path, done: int, progr
     if have != remote.size or not _matches(remote, digest):
         partial.unlink(missing_ok=True)
         raise _Damaged("size" if have != remote.size else "sha256" if remote.sha256 else "git blob id", have)
-    os.replace(partial, final)
+    replace(partial, final)
     return done
 
 

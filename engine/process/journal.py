@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import sqlite3
 import threading
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.atomic import replace
 from engine.errors import StorageError, reason
 from engine.process.protocol import PRIORITIES, JobInfo
 
@@ -234,7 +234,7 @@ def open_journal(path: Path) -> tuple[Journal, str]:
     try:
         for suffix in ("-wal", "-shm", ""):  # the database last: killed before it, the journal is still there
             if Path(f"{path}{suffix}").exists():
-                os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+                replace(f"{path}{suffix}", f"{aside}{suffix}")
     except OSError as error:
         raise StorageError(f"the engine's job journal {path} is damaged ({damage}) and cannot be moved aside "
                            f"({reason(error, 80)}): move or delete it by hand") from None
