@@ -12,7 +12,7 @@ from engine.bundle import Bundle, open_bundle
 from engine.choices import PROVIDERS
 from engine.errors import InvalidInputError, ProviderError
 from engine.generation.pipeline import LoopGenerator
-from engine.sessions import SessionSettings, qnn_available
+from engine.sessions import SessionSettings, npu_present, qnn_available
 
 
 def choose_provider(choice: str, bundle: Bundle,
@@ -30,12 +30,18 @@ def choose_provider(choice: str, bundle: Bundle,
                                 "`riffstudio model convert --precision qnn`")
         if not available:
             raise ProviderError(f"the NPU is not available here ({why_not}): use --provider cpu")
-        return replace(base, provider="qnn"), "NPU (QNN), as asked"
+        device = "NPU (QNN)" if npu_present() else "QNN's HTP simulator (no NPU here)"
+        return replace(base, provider="qnn"), f"{device}, as asked"
+    if bundle.precision == "qnn" and available and npu_present():
+        return replace(base, provider="qnn"), "NPU (QNN): a qnn bundle and a Snapdragon NPU are here"
     if bundle.precision == "qnn" and available:
-        return replace(base, provider="qnn"), "NPU (QNN): a qnn bundle and a QNN device are here"
+        # The QNN provider lists a device that is not an NPU (the HTP simulator of the x64 builds, 100x slower
+        # than the CPU path): never taken by itself.
+        return replace(base, provider="cpu"), ("CPU: the bundle is for the NPU but QNN offers no NPU here, only "
+                                               "the HTP simulator (--provider qnn runs it anyway)")
     if bundle.precision == "qnn":
         return replace(base, provider="cpu"), f"CPU: the bundle is for the NPU but {why_not}"
-    reason = "the NPU needs a qnn bundle" if available else why_not
+    reason = "the NPU needs a qnn bundle" if available and npu_present() else (why_not or "no Snapdragon NPU here")
     return replace(base, provider="cpu"), f"CPU: {bundle.precision} bundle ({reason})"
 
 

@@ -76,6 +76,12 @@ def qnn_provider() -> tuple[Status, str, dict]:
     data["available"] = available
     if not available:
         return "note", f"onnxruntime-qnn {data['version']} (QNN {data['qnn_sdk']}) loads; {why}", data
+    from engine.sessions import npu_present
+
+    data["npu"] = npu_present()
+    if not data["npu"]:  # a device that is not an NPU (the HTP simulator): jobs would not run on the NPU
+        return "note", (f"onnxruntime-qnn {data['version']} (QNN {data['qnn_sdk']}) loads, but offers no NPU here, "
+                        f"only {why} (the HTP simulator); jobs run on the CPU"), data
     return "ok", f"onnxruntime-qnn {data['version']} (QNN {data['qnn_sdk']}): {why}", data
 
 
