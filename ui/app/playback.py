@@ -2,11 +2,16 @@
 
 sounddevice is imported when the producer first presses play, not at start: without PortAudio (or an
 output device) the import or the stream raises, and the app must simply say "no audio output" once and
-carry on. The file is read on a worker thread; the playhead is polled by the window (`position_s`).
+carry on. Streams are opened and closed on one long-lived audio thread (on Windows with COM initialised
+there once: WASAPI's objects belong to the thread that made them, and a thread per play left them to
+threads that had ended); the file is read there too. The playhead is polled by the window (`position_s`).
+The output is chosen by host API and name (ui/app/audio_devices.py), never by an ambiguous bare name.
 """
 
 from __future__ import annotations
 
+import queue
+import sys
 import threading
 
 import numpy as np
@@ -31,6 +36,8 @@ class Player(QObject):
         self._lock = threading.Lock()
         self._warned = False
         self.path: str | None = None
+        self._actions: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
 
     @property
     def playing(self) -> bool:
@@ -50,7 +57,7 @@ class Player(QObject):
     def play(self, path: str, start_s: float = 0.0) -> None:
         self.stop()
         self.path = path
-        threading.Thread(target=self._open, args=(path, start_s), name="app-playback", daemon=True).start()
+        self._do(self._open, path, start_s)
 
     def seek(self, seconds: float) -> None:
         with self._lock:
@@ -60,16 +67,38 @@ class Player(QObject):
     def stop(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:
-            try:
-                stream.stop()
-                stream.close()
-            except Exception:  # a device that vanished: nothing more to stop
-                pass
+            closed = threading.Event()
+            self._do(self._close, stream, closed)
+            closed.wait(2.0)  # a device that hangs on close must not hang the window
             self.state_changed.emit(False)
+
+    def _do(self, action, *args) -> None:
+        """Run `action(*args)` on the audio thread (started on first use)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._audio_thread, name="app-audio", daemon=True)
+            self._thread.start()
+        self._actions.put((action, args))
+
+    def _audio_thread(self) -> None:
+        _initialise_com()
+        while True:
+            action, args = self._actions.get()
+            action(*args)
+
+    @staticmethod
+    def _close(stream, closed: threading.Event) -> None:
+        try:
+            stream.stop()
+            stream.close()
+        except Exception:  # a device that vanished: nothing more to stop
+            pass
+        closed.set()
 
     def _open(self, path: str, start_s: float) -> None:
         import soundfile
 
+        if path != self.path:  # another play was asked for meanwhile
+            return
         try:
             audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
         except Exception as error:
@@ -81,8 +110,11 @@ class Player(QObject):
         try:
             import sounddevice
 
+            from ui.app.audio_devices import resolve, stream_options
+
+            device = resolve(self.device or "", sounddevice.query_devices(), sounddevice.query_hostapis())
             stream = sounddevice.OutputStream(samplerate=rate, channels=audio.shape[1], dtype="float32",
-                                              device=self.device or None, callback=self._callback)
+                                              callback=self._callback, **stream_options(device, rate))
             stream.start()
         except Exception:  # OSError (no PortAudio), PortAudioError (no device): say it once
             if not self._warned:
@@ -110,3 +142,11 @@ class Player(QObject):
                 out[written:written + take] = audio[self._frame:self._frame + take] * self.volume
                 self._frame += take
                 written += take
+
+
+def _initialise_com() -> None:
+    """COM for this thread, once (Windows: WASAPI streams need it on the thread that opens them)."""
+    if sys.platform == "win32":
+        import ctypes
+
+        ctypes.windll.ole32.CoInitializeEx(None, 0)  # COINIT_MULTITHREADED

@@ -23,14 +23,21 @@ from engine.qnn import HTP_PERFORMANCE_MODES
 from ui.app.settings import EXPORT_FORMATS, THEMES, AppSettings
 
 
-def output_devices() -> list[str]:
-    """Output device names, or [] without PortAudio (sounddevice imported only here, when asked)."""
+def output_devices(saved: str = ""):
+    """The outputs to offer (ui/app/audio_devices.py: one per host API, keyed "HOST API: NAME") and the key of
+    the saved choice (an older bare name resolved), or ([], saved) without PortAudio (sounddevice is imported
+    only here, when asked)."""
     try:
         import sounddevice
 
-        return [d["name"] for d in sounddevice.query_devices() if d.get("max_output_channels", 0) > 0]
+        from ui.app.audio_devices import output_devices as outputs
+        from ui.app.audio_devices import resolve
+
+        devices, host_apis = sounddevice.query_devices(), sounddevice.query_hostapis()
+        chosen = resolve(saved, devices, host_apis)
+        return outputs(devices, host_apis), chosen.key if chosen is not None else saved
     except Exception:
-        return []
+        return [], saved
 
 
 class SettingsDialog(QDialog):
@@ -48,8 +55,14 @@ class SettingsDialog(QDialog):
         self.bit_depth.setCurrentText(str(settings.bit_depth))
         self.device = QComboBox()
         self.device.addItem("System default", "")
-        for name in output_devices():
-            self.device.addItem(name, name)
+        devices, chosen = output_devices(settings.audio_device)
+        for device in devices:
+            self.device.addItem(device.label, device.key)
+        if chosen and self.device.findData(chosen) < 0:  # saved, but not here now (unplugged): kept, not lost
+            self.device.addItem(f"{chosen} (not connected)", chosen)
+        self.device.setCurrentIndex(max(self.device.findData(chosen), 0))
+        if not devices:
+            self.device.setToolTip("No audio output was found: connect one, or check that PortAudio is installed")
         self.provider = QComboBox()
         self.provider.addItems(list(PROVIDERS))
         self.provider.setCurrentText(settings.provider)

@@ -1,0 +1,132 @@
+"""What Windows does differently, simulated on this machine where it can be (issue 25): the behaviours are
+Windows', the code paths are the ones Windows runs.
+
+- A venv's python.exe is a redirector: it starts the real interpreter as its child and waits (CPython
+  bpo-35797), so the engine a client spawns is not the process it spawned.
+- Windows refuses a rename while another process holds the target open (Defender, the indexer, OneDrive,
+  Excel with summary.csv open): os.replace fails with a sharing violation for a moment.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.client import EngineClient
+from engine.process import launch
+
+pytestmark = pytest.mark.usefixtures("home")
+
+# A launcher that runs its arguments as a child process and waits for it, as a Windows venv's python.exe does.
+REDIRECTOR = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
+
+
+def test_a_client_attaches_to_the_engine_its_launcher_started(monkeypatch):
+    started: list[list[str]] = []
+    real = launch.serve_command
+
+    def through_a_redirector(settings):
+        command = [sys.executable, "-c", REDIRECTOR, *real(settings)]
+        started.append(command)
+        return command
+
+    monkeypatch.setattr(launch, "serve_command", through_a_redirector)
+    with EngineClient(name="venv-client", start_timeout_s=30) as client:
+        assert started, "the client spawned no engine"
+        launcher_pids = set(client._spawned.values())
+        assert client.pid not in {popen.pid for popen in launcher_pids}  # the engine is the launcher's child
+        assert client.ping() >= 0
+        assert client.status().pid == client.pid
+        client.shutdown()
+    for popen in launcher_pids:
+        assert popen.wait(timeout=30) == 0  # the launcher ends with its engine
+
+
+def test_an_engine_started_by_someone_else_is_still_found(monkeypatch, tmp_path):
+    """The token only tells the spawning client which engine is its own; any client attaches to a running one."""
+    with EngineClient(name="first", start_timeout_s=30) as first, EngineClient(name="second", start=False) as second:
+        assert second.pid == first.pid
+        first.shutdown()
+
+
+def test_a_rename_held_up_by_a_sharing_violation_is_retried(monkeypatch, tmp_path):
+    from engine import atomic
+
+    calls: list[tuple[str, str]] = []
+    real = os.replace
+
+    def busy_twice(src, dst):
+        calls.append((str(src), str(dst)))
+        if len(calls) <= 2:
+            error = PermissionError(13, "The process cannot access the file because it is being used by another "
+                                        "process")
+            error.winerror = 32  # ERROR_SHARING_VIOLATION, as Windows sets it
+            raise error
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", busy_twice)
+    out = tmp_path / "summary.csv"
+    atomic.write_bytes_atomic(out, b"key,state\r\n")
+    assert out.read_bytes() == b"key,state\r\n" and len(calls) == 3
+    assert atomic.leftover_temporaries([out]) == []
+
+
+def test_a_rename_that_stays_refused_fails_after_its_retries_with_the_reason(monkeypatch, tmp_path):
+    from engine import atomic
+
+    def always_busy(src, dst):
+        error = PermissionError(13, "The process cannot access the file because it is being used by another process")
+        error.winerror = 32
+        raise error
+
+    monkeypatch.setattr(os, "replace", always_busy)
+    monkeypatch.setattr(atomic, "REPLACE_RETRY_S", 0.3)
+    with pytest.raises(PermissionError):
+        atomic.write_bytes_atomic(tmp_path / "x.json", b"{}")
+    assert list(Path(tmp_path).iterdir()) == []  # no temporary left behind
+
+
+def test_a_plain_permission_error_is_not_retried(monkeypatch, tmp_path):
+    from engine import atomic
+
+    calls = []
+
+    def denied(src, dst):
+        calls.append(src)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", denied)
+    with pytest.raises(PermissionError):
+        atomic.write_bytes_atomic(tmp_path / "x.json", b"{}")
+    assert len(calls) == 1
+
+
+def test_only_a_real_npu_is_taken_by_auto(qnn_bundle, fp32_bundle):
+    """The QNN provider lists a device for what it can run on; the x86_64 wheel's HTP back end is a simulator
+    it lists as a CPU device (as the x64 Windows build's is): `auto` must not count it as the NPU."""
+    from engine.bundle import open_bundle
+    from engine.generation.providers import choose_provider
+    from engine.sessions import npu_present, qnn_available
+
+    available, why = qnn_available()
+    assert available, why  # the simulator is here (CI installs onnxruntime-qnn)
+    assert not npu_present()
+    settings, reason = choose_provider("auto", open_bundle(qnn_bundle))
+    assert settings.provider == "cpu" and "only the HTP simulator" in reason
+    settings, reason = choose_provider("qnn", open_bundle(qnn_bundle))
+    assert settings.provider == "qnn" and reason == "QNN's HTP simulator (no NPU here), as asked"
+    settings, reason = choose_provider("auto", open_bundle(fp32_bundle))
+    assert settings.provider == "cpu" and "NPU needs a qnn bundle" not in reason
+
+
+def test_a_windows_fatal_exception_is_read_as_the_crash_reason():
+    """faulthandler writes "Windows fatal exception: ..." for an access violation (a driver's crash) where a
+    POSIX system writes "Fatal Python error: ...": the next engine must name it as its predecessor's end."""
+    from engine.process.server import _last_line
+
+    log = ('Windows fatal exception: access violation\n\nThread 0x000015a4 (most recent call first):\n'
+           '  File "engine\\sessions.py", line 120 in create_session\n')
+    assert _last_line(log) == "Windows fatal exception: access violation"
