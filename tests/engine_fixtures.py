@@ -20,6 +20,10 @@ from conftest import REPO
 
 WIDTH = 64  # the narrowest loop: a 4-step job takes well under a second on the tiny model
 XDG = ("XDG_DATA_HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
+# platformdirs' Windows folders we use (data, config, cache and runtime live under Local AppData; the export
+# folder under Music), each in the private home.
+WINDOWS_FOLDERS = {"LOCAL_APPDATA": "localappdata", "APPDATA": "appdata", "MYMUSIC": "music", "PERSONAL": "documents",
+                   "DOWNLOADS": "downloads"}
 
 
 def make_private_home(prefix: str) -> tuple[Path, dict[str, str]]:
@@ -31,6 +35,10 @@ def make_private_home(prefix: str) -> tuple[Path, dict[str, str]]:
         folder = home / name.split("_")[1].lower()
         folder.mkdir(mode=0o700)
         folders[name] = str(folder)
+    # Windows ignores XDG_*: platformdirs there takes its Known Folders, unless WIN_PD_OVERRIDE_<CSIDL> names one.
+    for csidl, folder in WINDOWS_FOLDERS.items():
+        (home / folder).mkdir(mode=0o700, exist_ok=True)
+        folders[f"WIN_PD_OVERRIDE_{csidl}"] = str(home / folder)
     return home, folders
 
 
@@ -59,8 +67,9 @@ def kill_engine() -> None:
     info = live_engine()
     if info is not None:
         with contextlib.suppress(OSError):
-            os.kill(info.pid, signal.SIGCONT)
-            os.kill(info.pid, signal.SIGKILL)
+            if hasattr(signal, "SIGCONT"):  # POSIX: a stopped engine cannot die until it runs again
+                os.kill(info.pid, signal.SIGCONT)
+            os.kill(info.pid, getattr(signal, "SIGKILL", signal.SIGTERM))  # Windows: SIGTERM is TerminateProcess
         deadline = time.monotonic() + 5
         while live_engine() is not None and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -21,17 +21,11 @@ from plugin.grid_loop import is_complete
 from plugin.presets import PresetFileError, expand, read_presets
 from ui.cli.main import main
 
-XDG = ("XDG_DATA_HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
 # Fast items on the tiny model: 2 beats at 200 bpm paint a 144 px image; 2 Euler steps.
 FAST = 'steps = 2\nscheduler = "euler"\nquality = "draft"\nbpm = 200\nbeats = 2\n'
 
 
-@pytest.fixture(autouse=True)
-def private_dirs(tmp_path, monkeypatch):
-    for name in XDG:
-        folder = tmp_path / "xdg" / name.split("_")[1].lower()
-        folder.mkdir(parents=True, mode=0o700)
-        monkeypatch.setenv(name, str(folder))
+pytestmark = pytest.mark.usefixtures("home")  # the user folders in a private home; its engines stopped after
 
 
 def six_items(folder: Path, bundle: Path) -> Path:
