@@ -197,7 +197,6 @@ def _cpu_session(model_path: Path, settings: SessionSettings) -> ort.InferenceSe
 
 def _qnn_session(model_path: Path, settings: SessionSettings, device: Any, *,
                  context_file: Path | None = None, raw_errors: bool = False) -> ort.InferenceSession:
-    import onnxruntime_qnn
 
     options = _common_options(settings)
     if settings.disable_cpu_fallback:
@@ -208,8 +207,11 @@ def _qnn_session(model_path: Path, settings: SessionSettings, device: Any, *,
         # Embed mode 0: the compiled binary sits next to the context model (a UNet context is about
         # 1 GB: embedding it would bring the model near protobuf's 2 GB limit and double its load).
         options.add_session_config_entry("ep.context_embed_mode", "0")
+    # `backend_type`, not an absolute `backend_path`: the provider finds its HTP library beside itself, where a
+    # path would be handed to LoadLibraryExA in the ANSI code page on Windows and fail under a user name with
+    # letters outside it (C:\Users\Zoë\AppData\Local\... for a per-user install).
     qnn_options = {
-        "backend_path": onnxruntime_qnn.get_qnn_htp_path(),
+        "backend_type": "htp",
         "htp_performance_mode": settings.htp_performance_mode,
     }
     options.add_provider_for_devices([device], qnn_options)
@@ -259,6 +261,10 @@ def _register_qnn() -> None:
     if not library.is_file() or not Path(onnxruntime_qnn.get_qnn_htp_path()).is_file():
         raise ProviderError(f"the QNN provider's libraries are missing from {library.parent}; "
                             f"reinstall onnxruntime-qnn or use --provider cpu")
+    # The HTP's DSP side loads its skeleton libraries from ADSP_LIBRARY_PATH; onnxruntime-qnn does not set it,
+    # and from site-packages (not beside the executable) the NPU then fails with 0x80000406
+    # (onnxruntime-qnn PR #593). A value the user set wins.
+    os.environ.setdefault("ADSP_LIBRARY_PATH", str(library.parent))
     if any(device.ep_name == QNN_EP for device in ort.get_ep_devices()):
         return  # registered by someone else in this process: ORT refuses a second registration
     try:

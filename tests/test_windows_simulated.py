@@ -130,3 +130,34 @@ def test_a_windows_fatal_exception_is_read_as_the_crash_reason():
     log = ('Windows fatal exception: access violation\n\nThread 0x000015a4 (most recent call first):\n'
            '  File "engine\\sessions.py", line 120 in create_session\n')
     assert _last_line(log) == "Windows fatal exception: access violation"
+
+
+def test_the_npus_dsp_libraries_are_found_beside_the_provider(tmp_path):
+    """onnxruntime-qnn leaves ADSP_LIBRARY_PATH unset; the HTP's DSP side needs it to find its skeletons."""
+    import subprocess
+
+    code = ("import os, onnxruntime_qnn\nfrom pathlib import Path\nfrom engine.sessions import qnn_available\n"
+            "assert qnn_available()[0]\n"
+            "assert os.environ['ADSP_LIBRARY_PATH'] == str(Path(onnxruntime_qnn.get_library_path()).parent)\n"
+            "print('ok')")
+    env = {k: v for k, v in os.environ.items() if k != "ADSP_LIBRARY_PATH"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert result.stdout.strip() == "ok", result.stderr
+    mine = subprocess.run([sys.executable, "-c", "import os; from engine.sessions import qnn_available; "
+                           "qnn_available(); print(os.environ['ADSP_LIBRARY_PATH'])"],
+                          capture_output=True, text=True, timeout=120, env={**env, "ADSP_LIBRARY_PATH": str(tmp_path)})
+    assert mine.stdout.strip() == str(tmp_path), mine.stderr  # the user's own value is kept
+
+
+def test_the_memory_ceiling_sees_this_processs_memory():
+    """On every platform (Windows has no `resource` module: it read 0 there, so the ceiling ignored what was
+    loaded): this process, with numpy and ONNX Runtime imported, holds tens of MB at least."""
+    import numpy as np
+    import onnxruntime  # noqa: F401
+
+    from engine.process.memory import rss_bytes
+
+    before = rss_bytes()
+    held = np.ones(64 << 20, np.uint8)  # 64 MB, touched
+    assert before > 20 << 20 and rss_bytes() >= before + (48 << 20)
+    del held

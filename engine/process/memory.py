@@ -35,6 +35,8 @@ def rss_bytes() -> int:
             return pages * os.sysconf("SC_PAGE_SIZE")
         except (OSError, ValueError, IndexError):
             return 0
+    if sys.platform == "win32":
+        return _windows_working_set()
     try:
         import resource
 
@@ -66,3 +68,27 @@ def check_fits(limit_mb: int, bundle, width: int, *, loaded_bytes: int, with_enc
             f"this {width} px loop needs about {need / 2**20:.0f} MB and the engine's memory ceiling is "
             f"{limit_mb} MB: make it narrower, use an int8 bundle, or raise the ceiling "
             f"(riffstudio engine serve --memory-limit MB)")
+
+
+def _windows_working_set() -> int:
+    """This process's working set (psapi's GetProcessMemoryInfo): Windows has no `resource` module, and a
+    ceiling that reads 0 would ignore the models already loaded."""
+    import ctypes
+    from ctypes import wintypes
+
+    class Counters(ctypes.Structure):  # PROCESS_MEMORY_COUNTERS
+        _fields_ = [("cb", wintypes.DWORD), ("PageFaultCount", wintypes.DWORD),
+                    *((name, ctypes.c_size_t) for name in (
+                        "PeakWorkingSetSize", "WorkingSetSize", "QuotaPeakPagedPoolUsage", "QuotaPagedPoolUsage",
+                        "QuotaPeakNonPagedPoolUsage", "QuotaNonPagedPoolUsage", "PagefileUsage", "PeakPagefileUsage"))]
+
+    try:
+        kernel32, psapi = ctypes.WinDLL("kernel32"), ctypes.WinDLL("psapi")
+        kernel32.GetCurrentProcess.restype = wintypes.HANDLE
+        psapi.GetProcessMemoryInfo.argtypes = [wintypes.HANDLE, ctypes.POINTER(Counters), wintypes.DWORD]
+        counters = Counters(cb=ctypes.sizeof(Counters))
+        if psapi.GetProcessMemoryInfo(kernel32.GetCurrentProcess(), ctypes.byref(counters), counters.cb):
+            return int(counters.WorkingSetSize)
+    except (OSError, AttributeError):
+        pass
+    return 0
