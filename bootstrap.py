@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import subprocess
 import sys
 import venv
@@ -58,10 +59,34 @@ def run(command: list[str]) -> None:
         sys.exit(result.returncode)
 
 
+def emulated_on_arm64() -> bool:
+    """An x64 (or x86) Python running emulated on a Windows ARM64 PC (a Snapdragon laptop): it works, slowly,
+    and cannot load the NPU's ARM64 libraries. IsWow64Process2 names the machine's own architecture."""
+    if os.name != "nt":
+        return False
+    import ctypes
+    from ctypes import wintypes
+
+    process, native = wintypes.USHORT(), wintypes.USHORT()
+    kernel32 = ctypes.WinDLL("kernel32")
+    function = getattr(kernel32, "IsWow64Process2", None)
+    if function is None:  # before Windows 10 1709: no ARM64 PCs to speak of
+        return False
+    kernel32.GetCurrentProcess.restype = wintypes.HANDLE
+    function.argtypes = [wintypes.HANDLE, ctypes.POINTER(wintypes.USHORT), ctypes.POINTER(wintypes.USHORT)]
+    if not function(kernel32.GetCurrentProcess(), ctypes.byref(process), ctypes.byref(native)):
+        return False
+    return native.value == 0xAA64 and platform.machine().upper() in ("AMD64", "X86")  # IMAGE_FILE_MACHINE_ARM64
+
+
 def main(argv: list[str]) -> None:
     if sys.version_info < MIN_PYTHON:
         sys.exit(f"bootstrap: riffstudio needs Python {'.'.join(map(str, MIN_PYTHON))} or newer, "
                  f"this is {sys.version.split()[0]}")
+    if emulated_on_arm64():
+        print("bootstrap: note: this is an x64 Python emulated on an ARM64 PC: riffstudio runs on the CPU only "
+              "(the NPU's libraries are ARM64) and slowly; install the ARM64 Python from python.org for the NPU",
+              file=sys.stderr, flush=True)
     python = ensure_venv()
     if argv[:1] == ["test"]:
         install(python, "dev,export,hub")
