@@ -24,5 +24,7 @@ ENGINE_AUDIO_FORMATS = ("wav", "flac", "aiff", "ogg")
 LOOP_FILE_FORMATS = ("wav", "flac", "aiff")
 BIT_DEPTHS = ("16", "24", "32f")
 SAMPLE_RATES = (44100, 48000)
+# The samplers by name (engine/schedulers/registry.py builds each; tests/test_choices.py keeps the two equal).
+SCHEDULER_NAMES = ("pndm", "ddim", "euler", "euler_a", "lms", "dpmpp_2m", "dpmpp_2m_karras", "dpmpp_2m_ays", "unipc")
 # How a loop is put on the grid (plugin/fit.py): by its beat where one is found, by the beat, or by length.
 FIT_MODES = ("auto", "beat", "length")

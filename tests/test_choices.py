@@ -11,9 +11,11 @@ from engine import choices
 def test_each_list_is_what_its_implementation_accepts():
     from engine.codec.audio_io import _WRITE_SUBTYPES
     from engine.codec.quality import Quality
+    from engine.schedulers import SCHEDULER_NAMES
     from plugin.loop_file import FORMATS, SUBTYPES
 
     assert tuple(quality.value for quality in Quality) == choices.QUALITIES
+    assert SCHEDULER_NAMES == choices.SCHEDULER_NAMES
     assert tuple(SUBTYPES) == choices.BIT_DEPTHS
     assert {suffix[1:] for suffix in FORMATS if suffix != ".aif"} == set(choices.LOOP_FILE_FORMATS)
     assert {name.lower() for name in _WRITE_SUBTYPES} == set(choices.ENGINE_AUDIO_FORMATS)

@@ -20,7 +20,7 @@ from engine.client import EngineClient
 from engine.errors import EngineError
 from engine.process import protocol as p
 from engine.process.journal import Journal
-from engine.process.paths import engine_data_dir, journal_path
+from engine.process.paths import engine_data_dir, journal_path, log_path
 
 # Every test in a private home (conftest.py `home`).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120), pytest.mark.usefixtures("home")]
@@ -65,6 +65,8 @@ def test_random_bytes_in_the_journal_are_moved_aside_and_the_engine_serves(fp32_
     assert jobs.returncode == 0 and "Traceback" not in jobs.stderr, jobs.stderr
     status = cli("engine", "status")
     assert status.returncode == 0 and "note: the job journal was damaged" in status.stdout, status.stdout
+    log = log_path().read_text(encoding="utf-8")
+    assert log.count(aside.name) == 1, log  # said once in the spawned engine's log (it was written twice)
 
 
 def test_a_corrupt_index_page_loses_no_job_silently(fp32_bundle):

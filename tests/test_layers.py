@@ -54,7 +54,6 @@ APP_ENGINE_MODULES = {
     "engine.codec.params": "SpectrogramParams, for the spectrogram's axes",
     "engine.codec.audio_io": "reading a loop's audio at export (soundfile)",
     "engine.codec.image_file": "reading a loop's image at export (Pillow)",
-    "engine.schedulers": "SCHEDULER_NAMES for the scheduler menu (numpy only; a plain list would do)",
 }
 # ui/app/screenshot.py renders the README's screenshot in a process of its own, with demo content it makes the
 # way the engine would: it encodes test clips into spectrograms.

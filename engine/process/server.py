@@ -174,9 +174,8 @@ class Engine:
         try:
             crash_file = self._open_crash_log()
             self.journal, note = open_journal(journal_path())
-            if note:
+            if note:  # once in the log (a spawned engine's stderr is the log too), and to every client
                 log.warning("%s", note)
-                print(f"riffstudio: note: {note}", file=sys.stderr, flush=True)
                 self._notes.append(note)
             self._recover()
             for stale in files.runtime_dir().glob("engine-*.sock"):  # killed engines' sockets: none is alive

@@ -27,8 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.choices import QUALITIES
-from engine.schedulers import SCHEDULER_NAMES
+from engine.choices import QUALITIES, SCHEDULER_NAMES
 from engine.speeds import DEFAULT_SCHEDULER, DEFAULT_STEPS, DRAFT_STEPS
 
 MAX_SEED = 2**31 - 1  # QSpinBox holds a signed 32-bit int; the engine takes up to 2**32 - 1
