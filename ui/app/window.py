@@ -9,8 +9,8 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QPushButton,
-    QSplitter,
+    QScrollArea,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from engine.version import __version__
 from ui.app.controller import EngineController, FinishedJob, JobRequest
 from ui.app.drag import dropped_audio, file_mime_data, reveal_in_file_manager
+from ui.app.elided_label import ElidedLabel
 from ui.app.exports import ExportRequest
 from ui.app.generate_panel import MAX_SEED, GeneratePanel
 from ui.app.get_model_panel import EMPTY_STATE, GetModelPanel, offer_label
@@ -46,6 +47,9 @@ from ui.app.model_get_runner import GetPlan, GetRequest, ModelGetRunner
 from ui.app.playback import Player
 from ui.app.queue_panel import QueuePanel, preview_image
 from ui.app.settings import AppSettings, load_settings, save_settings
+from ui.app.status_line import StatusLine
+from ui.app.window_geometry import restore_geometry, saved_geometry
+from ui.app.workspace import Workspace
 
 __all__ = ["EMPTY_STATE", "MainWindow", "library_path"]
 
@@ -68,7 +72,6 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings or load_settings()
         self.setWindowTitle(f"Riffstudio {__version__}")
-        self.resize(1380, 820)
         self.setAcceptDrops(True)
         self.library = Library(library_path())
         self.controller = EngineController(lambda: self.settings.export_folder(), self._engine_settings())
@@ -91,6 +94,7 @@ class MainWindow(QMainWindow):
         self._build()
         self._connect()
         self._shortcuts()
+        restore_geometry(self, self.settings.window_geometry)
         for job in self.adopt_finished_results():
             loop = self.library.get(job)
             if loop is not None:
@@ -124,8 +128,8 @@ class MainWindow(QMainWindow):
 
         # The top bar: name, model chip, settings.
         title = QLabel("riffstudio", objectName="title")
-        self.model_label = QLabel("No model", objectName="dim")
-        self.model_message = QLabel("", objectName="model_message")
+        self.model_label = ElidedLabel("No model", objectName="dim")
+        self.model_message = ElidedLabel("", objectName="model_message")
         self.model_message.setStyleSheet("color: #ff6b6b;")
         self.model_message.setVisible(False)
         self.choose_model = QPushButton("Model…", objectName="choose_model")
@@ -134,10 +138,10 @@ class MainWindow(QMainWindow):
         top = QHBoxLayout()
         top.addWidget(title)
         top.addSpacing(16)
-        top.addWidget(self.model_label)
-        top.addWidget(self.model_message, 1)
-        top.addStretch(0)
-        top.addWidget(QLabel("Ctrl+Enter generate · Space play · Ctrl+F search · Ctrl+E export", objectName="dim"))
+        top.addWidget(self.model_label, 2)
+        top.addWidget(self.model_message, 2)
+        keys_hint = ElidedLabel("Ctrl+Enter generate · Space play · Ctrl+F search · Ctrl+E export", objectName="dim")
+        top.addWidget(keys_hint, 1)
         top.addSpacing(12)
         top.addWidget(self.choose_model)
         top.addWidget(self.settings_button)
@@ -166,18 +170,8 @@ class MainWindow(QMainWindow):
         right = LibraryPane()
         self.result_pane, self.library_pane = centre, right
 
-        splitter = QSplitter()
-        splitter.addWidget(left)
-        splitter.addWidget(centre)
-        splitter.addWidget(right)
-        left.setMinimumWidth(300)
-        right.setMinimumWidth(380)
-        splitter.setStretchFactor(0, 0)
-        splitter.setStretchFactor(1, 1)
-        splitter.setStretchFactor(2, 0)
-        splitter.setSizes([330, 700, 440])
-        splitter.setChildrenCollapsible(False)
-        self.workspace = splitter
+        self.workspace = Workspace(left, centre, right)  # side by side, or one column beside the DAW
+        self.workspace.turned.connect(lambda one_column: keys_hint.setVisible(not one_column))
 
         root = QWidget()
         layout = QVBoxLayout(root)
@@ -185,9 +179,15 @@ class MainWindow(QMainWindow):
         layout.addLayout(top)
         layout.addWidget(self.banner)
         layout.addWidget(self.empty_state)
-        layout.addWidget(splitter, 1)
+        # A window shorter than one column's panes scrolls them rather than growing off the screen.
+        room = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        room.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        room.setWidget(self.workspace)
+        layout.addWidget(room, 1)
         self.setCentralWidget(root)
+        self.setStatusBar(StatusLine(self))
         self.statusBar().showMessage("Ready")
+        self._menus()
         self._show_loop(None)
 
         from ui.app.tempo_link import LinkFollower
@@ -263,6 +263,33 @@ class MainWindow(QMainWindow):
         library.play_requested.connect(self.toggle_play)
         library.rating_requested.connect(self._rate_current)
         library.delete_requested.connect(self.delete_selection)
+
+    def _menus(self) -> None:
+        """File > Quit (Ctrl+Q: the window's own close, so jobs and exports are kept as on any close) and
+        View > Always on top (to sit over the DAW; saved)."""
+        file_menu = self.menuBar().addMenu("&File")
+        self.quit_action = QAction("&Quit", self, menuRole=QAction.MenuRole.QuitRole)
+        # Windows' platform binding for Quit is empty: Ctrl+Q there too.
+        self.quit_action.setShortcuts(QKeySequence.keyBindings(QKeySequence.StandardKey.Quit)
+                                      or [QKeySequence("Ctrl+Q")])
+        self.quit_action.triggered.connect(self.close)
+        file_menu.addAction(self.quit_action)
+        view_menu = self.menuBar().addMenu("&View")
+        self.on_top_action = QAction("Always on &top", self, checkable=True, checked=self.settings.always_on_top)
+        self.on_top_action.setToolTip("Keep this window above the DAW")
+        self.on_top_action.toggled.connect(self.set_always_on_top)
+        view_menu.addAction(self.on_top_action)
+        if self.settings.always_on_top:
+            self.setWindowFlag(Qt.WindowType.WindowStaysOnTopHint, True)
+
+    def set_always_on_top(self, on: bool) -> None:
+        """Keep the window above others (the DAW) or not; saved for the next start."""
+        visible = self.isVisible()
+        self.setWindowFlag(Qt.WindowType.WindowStaysOnTopHint, on)  # Qt hides a window whose flags change
+        if visible:
+            self.show()
+        self.settings = replace(self.settings, always_on_top=on)
+        self.save()
 
     def _shortcuts(self) -> None:
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
@@ -727,13 +754,6 @@ class MainWindow(QMainWindow):
 
     # -- closing -------------------------------------------------------------------------------------
 
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if not getattr(self, "_sized", False):
-            self._sized = True
-            width = self.workspace.width() or self.width()
-            self.workspace.setSizes([330, max(width - 330 - 440, 300), 440])
-
     def closeEvent(self, event) -> None:
         self.shutdown()
         super().closeEvent(event)
@@ -752,6 +772,6 @@ class MainWindow(QMainWindow):
         self.getter.stop()  # a get under way stays remembered (unfinished_get): the next start offers to resume it
         self.controller.close()
         self.settings = replace(self.settings, volume=self.result_pane.volume_fraction(),
-                                loop_playback=self.result_pane.looping())
+                                loop_playback=self.result_pane.looping(), window_geometry=saved_geometry(self))
         self.save()
         self.library.close()
