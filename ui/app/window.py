@@ -47,11 +47,13 @@ from ui.app.model_get_runner import GetPlan, GetRequest, ModelGetRunner
 from ui.app.playback import Player
 from ui.app.queue_panel import QueuePanel, preview_image
 from ui.app.settings import AppSettings, load_settings, save_settings
-from ui.app.status_line import StatusLine
+from ui.app.status_line import StatusLine, model_ready_words
 from ui.app.window_geometry import restore_geometry, saved_geometry
 from ui.app.workspace import Workspace
 
 __all__ = ["EMPTY_STATE", "MainWindow", "library_path"]
+
+READY_TO_DRAG = "Ready to drag: "
 
 
 def library_path() -> Path:
@@ -85,6 +87,7 @@ class MainWindow(QMainWindow):
         self.requests: dict[str, JobRequest] = {}
         self.audio_message_shown = False
         self.bundle_problem = ""
+        self.bundle_precision = ""  # the checked bundle's (int8, fp32, qnn): the status line names it
         self.closed = False
         self.bundle_from_folder = False  # the models folder's newest, not chosen: not saved (a newer one wins)
         self.getter = ModelGetRunner(self)  # "Get Riffusion": `model get` as a child process
@@ -317,7 +320,7 @@ class MainWindow(QMainWindow):
         self._update_empty_state()
         self.model_label.setText(f"Model: {Path(path).name}" if has else "No model")
         self.model_message.setVisible(False)
-        self.bundle_problem = ""
+        self.bundle_problem = self.bundle_precision = ""
         if has and check:
             self.model_label.setText(f"Model: {Path(path).name} (checking…)")
             self.controller.check_bundle(path)
@@ -481,6 +484,7 @@ class MainWindow(QMainWindow):
         if path != self.settings.bundle:
             return
         self.bundle_problem = problem
+        self.bundle_precision = precision
         if problem:
             self.model_label.setText(f"Model: {Path(path).name}")
             self.model_message.setText(f"riffstudio: {problem}")
@@ -504,7 +508,9 @@ class MainWindow(QMainWindow):
             self.model_label.setText(f"Model: {name} · runs on the {device}")
             self.model_label.setToolTip(line)
             self.provider_line = line
-        self.statusBar().showMessage(line)
+            self.statusBar().show_message(model_ready_words(provider, self.bundle_precision), details=line)
+        else:
+            self.statusBar().showMessage(line)  # why it did not load: one line, the producer's to act on
 
     # -- generating ----------------------------------------------------------------------------------
 
@@ -581,7 +587,7 @@ class MainWindow(QMainWindow):
         if job == self.active_job or self.current is None:
             self._show_loop(loop)
             self._select_in_library(job)
-        message = finished.export_error or (f"Ready to drag: {Path(loop.drag_file).name}" if loop.drag_file
+        message = finished.export_error or (f"{READY_TO_DRAG}{Path(loop.drag_file).name}" if loop.drag_file
                                             else "Not exported yet: the loop plays here; export it to drag it")
         self.statusBar().showMessage(message)
 
@@ -642,6 +648,9 @@ class MainWindow(QMainWindow):
         if self.current is None or loop.job != self.current.job:
             self.player.stop()
             self._show_loop(loop)
+            if self.statusBar().currentMessage().startswith(READY_TO_DRAG):  # it named the loop shown before
+                self.statusBar().showMessage(f"{READY_TO_DRAG}{Path(loop.drag_file).name}" if loop.drag_file
+                                             else "")
 
     def _show_loop(self, loop: LibraryLoop | None) -> None:
         self.current = loop
@@ -691,8 +700,10 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Copied {len(paths)} file(s): paste into your DAW or a folder")
 
     def reveal_current(self) -> None:
-        if self.current is not None:
-            reveal_in_file_manager(self.current.playable_file)
+        """Show the loop's file in the file manager; without one, its path goes to the clipboard, said so."""
+        if self.current is not None and not reveal_in_file_manager(self.current.playable_file):
+            QApplication.clipboard().setText(self.current.playable_file)
+            self.statusBar().showMessage(f"No file manager opened: copied the path, {self.current.playable_file}")
 
     def export_dialog(self) -> None:
         loops = self.selected_loops()
