@@ -210,7 +210,7 @@ def test_the_library_pane_asks_to_play_rate_and_delete_from_the_keyboard(qtbot):
     pane.set_loops([LibraryLoop(job="a", prompt="bass", negative="", settings={}, seed=1, bundle_identity="",
                                 folder="", audio="", image="", export="", duration_s=5.0, bpm=None, bars=None,
                                 rating=0, favourite=False, created=0.0)])
-    assert pane.library_count.text() == "1 loops"
+    assert pane.library_count.text() == "1 loop"
     with qtbot.waitSignal(pane.loop_chosen, timeout=1000) as chosen:
         pane.select("a")
     assert chosen.args[0].job == "a"

@@ -42,8 +42,9 @@ def dropped_audio(mime: QMimeData) -> list[str]:
             if url.isLocalFile() and url.toLocalFile().lower().endswith(AUDIO_SUFFIXES)]
 
 
-def reveal_in_file_manager(path: str) -> None:
-    """Show the file in Explorer (selected), Finder (selected), or its folder elsewhere; never waits."""
+def reveal_in_file_manager(path: str) -> bool:
+    """Show the file in Explorer (selected), Finder (selected), or its folder elsewhere; never waits.
+    False: no file manager answered (a bare desktop, a missing `explorer`/`open`); the caller says so."""
     import os
     import subprocess
     import sys
@@ -51,9 +52,13 @@ def reveal_in_file_manager(path: str) -> None:
 
     from PySide6.QtGui import QDesktopServices
 
-    if sys.platform == "win32":
-        subprocess.Popen(["explorer", "/select,", os.path.normpath(path)])
-    elif sys.platform == "darwin":
-        subprocess.Popen(["open", "-R", path])
-    else:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(path).parent)))
+    try:
+        if sys.platform == "win32":
+            subprocess.Popen(["explorer", "/select,", os.path.normpath(path)])
+        elif sys.platform == "darwin":
+            subprocess.Popen(["open", "-R", path])
+        else:
+            return QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(path).parent)))
+    except OSError:
+        return False
+    return True

@@ -59,6 +59,11 @@ class LibraryPane(QWidget):
         search_row.addWidget(self.favourites_only)
         right_layout.addLayout(search_row)
         right_layout.addWidget(self.library_view, 1)
+        # In place of a blank list: why it is empty, and what to do.
+        self.empty_note = QLabel("", objectName="dim", wordWrap=True)
+        self.empty_note.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+        self.empty_note.setContentsMargins(8, 16, 8, 16)
+        right_layout.addWidget(self.empty_note, 1)
         self._connect()
 
     def _connect(self) -> None:
@@ -100,7 +105,21 @@ class LibraryPane(QWidget):
 
     def set_loops(self, loops: list[LibraryLoop]) -> None:
         self.library_model.set_loops(loops)
-        self.library_count.setText(f"{len(loops)} loops")
+        self.library_count.setText(f"{len(loops)} loop{'s' * (len(loops) != 1)}")
+        self.empty_note.setText(self.empty_words())
+        self.empty_note.setVisible(not loops)
+        self.library_view.setVisible(bool(loops))
+
+    def empty_words(self) -> str:
+        """Why the list is empty: nothing matches the search (or the favourites filter), or no loops yet."""
+        text, favourites_only = self.query()
+        if text.strip():
+            return f"No loops match “{text.strip()}”" + (" among your favourites" if favourites_only else "") + \
+                ": try fewer words."
+        if favourites_only:
+            return "No favourites yet: press ♥ on a loop you like."
+        return ("No loops yet. Type a prompt and press Ctrl+Enter: each loop lands here, ready to drag into your "
+                "DAW.")
 
     def select(self, job: str) -> None:
         """Make `job`'s row the current one, scrolled into view (if listed)."""

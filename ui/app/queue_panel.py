@@ -97,6 +97,8 @@ class QueuePanel(QWidget):
         scroll.setWidget(inner)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # Any height will do (rows scroll): in one column beside the DAW the queue gives way to the result.
+        scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(QLabel("QUEUE", objectName="section"))

@@ -24,6 +24,8 @@ from PySide6.QtWidgets import (
 
 from engine.speeds import speed_of
 from ui.app.drag import drag_files
+from ui.app.elided_label import ElidedLabel
+from ui.app.flow_layout import FlowBox
 from ui.app.library import LibraryLoop
 from ui.app.library_model import describe
 from ui.app.spectrogram_view import SpectrogramView
@@ -50,7 +52,7 @@ class ResultPane(QWidget):
         self.spectrogram = SpectrogramView()
         self.result_title = QLabel("", objectName="title")
         self.result_title.setWordWrap(True)
-        self.result_meta = QLabel("", objectName="dim")
+        self.result_meta = ElidedLabel(objectName="dim")
         self.play_button = QPushButton("▶ Play", objectName="play")
         self.play_button.setToolTip("Play / stop (Space)")
         self.loop_toggle = QCheckBox("Loop", checked=loop_playback)
@@ -68,8 +70,8 @@ class ResultPane(QWidget):
         self.export_button = QPushButton("Export…", objectName="export")
         self.copy_button = QPushButton("Copy", objectName="copy")
         self.reveal_button = QPushButton("Reveal", objectName="reveal")
-        self.drag_hint = QLabel("Drag the spectrogram (or library rows) into your DAW · wheel zooms, Shift+wheel "
-                                "scrolls, click seeks", objectName="dim")
+        self.drag_hint = ElidedLabel("Drag the spectrogram (or library rows) into your DAW · wheel zooms, Shift+wheel "
+                                      "scrolls, click seeks", objectName="dim")
         self.colour_map = QComboBox(objectName="colour_map")
         self.colour_map.addItems(["heat", "painted"])
         self.colour_map.setToolTip("heat: the painted pixels through a colour map; painted: the image exactly as the "
@@ -77,13 +79,14 @@ class ResultPane(QWidget):
         hint_row = QHBoxLayout()
         hint_row.addWidget(self.drag_hint, 1)
         hint_row.addWidget(self.colour_map)
-        transport = QHBoxLayout()
+        transport = QWidget(objectName="transport")  # play, loop, volume, favourite: wrapped as one
+        transport_row = QHBoxLayout(transport)
+        transport_row.setContentsMargins(0, 0, 0, 0)
         for widget in (self.play_button, self.loop_toggle, QLabel("Vol"), self.volume, self.favourite):
-            transport.addWidget(widget)
-        transport.addStretch(1)
-        for widget in (self.refine, self.more_like_this, self.riff_on_this, self.longer, self.export_button,
-                       self.copy_button, self.reveal_button):
-            transport.addWidget(widget)
+            transport_row.addWidget(widget)
+        # Wrapped onto more rows as the pane narrows: every button keeps its words.
+        actions = FlowBox([transport, self.refine, self.more_like_this, self.riff_on_this, self.longer,
+                           self.export_button, self.copy_button, self.reveal_button])
         self.result_actions = [self.play_button, self.favourite, self.refine, self.more_like_this, self.riff_on_this,
                                self.longer, self.export_button, self.copy_button, self.reveal_button]
         centre_layout = QVBoxLayout(self)
@@ -92,7 +95,7 @@ class ResultPane(QWidget):
         centre_layout.addWidget(self.result_meta)
         centre_layout.addWidget(self.spectrogram, 1)
         centre_layout.addLayout(hint_row)
-        centre_layout.addLayout(transport)
+        centre_layout.addWidget(actions)
         self._connect()
 
     def _connect(self) -> None:

@@ -1,6 +1,8 @@
 """Render the main window to a PNG, for the README:
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python -m ui.app.screenshot docs/screenshot.png
+    xvfb-run -a -s "-screen 0 1600x1000x24" python -m ui.app.screenshot --size 1280x720 docs/screenshot-laptop.png
+    xvfb-run -a -s "-screen 0 1600x1000x24" python -m ui.app.screenshot --size 560x900 docs/screenshot-narrow.png
 
 A real window on a real X server (real fonts, the real theme), in a private temporary home so it never
 touches your library. Its content is demo content: this project has no trained weights in the repo (the
@@ -13,7 +15,6 @@ job mid-way, drawn with the same row widget the engine's progress drives.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -46,10 +47,13 @@ def _private_home() -> Path:
 
 
 def _fill_results(results: Path) -> list[str]:
-    """One engine-layout results folder per demo clip (loop.wav, loop.png, loop.json)."""
+    """One engine-layout results folder per demo clip (loop.wav, loop.png, loop.json), written by the one loop
+    writer (engine/loop_files.py), so the app adopts them as it adopts the engine's own."""
     from engine.codec import DEFAULT_PARAMS, encode_audio
-    from engine.codec.audio_io import read_audio, write_audio
+    from engine.codec.audio_io import read_audio
     from engine.codec.image_file import write_spectrogram_image
+    from engine.loop_files import plain_audio, write_loop
+    from engine.process.results import IMAGE_NAME, audio_name
 
     jobs = []
     now = time.time()
@@ -63,19 +67,18 @@ def _fill_results(results: Path) -> list[str]:
         job = f"demo{number:02d}"
         folder = results / job
         folder.mkdir(parents=True)
-        write_spectrogram_image(folder / "loop.png", encoded)
-        write_audio(folder / "loop.wav", mono, rate)
         settings = {"prompt": prompt, "negative_prompt": "", "seed": 1000 + number * 7919, "guidance": 7.0,
                     "width": 512, "init_audio": None, "strength": 0.75, **SPEED_PRESETS["full"]}
-        sidecar = {"settings": settings, "bundle": {"identity": "demo"}, "provider": "cpu",
-                   "audio": {"sample_rate": rate, "samples": int(mono.shape[0]), "channels": 1}}
-        (folder / "loop.json").write_text(json.dumps(sidecar), encoding="utf-8")
+        write_loop(folder / audio_name("wav"), plain_audio(mono, rate),
+                   {"settings": settings, "bundle": {"identity": "demo"}, "provider": "cpu"},
+                   image=folder / IMAGE_NAME, write_image=lambda path, encoded=encoded: write_spectrogram_image(
+                       path, encoded))
         os.utime(folder, (now - number * 1900, now - number * 1900))
         jobs.append(job)
     return jobs
 
 
-def render(out: Path, theme: str = "dark") -> None:
+def render(out: Path, theme: str = "dark", size: tuple[int, int] = (1480, 860)) -> None:
     home = _private_home()
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
@@ -101,9 +104,8 @@ def render(out: Path, theme: str = "dark") -> None:
         window.library.set_rating(job, rating)
         window.library.set_favourite(job, favourite)
     window.refresh_library()
-    window.resize(1480, 860)
+    window.resize(*size)
     window.show()
-    window.workspace.setSizes([330, 1480 - 330 - 460, 460])
     first = window.library.get(jobs[0])
     window._show_loop(first)
     window._select_in_library(jobs[0])
@@ -140,12 +142,25 @@ def render(out: Path, theme: str = "dark") -> None:
     app.exec()
 
 
+def window_size(text: str) -> tuple[int, int]:
+    """"560x900" -> (560, 900)."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 560x900") from None
+    if width < 200 or height < 200:
+        raise argparse.ArgumentTypeError(f"{text!r} is smaller than 200x200")
+    return width, height
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ui.app.screenshot", description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, nargs="?", default=REPO / "docs" / "screenshot.png")
     parser.add_argument("--theme", choices=("dark", "light"), default="dark")
+    parser.add_argument("--size", type=window_size, default=(1480, 860), metavar="WxH",
+                        help="the window's size (default 1480x860; 560x900 is the strip beside a DAW)")
     args = parser.parse_args(argv)
-    render(args.out, args.theme)
+    render(args.out, args.theme, args.size)
     return 0
 
 

@@ -38,6 +38,8 @@ class AppSettings:
     models_dir: str = ""  # "" = the user data folder's models/ (where `riffstudio model get` puts bundles)
     get_precision: str = "auto"  # what "Get Riffusion" makes
     unfinished_get: str = ""  # a get paused, failed or cut off by closing the app (GetRequest.to_text()): resumable
+    always_on_top: bool = False  # View > Always on top: the window stays above the DAW
+    window_geometry: str = ""  # the window's size and place at the last close (ui/app/window_geometry.py)
 
     def export_folder(self) -> Path:
         return Path(self.export_dir or default_export_dir())

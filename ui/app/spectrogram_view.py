@@ -56,7 +56,7 @@ class SpectrogramView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("spectrogram")
-        self.setMinimumHeight(220)
+        self.setMinimumHeight(140)  # room for the axes; fits one column beside a DAW
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.image = QImage()

@@ -9,8 +9,8 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QPushButton,
-    QSplitter,
+    QScrollArea,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from engine.version import __version__
 from ui.app.controller import EngineController, FinishedJob, JobRequest
 from ui.app.drag import dropped_audio, file_mime_data, reveal_in_file_manager
+from ui.app.elided_label import ElidedLabel
 from ui.app.exports import ExportRequest
 from ui.app.generate_panel import MAX_SEED, GeneratePanel
 from ui.app.get_model_panel import EMPTY_STATE, GetModelPanel, offer_label
@@ -46,8 +47,13 @@ from ui.app.model_get_runner import GetPlan, GetRequest, ModelGetRunner
 from ui.app.playback import Player
 from ui.app.queue_panel import QueuePanel, preview_image
 from ui.app.settings import AppSettings, load_settings, save_settings
+from ui.app.status_line import StatusLine, model_ready_words
+from ui.app.window_geometry import restore_geometry, saved_geometry
+from ui.app.workspace import Workspace
 
 __all__ = ["EMPTY_STATE", "MainWindow", "library_path"]
+
+READY_TO_DRAG = "Ready to drag: "
 
 
 def library_path() -> Path:
@@ -68,7 +74,6 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings or load_settings()
         self.setWindowTitle(f"Riffstudio {__version__}")
-        self.resize(1380, 820)
         self.setAcceptDrops(True)
         self.library = Library(library_path())
         self.controller = EngineController(lambda: self.settings.export_folder(), self._engine_settings())
@@ -82,6 +87,7 @@ class MainWindow(QMainWindow):
         self.requests: dict[str, JobRequest] = {}
         self.audio_message_shown = False
         self.bundle_problem = ""
+        self.bundle_precision = ""  # the checked bundle's (int8, fp32, qnn): the status line names it
         self.closed = False
         self.bundle_from_folder = False  # the models folder's newest, not chosen: not saved (a newer one wins)
         self.getter = ModelGetRunner(self)  # "Get Riffusion": `model get` as a child process
@@ -91,6 +97,7 @@ class MainWindow(QMainWindow):
         self._build()
         self._connect()
         self._shortcuts()
+        restore_geometry(self, self.settings.window_geometry)
         for job in self.adopt_finished_results():
             loop = self.library.get(job)
             if loop is not None:
@@ -124,8 +131,8 @@ class MainWindow(QMainWindow):
 
         # The top bar: name, model chip, settings.
         title = QLabel("riffstudio", objectName="title")
-        self.model_label = QLabel("No model", objectName="dim")
-        self.model_message = QLabel("", objectName="model_message")
+        self.model_label = ElidedLabel("No model", objectName="dim")
+        self.model_message = ElidedLabel("", objectName="model_message")
         self.model_message.setStyleSheet("color: #ff6b6b;")
         self.model_message.setVisible(False)
         self.choose_model = QPushButton("Model…", objectName="choose_model")
@@ -134,10 +141,10 @@ class MainWindow(QMainWindow):
         top = QHBoxLayout()
         top.addWidget(title)
         top.addSpacing(16)
-        top.addWidget(self.model_label)
-        top.addWidget(self.model_message, 1)
-        top.addStretch(0)
-        top.addWidget(QLabel("Ctrl+Enter generate · Space play · Ctrl+F search · Ctrl+E export", objectName="dim"))
+        top.addWidget(self.model_label, 2)
+        top.addWidget(self.model_message, 2)
+        keys_hint = ElidedLabel("Ctrl+Enter generate · Space play · Ctrl+F search · Ctrl+E export", objectName="dim")
+        top.addWidget(keys_hint, 1)
         top.addSpacing(12)
         top.addWidget(self.choose_model)
         top.addWidget(self.settings_button)
@@ -166,18 +173,8 @@ class MainWindow(QMainWindow):
         right = LibraryPane()
         self.result_pane, self.library_pane = centre, right
 
-        splitter = QSplitter()
-        splitter.addWidget(left)
-        splitter.addWidget(centre)
-        splitter.addWidget(right)
-        left.setMinimumWidth(300)
-        right.setMinimumWidth(380)
-        splitter.setStretchFactor(0, 0)
-        splitter.setStretchFactor(1, 1)
-        splitter.setStretchFactor(2, 0)
-        splitter.setSizes([330, 700, 440])
-        splitter.setChildrenCollapsible(False)
-        self.workspace = splitter
+        self.workspace = Workspace(left, centre, right)  # side by side, or one column beside the DAW
+        self.workspace.turned.connect(lambda one_column: keys_hint.setVisible(not one_column))
 
         root = QWidget()
         layout = QVBoxLayout(root)
@@ -185,9 +182,15 @@ class MainWindow(QMainWindow):
         layout.addLayout(top)
         layout.addWidget(self.banner)
         layout.addWidget(self.empty_state)
-        layout.addWidget(splitter, 1)
+        # A window shorter than one column's panes scrolls them rather than growing off the screen.
+        room = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        room.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        room.setWidget(self.workspace)
+        layout.addWidget(room, 1)
         self.setCentralWidget(root)
+        self.setStatusBar(StatusLine(self))
         self.statusBar().showMessage("Ready")
+        self._menus()
         self._show_loop(None)
 
         from ui.app.tempo_link import LinkFollower
@@ -264,6 +267,33 @@ class MainWindow(QMainWindow):
         library.rating_requested.connect(self._rate_current)
         library.delete_requested.connect(self.delete_selection)
 
+    def _menus(self) -> None:
+        """File > Quit (Ctrl+Q: the window's own close, so jobs and exports are kept as on any close) and
+        View > Always on top (to sit over the DAW; saved)."""
+        file_menu = self.menuBar().addMenu("&File")
+        self.quit_action = QAction("&Quit", self, menuRole=QAction.MenuRole.QuitRole)
+        # Windows' platform binding for Quit is empty: Ctrl+Q there too.
+        self.quit_action.setShortcuts(QKeySequence.keyBindings(QKeySequence.StandardKey.Quit)
+                                      or [QKeySequence("Ctrl+Q")])
+        self.quit_action.triggered.connect(self.close)
+        file_menu.addAction(self.quit_action)
+        view_menu = self.menuBar().addMenu("&View")
+        self.on_top_action = QAction("Always on &top", self, checkable=True, checked=self.settings.always_on_top)
+        self.on_top_action.setToolTip("Keep this window above the DAW")
+        self.on_top_action.toggled.connect(self.set_always_on_top)
+        view_menu.addAction(self.on_top_action)
+        if self.settings.always_on_top:
+            self.setWindowFlag(Qt.WindowType.WindowStaysOnTopHint, True)
+
+    def set_always_on_top(self, on: bool) -> None:
+        """Keep the window above others (the DAW) or not; saved for the next start."""
+        visible = self.isVisible()
+        self.setWindowFlag(Qt.WindowType.WindowStaysOnTopHint, on)  # Qt hides a window whose flags change
+        if visible:
+            self.show()
+        self.settings = replace(self.settings, always_on_top=on)
+        self.save()
+
     def _shortcuts(self) -> None:
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(keys), self, activated=self.generate_now)
@@ -290,7 +320,7 @@ class MainWindow(QMainWindow):
         self._update_empty_state()
         self.model_label.setText(f"Model: {Path(path).name}" if has else "No model")
         self.model_message.setVisible(False)
-        self.bundle_problem = ""
+        self.bundle_problem = self.bundle_precision = ""
         if has and check:
             self.model_label.setText(f"Model: {Path(path).name} (checking…)")
             self.controller.check_bundle(path)
@@ -454,6 +484,7 @@ class MainWindow(QMainWindow):
         if path != self.settings.bundle:
             return
         self.bundle_problem = problem
+        self.bundle_precision = precision
         if problem:
             self.model_label.setText(f"Model: {Path(path).name}")
             self.model_message.setText(f"riffstudio: {problem}")
@@ -477,7 +508,9 @@ class MainWindow(QMainWindow):
             self.model_label.setText(f"Model: {name} · runs on the {device}")
             self.model_label.setToolTip(line)
             self.provider_line = line
-        self.statusBar().showMessage(line)
+            self.statusBar().show_message(model_ready_words(provider, self.bundle_precision), details=line)
+        else:
+            self.statusBar().showMessage(line)  # why it did not load: one line, the producer's to act on
 
     # -- generating ----------------------------------------------------------------------------------
 
@@ -554,7 +587,7 @@ class MainWindow(QMainWindow):
         if job == self.active_job or self.current is None:
             self._show_loop(loop)
             self._select_in_library(job)
-        message = finished.export_error or (f"Ready to drag: {Path(loop.drag_file).name}" if loop.drag_file
+        message = finished.export_error or (f"{READY_TO_DRAG}{Path(loop.drag_file).name}" if loop.drag_file
                                             else "Not exported yet: the loop plays here; export it to drag it")
         self.statusBar().showMessage(message)
 
@@ -615,6 +648,9 @@ class MainWindow(QMainWindow):
         if self.current is None or loop.job != self.current.job:
             self.player.stop()
             self._show_loop(loop)
+            if self.statusBar().currentMessage().startswith(READY_TO_DRAG):  # it named the loop shown before
+                self.statusBar().showMessage(f"{READY_TO_DRAG}{Path(loop.drag_file).name}" if loop.drag_file
+                                             else "")
 
     def _show_loop(self, loop: LibraryLoop | None) -> None:
         self.current = loop
@@ -664,8 +700,10 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Copied {len(paths)} file(s): paste into your DAW or a folder")
 
     def reveal_current(self) -> None:
-        if self.current is not None:
-            reveal_in_file_manager(self.current.playable_file)
+        """Show the loop's file in the file manager; without one, its path goes to the clipboard, said so."""
+        if self.current is not None and not reveal_in_file_manager(self.current.playable_file):
+            QApplication.clipboard().setText(self.current.playable_file)
+            self.statusBar().showMessage(f"No file manager opened: copied the path, {self.current.playable_file}")
 
     def export_dialog(self) -> None:
         loops = self.selected_loops()
@@ -727,13 +765,6 @@ class MainWindow(QMainWindow):
 
     # -- closing -------------------------------------------------------------------------------------
 
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if not getattr(self, "_sized", False):
-            self._sized = True
-            width = self.workspace.width() or self.width()
-            self.workspace.setSizes([330, max(width - 330 - 440, 300), 440])
-
     def closeEvent(self, event) -> None:
         self.shutdown()
         super().closeEvent(event)
@@ -752,6 +783,6 @@ class MainWindow(QMainWindow):
         self.getter.stop()  # a get under way stays remembered (unfinished_get): the next start offers to resume it
         self.controller.close()
         self.settings = replace(self.settings, volume=self.result_pane.volume_fraction(),
-                                loop_playback=self.result_pane.looping())
+                                loop_playback=self.result_pane.looping(), window_geometry=saved_geometry(self))
         self.save()
         self.library.close()

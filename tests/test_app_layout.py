@@ -1,0 +1,147 @@
+"""The window fits a laptop and a strip beside the DAW (issue #26): laid out on the real widget tree, offscreen,
+at 1280x720 and at 560x900, no button's words are cut and text never widens the window."""
+
+from __future__ import annotations
+
+import pytest
+from engine_fixtures import engine_home
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QAbstractButton, QApplication, QCheckBox, QPushButton, QStyle, QStyleOptionButton
+
+SIZES = [(1280, 720), (560, 900)]
+LONG_PROMPT = "dusty boom bap drums with vinyl crackle, a lazy swung hi-hat and a deep round kick, 90 bpm"
+
+
+@pytest.fixture
+def window(qtbot, monkeypatch, tmp_path):
+    """A window with a model chosen and a loop shown (the state a producer works in), no engine needed."""
+    from ui.app.library import LibraryLoop
+    from ui.app.settings import AppSettings
+    from ui.app.theme import apply_theme
+    from ui.app.window import MainWindow
+
+    with engine_home(monkeypatch):
+        apply_theme(QApplication.instance(), "dark")  # the stylesheet's paddings are part of what must fit
+        win = MainWindow(AppSettings(export_dir=str(tmp_path / "exports")))
+        qtbot.addWidget(win)
+        win.set_bundle(str(tmp_path / "riffusion-v1-int8"), check=False)
+        image = QImage(512, 512, QImage.Format.Format_Grayscale8)
+        image.fill(90)
+        image.save(str(tmp_path / "loop.png"))
+        loop = LibraryLoop(job="a", prompt=LONG_PROMPT, negative="", settings={"scheduler": "dpmpp_2m", "steps": 25},
+                           seed=1234, bundle_identity="", folder=str(tmp_path), audio=str(tmp_path / "loop.wav"),
+                           image=str(tmp_path / "loop.png"), export="", duration_s=5.1, bpm=90, bars=2, rating=0,
+                           favourite=False, created=0.0)
+        win._show_loop(loop)
+        yield win
+        win.shutdown()
+        QApplication.instance().setStyleSheet("")
+
+
+def text_room(button: QAbstractButton) -> int:
+    """The width the style leaves for `button`'s words (its padding, border, indicator and icon taken off)."""
+    style = button.style()
+    option = QStyleOptionButton()
+    if isinstance(button, QPushButton | QCheckBox):
+        button.initStyleOption(option)
+    if isinstance(button, QPushButton):
+        room = style.subElementRect(QStyle.SubElement.SE_PushButtonContents, option, button).width()
+        return room - 2 * style.pixelMetric(QStyle.PixelMetric.PM_ButtonMargin, option, button) // 2
+    if isinstance(button, QCheckBox):
+        return style.subElementRect(QStyle.SubElement.SE_CheckBoxContents, option, button).width()
+    icon = button.iconSize().width() + 4 if not button.icon().isNull() else 0
+    return button.width() - 12 - icon  # a tool button: the stylesheet's 6 px each side
+
+
+def cut_buttons(window) -> list[str]:
+    """Every visible button whose words do not fit it (an icon-only button needs a tooltip instead)."""
+    cut = []
+    for button in window.findChildren(QAbstractButton):
+        if not button.isVisibleTo(window) or not button.isVisible():
+            continue
+        text = button.text().replace("&", "")
+        if not text:
+            if button.icon().isNull() or not button.toolTip():
+                cut.append(f"{button.objectName() or type(button).__name__}: neither words nor icon + tooltip")
+            continue
+        need, room = button.fontMetrics().horizontalAdvance(text), text_room(button)
+        if need > room:
+            cut.append(f"{text!r}: {need} px of words in {room} px (button {button.width()} px)")
+    return cut
+
+
+def lay_out(qtbot, window, width: int, height: int) -> None:
+    window.resize(width, height)
+    window.show()
+    qtbot.waitExposed(window)
+    for _ in range(3):  # layouts settle over a few passes (splitters, flows, a reflow)
+        QApplication.processEvents()
+        qtbot.wait(20)
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_the_window_takes_the_size_asked_and_cuts_no_button_words(qtbot, window, width, height):
+    lay_out(qtbot, window, width, height)
+    assert (window.width(), window.height()) == (width, height)
+    assert cut_buttons(window) == []
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_a_long_status_message_never_widens_the_window(qtbot, window, width, height):
+    lay_out(qtbot, window, width, height)
+    before = window.width()
+    window.statusBar().showMessage("riffstudio: " + "a very long message about the engine " * 14)
+    window.model_label.setText("Model: " + "a-bundle-with-a-very-long-name-" * 8)
+    lay_out(qtbot, window, before, height)
+    assert window.width() == before
+    assert window.minimumSizeHint().width() <= before
+
+
+def test_narrow_window_shows_prompt_result_and_library_in_one_column(qtbot, window):
+    lay_out(qtbot, window, 560, 900)
+    panes = (window.generate_panel, window.result_pane.spectrogram, window.library_pane)
+    assert all(pane.isVisible() and pane.width() > 0 and pane.height() > 40 for pane in panes)
+    lefts = {pane.mapTo(window, pane.rect().topLeft()).x() for pane in (window.generate_panel,
+                                                                        window.library_pane)}
+    tops = [pane.mapTo(window, pane.rect().topLeft()).y() for pane in panes]
+    assert tops == sorted(tops) and len(set(tops)) == 3  # stacked: prompt, result, library
+    assert max(lefts) < 40
+
+
+def test_the_empty_state_fits_beside_the_daw_too(qtbot, monkeypatch):
+    from ui.app.settings import AppSettings
+    from ui.app.window import MainWindow
+
+    with engine_home(monkeypatch):
+        win = MainWindow(AppSettings())
+        qtbot.addWidget(win)
+        win.empty_state.show_offer("Get Riffusion (2.1 GB download, about 6 minutes here)")
+        lay_out(qtbot, win, 560, 900)
+        try:
+            assert win.empty_state.isVisible() and win.width() == 560
+            assert cut_buttons(win) == []
+        finally:
+            win.shutdown()
+
+
+def test_the_window_remembers_its_size_and_always_on_top(qtbot, monkeypatch):
+    from PySide6.QtCore import Qt
+
+    from ui.app.settings import AppSettings, load_settings
+    from ui.app.window import MainWindow
+
+    with engine_home(monkeypatch):
+        first = MainWindow(AppSettings())
+        qtbot.addWidget(first)
+        lay_out(qtbot, first, 620, 540)  # within the offscreen screen (Qt fits a restore to it)
+        first.on_top_action.trigger()  # View > Always on top
+        assert first.windowFlags() & Qt.WindowType.WindowStaysOnTopHint
+        first.close()
+        again = MainWindow(load_settings())
+        qtbot.addWidget(again)
+        try:
+            assert again.size().toTuple() == (620, 540)
+            assert again.on_top_action.isChecked()
+            assert again.windowFlags() & Qt.WindowType.WindowStaysOnTopHint
+        finally:
+            again.shutdown()
