@@ -161,3 +161,28 @@ def test_the_memory_ceiling_sees_this_processs_memory():
     held = np.ones(64 << 20, np.uint8)  # 64 MB, touched
     assert before > 20 << 20 and rss_bytes() >= before + (48 << 20)
     del held
+
+
+def test_a_job_stopped_by_a_shutdown_is_queued_again_without_counting_a_crash(tmp_path):
+    """A shutdown, restart or logoff ends the engine mid-job; two such ends counted as crashes retired the job
+    ("this job stopped the engine twice"). A job that was running before the machine booted is requeued as is;
+    one running since the boot that finds its engine gone still counts."""
+    import time
+
+    from engine.process.boot import boot_time
+    from engine.process.journal import Journal
+
+    booted = boot_time()
+    assert booted is not None and booted < time.time()  # this machine's own clock of its start
+    journal = Journal(tmp_path / "journal.sqlite3")
+    job, _ = journal.submit({"settings": {"prompt": "pad"}}, "batch", None)
+    for _ in range(3):  # three shutdowns in a row, each after the job had started running
+        journal.mark_running(job.id)
+        assert journal.recover("the engine stopped without saying why", booted=time.time() + 1) == []
+        assert (journal.get(job.id).state, journal.get(job.id).crashes) == ("queued", 0)
+    journal.mark_running(job.id)
+    journal.recover("killed by SIGKILL", booted=booted)  # running since this boot: a crash
+    journal.mark_running(job.id)
+    (failed,) = journal.recover("killed by SIGKILL", booted=booted)
+    assert failed.id == job.id and failed.error_code == "engine_crashed"
+    journal.close()

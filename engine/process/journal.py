@@ -180,12 +180,18 @@ class Journal:
         """Back in the queue without counting a crash (the engine was asked to stop)."""
         self._update(job_id, "state = 'queued'")
 
-    def recover(self, reason: str, finished: Callable[[JournalJob], bool] = lambda job: False) -> list[JournalJob]:
+    def recover(self, reason: str, finished: Callable[[JournalJob], bool] = lambda job: False, *,
+                booted: float | None = None) -> list[JournalJob]:
         """After an engine died: each job it left running is re-queued, or failed if this is its second
         crash, unless `finished(job)` (its results were written before the engine died: re-queued, it is
-        adopted, not rendered again). Returns the jobs that failed."""
+        adopted, not rendered again). A job that started running before the machine `booted` (seconds since
+        the epoch; engine/process/boot.py) was stopped by a shutdown or restart: re-queued, no crash counted.
+        Returns the jobs that failed."""
         failed = []
         for job in self._many("SELECT * FROM jobs WHERE state = 'running'", ()):
+            if booted is not None and job.updated < booted:
+                self._update(job.id, "state = 'queued'")
+                continue
             crashes = job.crashes + 1
             if crashes >= MAX_CRASHES and not finished(job):
                 self._update(job.id, "crashes = ?, last_crash = ?, state = 'failed', error_code = 'engine_crashed', "

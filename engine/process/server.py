@@ -43,6 +43,7 @@ from engine.loop_files import LoopOnDisk
 from engine.process import connection_file as files
 from engine.process import protocol as p
 from engine.process import transport
+from engine.process.boot import boot_time
 from engine.process.hooks import fault_if_asked
 from engine.process.journal import Journal, JournalJob, open_journal
 from engine.process.launch import START_TOKEN_ENV
@@ -276,7 +277,7 @@ class Engine:
         def finished(job: JournalJob) -> bool:  # its results folder is complete: adopted, not failed
             return read_results(results_dir() / job.id) is not None
 
-        for job in self.journal.recover(why, finished):
+        for job in self.journal.recover(why, finished, booted=boot_time()):
             log.warning("job %s failed: %s", job.id, job.error_message)
         remove_all_leftovers(results_dir())  # results folders a crash left half-written
         for job in self.journal.queued():
