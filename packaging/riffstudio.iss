@@ -29,9 +29,16 @@ UninstallDisplayIcon={app}\riffstudio.exe
 Compression=lzma2/max
 SolidCompression=yes
 WizardStyle=modern
+; Close a running riffstudio (and its engine, which holds the app folder's DLLs) through the Restart Manager.
+CloseApplications=yes
 
 [Tasks]
 Name: "desktopicon"; Description: "{cm:CreateDesktopIcon}"; GroupDescription: "{cm:AdditionalIcons}"; Flags: unchecked
+
+[InstallDelete]
+; An upgrade replaces the libraries whole: files of the previous version that this one no longer ships
+; (another onnxruntime or Qt build) would otherwise stay in _internal and be loaded beside the new ones.
+Type: filesandordirs; Name: "{app}\_internal"
 
 [Files]
 Source: "..\dist\riffstudio\*"; DestDir: "{app}"; Flags: ignoreversion recursesubdirs createallsubdirs
@@ -44,3 +51,26 @@ Name: "{autodesktop}\Riffstudio"; Filename: "{app}\riffstudio.exe"; Tasks: deskt
 
 [Run]
 Filename: "{app}\riffstudio.exe"; Description: "{cm:LaunchProgram,Riffstudio}"; Flags: nowait postinstall skipifsilent
+
+[Code]
+// The engine runs detached and outlives the window: stop it before its DLLs are replaced (an upgrade) or
+// removed (uninstall). `engine stop` waits for it to exit; queued jobs stay in the journal for the next one.
+procedure StopEngine();
+var
+  ResultCode: Integer;
+begin
+  if FileExists(ExpandConstant('{app}\riffstudio-cli.exe')) then
+    Exec(ExpandConstant('{app}\riffstudio-cli.exe'), 'engine stop', '', SW_HIDE, ewWaitUntilTerminated, ResultCode);
+end;
+
+function PrepareToInstall(var NeedsRestart: Boolean): String;
+begin
+  StopEngine();
+  Result := '';
+end;
+
+procedure CurUninstallStepChanged(CurUninstallStep: TUninstallStep);
+begin
+  if CurUninstallStep = usUninstall then
+    StopEngine();
+end;

@@ -186,3 +186,51 @@ def test_a_job_stopped_by_a_shutdown_is_queued_again_without_counting_a_crash(tm
     (failed,) = journal.recover("killed by SIGKILL", booted=booted)
     assert failed.id == job.id and failed.error_code == "engine_crashed"
     journal.close()
+
+
+def test_the_apps_children_write_utf8_whatever_the_code_page(tmp_path):
+    """A Windows console program writes in the ANSI code page; the app decodes its children as UTF-8. Asked
+    by the app (as ui/app/child_output.py asks), a child writes UTF-8 even where its code page is cp1252."""
+    import subprocess
+
+    missing = tmp_path / "Zoë" / "漢字.wav"
+    command = [sys.executable, "-m", "ui.cli.main", "loop", str(missing), "--bpm", "120", "--out",
+               str(tmp_path / "out.wav")]
+    cp1252 = {**os.environ, "PYTHONIOENCODING": "cp1252", "PYTHONUTF8": "0"}
+    plain = subprocess.run(command, capture_output=True, timeout=60, env=cp1252)
+    asked = subprocess.run(command, capture_output=True, timeout=60, env={**cp1252, "RIFFSTUDIO_UTF8_OUTPUT": "1"})
+    assert plain.returncode == asked.returncode == 2
+    with pytest.raises(UnicodeDecodeError):  # what the app got: "Zo\xeb" is not UTF-8
+        plain.stderr.decode("utf-8")
+    line = asked.stderr.decode("utf-8")
+    assert "Zoë" in line and "漢字.wav" in line, line
+
+
+def test_the_app_asks_its_children_for_utf8(qtbot):
+    from PySide6.QtCore import QProcess
+
+    from ui.app.child_output import UTF8_OUTPUT_ENV, asking_for_utf8
+
+    process = asking_for_utf8(QProcess())
+    assert process.processEnvironment().value(UTF8_OUTPUT_ENV) == "1"
+    assert process.processEnvironment().contains("PATH")  # the app's own environment, plus the request
+
+
+def test_a_windowed_programs_output_is_kept_in_the_app_log(tmp_path):
+    """PyInstaller's windowed riffstudio.exe runs with sys.stdout and sys.stderr None: what the app prints for a
+    bug was lost. The entry point sends both to the app log."""
+    import subprocess
+
+    log = tmp_path / "engine" / "app.log"
+    code = ("import sys, traceback\nsys.stdout = None\nsys.stderr = None\n"
+            "from pathlib import Path\nfrom ui.windowed_output import keep_windowed_output\n"
+            f"assert keep_windowed_output(Path({str(log)!r})) == Path({str(log)!r})\n"
+            "print('engine ready')\n"
+            "try:\n    1 / 0\nexcept ZeroDivisionError:\n    traceback.print_exc()\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    text = log.read_text(encoding="utf-8")
+    assert "engine ready" in text and "ZeroDivisionError" in text
+    from ui.windowed_output import keep_windowed_output
+
+    assert keep_windowed_output() is None  # a console program (this test) keeps its own streams

@@ -49,6 +49,11 @@ def log_path() -> Path:
     return engine_data_dir() / "engine.log"
 
 
+def app_log_path() -> Path:
+    """Where the windowed app writes what a console program would print (it has no console)."""
+    return engine_data_dir() / "app.log"
+
+
 def _private(path: Path) -> Path:
     """`path`, created if needed, ours alone (0700). A folder of another user's there (a shared /tmp) would
     hand them our connection key or stop us: refused in one line."""

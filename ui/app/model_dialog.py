@@ -240,9 +240,10 @@ class ModelDialog(QDialog):
         process.setWorkingDirectory(str(Path(__file__).resolve().parents[2]))
         # The same `riffstudio` as this app: this interpreter from source, `riffstudio-cli` in the app folder.
         from engine.process.launch import riffstudio_command
+        from ui.app.child_output import asking_for_utf8
 
         command = riffstudio_command()
-        process.start(command[0], [*command[1:], *args])
+        asking_for_utf8(process).start(command[0], [*command[1:], *args])
         self.process = process
 
     def _accept(self) -> None:

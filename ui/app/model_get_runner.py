@@ -226,7 +226,9 @@ class ModelGetRunner(QObject):
         self.started.emit(request)
 
     def _start(self, action: str, arguments: list[str]) -> None:
-        process = QProcess(self)
+        from ui.app.child_output import asking_for_utf8
+
+        process = asking_for_utf8(QProcess(self))
         if (REPO / "ui" / "cli").is_dir():  # a source tree: `-m ui.cli.main` finds it from there
             process.setWorkingDirectory(str(REPO))
         # Bound slots (the child is `sender()`), not closures: a closure holding this runner, owned by the child's

@@ -49,6 +49,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if os.environ.get("RIFFSTUDIO_UTF8_OUTPUT") == "1":  # the app reads its children's output as UTF-8
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None and hasattr(stream, "reconfigure"):
+                stream.reconfigure(encoding="utf-8")
     if argv[:1] == ["--self-test"]:
         from ui.cli import self_test
 
