@@ -89,7 +89,7 @@ class KeyClip:
     def key(self) -> str:
         if self.tonic is None:
             return "none"
-        return f"{NAMES[self.tonic]}{'min' if self.mode == 'minor' else ''}"
+        return f"{NAMES[self.tonic]}{'min' if self.mode == 'minor' else 'maj'}"
 
     @property
     def name(self) -> str:

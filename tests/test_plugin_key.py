@@ -60,7 +60,7 @@ def scale_run(tonic: int, minor: bool, note_s: float = 0.3) -> np.ndarray:
 def test_a_cadence_is_found_in_its_key(tonic, minor):
     found = estimate_key(cadence(tonic, minor), RATE)
     assert (found.tonic, found.mode) == (tonic, "minor" if minor else "major")
-    assert found.name == NAMES[tonic] + ("min" if minor else "")
+    assert found.name == NAMES[tonic] + ("min" if minor else "maj")
     assert found.has_key and found.confidence >= 0.5
 
 
