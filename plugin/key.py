@@ -46,6 +46,7 @@ MEDIAN_FRAMES = 5  # harmonic median over time: 0.46 s at a quarter-frame hop (a
 MEDIAN_HZ = 40.0  # percussive/floor median over frequency
 PEAK_ABOVE_FLOOR_DB = 6.0  # a tonal peak stands this far above the local floor
 COMPRESSION = 0.5  # magnitude ** COMPRESSION per peak: quiet voices count, one loud note does not rule
+MAX_ANALYSIS_S = 30.0  # a longer recording is read in its middle 30 s (~0.2 s, ~60 MB at most)
 
 # Key profiles, C major and C minor (tonic first). Krumhansl & Kessler 1982 (probe-tone ratings);
 # Temperley 1999 (revised from Kostka-Payne); Albrecht & Shanahan 2013 (pitch-class distributions in
@@ -121,6 +122,10 @@ def chroma(samples: np.ndarray, sample_rate: int, *, compression: float = COMPRE
     audio = np.asarray(samples, dtype=np.float64)
     if audio.ndim == 2:
         audio = audio.mean(axis=1)
+    longest = int(MAX_ANALYSIS_S * sample_rate)
+    if audio.size > longest:
+        start = (audio.size - longest) // 2
+        audio = audio[start : start + longest]
     n_fft = 1 << round(math.log2(FRAME_S * sample_rate))
     hop = n_fft // 4
     if audio.size < n_fft // 2 or not np.any(audio):

@@ -86,6 +86,13 @@ def test_drums_and_noise_have_no_key():
         assert found.name == "no key" and found.to_dict() is None and found.confidence < 0.4
 
 
+def test_a_long_recording_is_read_in_its_middle():
+    silence = np.zeros(20 * RATE, np.float32)
+    audio = np.concatenate([silence, np.tile(cadence(5, False), 7), silence])
+    assert audio.size > 60 * RATE
+    assert estimate_key(audio, RATE).name == "Fmaj"
+
+
 def test_silence_and_a_short_clip_have_no_key():
     assert not estimate_key(np.zeros(RATE, np.float32), RATE).has_key
     assert not estimate_key(np.zeros(100, np.float32), RATE).has_key
