@@ -30,6 +30,7 @@ from engine.choices import FIT_MODES
 from engine.codec import DEFAULT_PARAMS, SpectrogramParams, decode_image
 from engine.codec.decode import MAX_STRETCH, MIN_STRETCH, natural_length
 from engine.errors import InvalidInputError
+from plugin.key import estimate_key
 from plugin.tempo import OnsetEnvelope, TempoEstimate, estimate_tempo, onset_envelope
 
 MIN_BPM = 20.0
@@ -143,6 +144,7 @@ class FitReport:
     crossfade_s: float
     samples: int
     sample_rate: int
+    key: dict[str, Any] | None = None  # KeyEstimate.to_dict() of the analysis audio: name, tonic, mode, confidence
 
     def to_dict(self) -> dict[str, Any]:
         return {key: (round(value, 6) if isinstance(value, float) else value) for key, value in asdict(self).items()}
@@ -184,12 +186,13 @@ def fit_to_grid(image: np.ndarray, grid: Grid, *, params: SpectrogramParams = DE
 
     envelope = onset_envelope(analysis_audio, analysis_rate)
     estimate = estimate_tempo(envelope, target_bpm=grid.bpm)
+    key = estimate_key(analysis_audio, analysis_rate).to_dict()
     source_s = natural_length(columns, params) / rate
     if mode != "length":
         plan = _plan_beats(estimate, grid, source_s, envelope)
         if plan is not None:
             return _render(image, grid, params, quality, stereo, estimate, *plan, mode="beat",
-                           reason=f"beat found at {estimate.bpm:.2f} bpm")
+                           reason=f"beat found at {estimate.bpm:.2f} bpm", key=key)
         whole = any((grid.beats * per_beat).denominator == 1 for per_beat in SOURCE_BEATS_PER_BEAT)
         if mode == "beat" and not estimate.has_beat:
             raise InvalidInputError("no beat was found to fit on the grid (a pad or a drone?): use --fit length")
@@ -210,7 +213,7 @@ def fit_to_grid(image: np.ndarray, grid: Grid, *, params: SpectrogramParams = DE
                   f"{MIN_STRETCH:g}x..{MAX_STRETCH:g}x: fitted by length alone")
     start, span_s, repeats = _plan_length(grid, source_s, rate)
     return _render(image, grid, params, quality, stereo, estimate, start, span_s, repeats, None,
-                   mode="length", reason=reason)
+                   mode="length", reason=reason, key=key)
 
 
 def _plan_beats(estimate: TempoEstimate, grid: Grid, source_s: float, envelope: OnsetEnvelope):
@@ -281,7 +284,7 @@ def _plan_length(grid: Grid, source_s: float, rate: int) -> tuple[float, float, 
 
 def _render(image: np.ndarray, grid: Grid, params: SpectrogramParams, quality: str, stereo: bool | None,
             estimate: TempoEstimate, start_s: float, span_s: float, repeats: int, source_beats: float | None,
-            *, mode: str, reason: str) -> FittedLoop:
+            *, mode: str, reason: str, key: dict[str, Any] | None = None) -> FittedLoop:
     rate = params.sample_rate
     hop_s = params.hop_length / rate
     target = grid.num_samples(rate)
@@ -313,7 +316,7 @@ def _render(image: np.ndarray, grid: Grid, params: SpectrogramParams, quality: s
                        tempo_confidence=round(estimate.confidence, 3),
                        tempo_octave=estimate.octave if estimate.has_beat else None,
                        source_beats=source_beats, repeats=repeats, stretch=float(scale), start_s=float(start_s),
-                       crossfade_s=float(crossfade) / rate, samples=int(out.shape[0]), sample_rate=rate)
+                       crossfade_s=float(crossfade) / rate, samples=int(out.shape[0]), sample_rate=rate, key=key)
     return FittedLoop(audio=out.astype(np.float32), sample_rate=rate, grid=grid, report=report)
 
 

@@ -162,7 +162,8 @@ def write_loop_file(path: str | os.PathLike[str], fitted: FittedLoop, settings: 
                 software=f"riffstudio {__version__}",
                 keywords="; ".join(part for part in (f"seed {seed}" if seed is not None else "", f"{grid.bpm:g} bpm",
                                                      f"{bars:g} bars", f"meter {grid.meter}") if part),
-                created=time.strftime("%Y-%m-%d"))
+                created=time.strftime("%Y-%m-%d"),
+                root_note=48 + int(fitted.report.key["tonic"]) if fitted.report.key else None)
             temporary.write_bytes(add_loop_chunks(buffer.getvalue(), info))
         else:
             soundfile.write(temporary, audio, rate, format=file_format, subtype=subtype)

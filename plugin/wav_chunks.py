@@ -2,7 +2,8 @@
 
     data = add_loop_chunks(wav_bytes, LoopInfo(...))   # a RIFF/WAVE file from soundfile, chunks added
 
-- `acid` (ACID / Sony): loop (not one-shot), stretch on, root note unknown, beats, meter, tempo.
+- `acid` (ACID / Sony): loop (not one-shot), stretch on, root note (the key's tonic, when one was found:
+  0x30 = C3 ... 0x3B = B3, with the 'root note set' flag; otherwise unset), beats, meter, tempo.
   Cubase switches such files to musical mode; FL Studio and Pro Tools read the tempo.
 - `smpl`: one forward loop over the whole file, played forever (FL Studio and samplers).
 - `cue ` + `LIST/adtl` labels: a marker at the start of every bar ("Bar 1", "Bar 2", ...).
@@ -40,11 +41,16 @@ class LoopInfo:
     keywords: str = ""
     created: str = ""  # YYYY-MM-DD
     extra_info: dict[str, str] = field(default_factory=dict)
+    root_note: int | None = None  # MIDI-style note of the key's tonic (48 = C3 .. 59 = B3), None = unknown
 
 
 def acid_chunk(info: LoopInfo) -> bytes:
-    flags = ACID_STRETCH  # a loop (no one-shot bit), stretched to tempo, root note not set
-    body = struct.pack("<IHHfIHHf", flags, 60, 0x8000, 0.0, max(int(info.beats), 0),
+    flags = ACID_STRETCH  # a loop (no one-shot bit), stretched to tempo
+    root = 60  # what we wrote before keys were found; readers ignore it without the flag
+    if info.root_note is not None:
+        flags |= ACID_ROOT_NOTE_SET
+        root = int(info.root_note)
+    body = struct.pack("<IHHfIHHf", flags, root, 0x8000, 0.0, max(int(info.beats), 0),
                        info.meter_denominator, info.meter_numerator, float(info.bpm))
     return _chunk(b"acid", body)
 

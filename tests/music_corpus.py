@@ -100,7 +100,12 @@ def midi_bytes(spec: Piece) -> bytes:
                     note(9, KICK, t, 0.25, 110)
                 if eighth in (2, 6):
                     note(9, SNARE if bar % 2 else CLAP, t, 0.25, 100)
-    events.sort(key=lambda e: e[0])
+    return _smf(events)
+
+
+def _smf(events: list[tuple[int, bytes]]) -> bytes:
+    """A one-track (format 0) standard MIDI file of (tick, message) events."""
+    events = sorted(events, key=lambda e: e[0])
     track = bytearray()
     last = 0
     for tick, data in events:
@@ -121,11 +126,16 @@ def _varlen(value: int) -> bytes:
 
 def render(spec: Piece, wav: Path) -> None:
     """`spec` as a 44.1 kHz WAV through fluidsynth."""
+    render_midi(midi_bytes(spec), wav)
+
+
+def render_midi(data: bytes, wav: Path) -> None:
+    """A standard MIDI file's bytes as a 44.1 kHz stereo WAV through fluidsynth (FluidR3_GM)."""
     if shutil.which("fluidsynth") is None or not SOUNDFONT.is_file():
         raise RuntimeError("needs fluidsynth and fluid-soundfont-gm: apt-get install fluidsynth fluid-soundfont-gm")
     with tempfile.TemporaryDirectory() as work:
         midi = Path(work) / "piece.mid"
-        midi.write_bytes(midi_bytes(spec))
+        midi.write_bytes(data)
         subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", "44100", "-F", str(wav), str(SOUNDFONT),
                         str(midi)], check=True, capture_output=True, timeout=120)
 
