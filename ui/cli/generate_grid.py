@@ -13,7 +13,7 @@ def run_generate_on_grid(args: argparse.Namespace, settings, noise) -> int:
     from engine.errors import InvalidInputError
     from plugin.grid_loop import check_grid_outputs, fit_image, paint_width, write_grid_loop
     from ui.cli.generate import input_files
-    from ui.cli.grid_args import grid_options
+    from ui.cli.grid_args import fit_summary, grid_options
     from ui.cli.progress import TerminalProgress
 
     options = grid_options(args)
@@ -45,9 +45,8 @@ def run_generate_on_grid(args: argparse.Namespace, settings, noise) -> int:
     sidecar = write_grid_loop(args.out, fitted, options, record, prompt=settings.prompt, seed=seed, image=args.image,
                               pixels=image)
     report = fitted.report
-    found = f"tempo found {report.tempo_found:.2f} bpm" if report.tempo_found else "no tempo found"
     print(f"wrote {args.out} (seed {seed}, {sidecar['audio']['samples']} samples = {float(fitted.grid.bars):g} bars "
-          f"at {fitted.grid.bpm:g} bpm; {report.mode} fit: {found}, stretch {report.stretch:.3f})")
+          f"at {fitted.grid.bpm:g} bpm; {fit_summary(report)})")
     if report.mode == "length":
         print(f"note: {report.reason}", file=sys.stderr)
     return 0

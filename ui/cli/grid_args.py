@@ -10,6 +10,13 @@ from engine.choices import BIT_DEPTHS, FIT_MODES, SAMPLE_RATES
 from engine.errors import InvalidInputError
 
 
+def fit_summary(report) -> str:
+    """What a fit found, for the `wrote ...` line of `loop` and `generate --bpm`: the fit, the tempo, the key."""
+    found = f"tempo found {report.tempo_found:.2f} bpm" if report.tempo_found else "no tempo found"
+    key = f"key {report.key['name']}" if report.key else "no key"
+    return f"{report.mode} fit: {found}, {key}, stretch {report.stretch:.3f}"
+
+
 def add_grid_arguments(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
     group = parser.add_argument_group("on the grid (DAW-ready loops)")
     group.add_argument("--bpm", required=required, metavar="B|link",

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.codec.audio_io import load_for_encoding
     from engine.codec.image_file import read_spectrogram_image
     from plugin.grid_loop import check_grid_outputs, fit_image, write_grid_loop
-    from ui.cli.grid_args import grid_options
+    from ui.cli.grid_args import fit_summary, grid_options
 
     options = grid_options(args)
     check_grid_outputs(args.out, options, inputs=(args.input,))
@@ -53,10 +53,9 @@ def run(args: argparse.Namespace) -> int:
     record = {"source": {"file": str(args.input.name)}, "settings": {"quality": args.quality}}
     sidecar = write_grid_loop(args.out, fitted, options, record)
     report = fitted.report
-    found = f"tempo found {report.tempo_found:.2f} bpm" if report.tempo_found else "no tempo found"
     print(f"wrote {args.out} ({sidecar['audio']['samples']} samples, {float(fitted.grid.bars):g} bars at "
-          f"{fitted.grid.bpm:g} bpm; {report.mode} fit: {found}, stretch {report.stretch:.3f}, confidence "
-          f"{report.tempo_confidence:.2f}; {time.perf_counter() - start:.1f} s)")
+          f"{fitted.grid.bpm:g} bpm; {fit_summary(report)}, confidence {report.tempo_confidence:.2f}; "
+          f"{time.perf_counter() - start:.1f} s)")
     if report.mode == "length":
         print(f"note: {report.reason}")
     return 0
