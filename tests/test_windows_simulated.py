@@ -234,3 +234,24 @@ def test_a_windowed_programs_output_is_kept_in_the_app_log(tmp_path):
     from ui.windowed_output import keep_windowed_output
 
     assert keep_windowed_output() is None  # a console program (this test) keeps its own streams
+
+
+def test_the_exe_manifest_makes_the_process_code_page_utf8():
+    """A narrow-string Windows call (the QNN provider's LoadLibraryExA, its cache paths) cannot spell a user
+    name outside the system code page; the programs' manifest makes that code page UTF-8. PyInstaller's own
+    manifest writer (what the Windows build runs) keeps our settings and adds only its Common Controls."""
+    import xml.dom.minidom
+
+    from PyInstaller.utils.win32.winmanifest import create_application_manifest
+
+    from conftest import REPO
+
+    source = (REPO / "packaging" / "riffstudio.manifest").read_bytes()
+    built = xml.dom.minidom.parseString(create_application_manifest(source))
+    settings = {node.localName: node.firstChild.data for node in built.getElementsByTagName("*")
+                if node.parentNode.localName == "windowsSettings"}
+    assert settings == {"activeCodePage": "UTF-8", "longPathAware": "true"}
+    level = built.getElementsByTagName("requestedExecutionLevel")[0]
+    assert level.getAttribute("level") == "asInvoker"
+    assert 'manifest=str(REPO / "packaging" / "riffstudio.manifest")' in (
+        REPO / "packaging" / "riffstudio.spec").read_text()
