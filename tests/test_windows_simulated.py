@@ -242,9 +242,8 @@ def test_the_exe_manifest_makes_the_process_code_page_utf8():
     manifest writer (what the Windows build runs) keeps our settings and adds only its Common Controls."""
     import xml.dom.minidom
 
-    from PyInstaller.utils.win32.winmanifest import create_application_manifest
-
     from conftest import REPO
+    from PyInstaller.utils.win32.winmanifest import create_application_manifest
 
     source = (REPO / "packaging" / "riffstudio.manifest").read_bytes()
     built = xml.dom.minidom.parseString(create_application_manifest(source))
@@ -255,3 +254,20 @@ def test_the_exe_manifest_makes_the_process_code_page_utf8():
     assert level.getAttribute("level") == "asInvoker"
     assert 'manifest=str(REPO / "packaging" / "riffstudio.manifest")' in (
         REPO / "packaging" / "riffstudio.spec").read_text()
+
+
+def test_a_normal_and_an_elevated_client_each_get_their_own_engine(monkeypatch, run_cli):
+    """An elevated client and a normal one shared one engine: the normal one could not open the elevated
+    engine's pipe (it waited 60 s) nor stop it. Each privilege level now has its own engine, folders and
+    journal; stopping one leaves the other."""
+    from engine.process.paths import ELEVATED_TEST_ENV
+
+    with EngineClient(name="normal", start_timeout_s=30) as normal:
+        monkeypatch.setenv(ELEVATED_TEST_ENV, "1")
+        with EngineClient(name="elevated", start_timeout_s=30) as elevated:
+            assert elevated.pid != normal.pid and normal.ping() >= 0 and elevated.ping() >= 0
+            monkeypatch.delenv(ELEVATED_TEST_ENV)
+            assert "stopped" in run_cli("engine", "stop").stdout  # the normal level's engine
+            monkeypatch.setenv(ELEVATED_TEST_ENV, "1")
+            assert elevated.status().pid == elevated.pid  # the elevated one serves on
+            elevated.shutdown()

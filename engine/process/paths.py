@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 
 APP = "riffstudio"
+# Test hook: a process with this set to "1" counts as elevated (engine/process/hooks.py).
+ELEVATED_TEST_ENV = "RIFFSTUDIO_ENGINE_TEST_ELEVATED"
 
 
 def runtime_dir() -> Path:
@@ -22,14 +24,14 @@ def runtime_dir() -> Path:
         # (before and after the folder exists) disagree.
         Path(xdg).mkdir(parents=True, mode=0o700)
 
-    return _private(Path(user_runtime_dir(APP, appauthor=False)))
+    return _private(Path(user_runtime_dir(APP, appauthor=False)) / privilege_level())
 
 
 def engine_data_dir() -> Path:
     """The journal and the engine's log."""
     from platformdirs import user_data_dir
 
-    return _private(Path(user_data_dir(APP, appauthor=False)) / "engine")
+    return _private(Path(user_data_dir(APP, appauthor=False)) / "engine" / privilege_level())
 
 
 def results_dir() -> Path:
@@ -52,6 +54,27 @@ def log_path() -> Path:
 def app_log_path() -> Path:
     """Where the windowed app writes what a console program would print (it has no console)."""
     return engine_data_dir() / "app.log"
+
+
+def privilege_level() -> str:
+    """"" for a normal process, "elevated" for one run as administrator (Windows): one engine per user *and*
+    level, each with its own connection file, locks and journal. A normal client cannot open an elevated
+    engine's pipe or stop it, and an elevated engine must not run a normal user's jobs with its rights.
+    (POSIX: root has its own runtime and data folders already.)"""
+    return "elevated" if is_elevated() else ""
+
+
+def is_elevated() -> bool:
+    if os.environ.get(ELEVATED_TEST_ENV) == "1":  # test hook (engine/process/hooks.py): a second level here
+        return True
+    if os.name != "nt":
+        return False
+    import ctypes
+
+    try:
+        return bool(ctypes.WinDLL("shell32").IsUserAnAdmin())
+    except (OSError, AttributeError):
+        return False
 
 
 def _private(path: Path) -> Path:
