@@ -119,7 +119,9 @@ class _Link:
                         break
                     self.last_heard = time.monotonic()  # a newer engine's message type: skip it, as minors allow
                     continue
-                except (EOFError, OSError, TypeError):  # TypeError: closed under us
+                except (EOFError, OSError, TypeError, RuntimeError):
+                    # TypeError, RuntimeError: the connection closed under a blocked read (RuntimeError is how
+                    # a Windows pipe handle closed from another thread ends an overlapped read)
                     break
                 self.last_heard = time.monotonic()
                 if isinstance(message, p.Goodbye):

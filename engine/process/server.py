@@ -330,7 +330,7 @@ class Engine:
             except p.ProtocolError as error:  # too large: the stream cannot be resynchronised
                 session.send(p.Error(re=None, code=error.code, message=str(error)))
                 return
-            except (EOFError, OSError):
+            except (EOFError, OSError, RuntimeError):  # RuntimeError: a Windows pipe closed under the read
                 return
             try:
                 message = p.decode(data)
