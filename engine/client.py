@@ -42,6 +42,7 @@ from engine.supervisor import HANG_TIMEOUT_S, HEARTBEAT_S, EngineSupervisor, Sup
 from engine.version import __version__
 
 START_TIMEOUT_S = 60.0
+WAIT_SLICE_S = 0.5  # the longest a wait for a job's next event blocks uninterruptibly (Windows, Python < 3.14)
 
 
 @dataclass(frozen=True)
@@ -357,10 +358,16 @@ class EngineClient:
     def _next_event(self, job_id: str, timeout: float | None):
         with self._lock:
             events = self._job_events.setdefault(job_id, queue.Queue())
-        try:
-            event = events.get(timeout=timeout)
-        except queue.Empty:
-            raise EngineError(f"no news of job {job_id} for {timeout:g} s") from None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            # In slices: a wait with no timeout cannot be interrupted by Ctrl+C on Windows before Python 3.14.
+            wait = WAIT_SLICE_S if deadline is None else min(WAIT_SLICE_S, max(deadline - time.monotonic(), 0))
+            try:
+                event = events.get(timeout=wait)
+                break
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise EngineError(f"no news of job {job_id} for {timeout:g} s") from None
         if isinstance(event, EngineStopped):
             raise event
         return event
