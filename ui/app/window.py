@@ -43,6 +43,7 @@ from ui.app.job_requests import (
     riff_request,
 )
 from ui.app.library import Intent, Library, LibraryLoop, import_results
+from ui.app.loop_length import loop_region
 from ui.app.model_get_runner import GetPlan, GetRequest, ModelGetRunner
 from ui.app.playback import Player
 from ui.app.queue_panel import QueuePanel, preview_image
@@ -598,7 +599,7 @@ class MainWindow(QMainWindow):
             self.library.set_export(job, path)
             self.refresh_library()
             if self.current is not None and self.current.job == job:
-                self.current = self.library.get(job)
+                self._show_loop(self.library.get(job))  # its region on the painting comes with the export
         self.statusBar().showMessage(f"Exported {path}")
 
     def _on_failed(self, job: str, message: str) -> None:
@@ -653,8 +654,9 @@ class MainWindow(QMainWindow):
                                              else "")
 
     def _show_loop(self, loop: LibraryLoop | None) -> None:
+        """Show `loop` in the result pane, with the span of its painting the DAW file was cut from."""
         self.current = loop
-        self.result_pane.show_loop(loop)
+        self.result_pane.show_loop(loop, loop_region(loop) if loop is not None else None)
 
     def selected_loops(self) -> list[LibraryLoop]:
         return self.library_pane.selected_loops() or ([self.current] if self.current else [])
