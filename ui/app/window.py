@@ -520,7 +520,10 @@ class MainWindow(QMainWindow):
         if not values.prompt:
             self.generate_panel.focus_prompt()
             return
-        self.submit((draft_request if draft else generate_request)(self.settings, values))
+        if self.submit((draft_request if draft else generate_request)(self.settings, values)) and values.bpm \
+                and values.prompt_bpm and values.prompt_bpm != values.bpm:
+            self.statusBar().showMessage(f"Queued at {values.bpm:g} bpm, the Tempo box's (the prompt says "
+                                         f"{values.prompt_bpm:g} bpm)")
 
     def generate_draft(self) -> None:
         """A quick preview of the panel's loop (the draft speed preset), to refine if it is the one."""
