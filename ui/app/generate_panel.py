@@ -61,6 +61,7 @@ class GenerateValues:
 class GeneratePanel(QWidget):
     generate_requested = Signal()
     draft_requested = Signal()
+    riff_file_requested = Signal()  # "Riff on a file…": the window asks which file (as a drop, without dragging)
     link_toggled = Signal(bool)  # Link on: follow an Ableton Link session's tempo (the window runs it)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -86,6 +87,9 @@ class GeneratePanel(QWidget):
                                      "refine the one you like at full settings, same seed")
         self.draft_button.setEnabled(False)
         self.draft_button.setMinimumHeight(34)
+        self.riff_file_button = QPushButton("Riff on a file…", objectName="riff_on_file")
+        self.riff_file_button.setToolTip("A new loop from an audio file of yours, at the Riff strength (or drop a "
+                                         "file on the window)")
 
         self.seed = QSpinBox(objectName="seed")
         self.seed.setRange(0, MAX_SEED)
@@ -176,9 +180,11 @@ class GeneratePanel(QWidget):
         buttons.addWidget(self.draft_button, 1)
         buttons.addWidget(self.generate_button, 2)
         layout.addLayout(buttons)
+        layout.addWidget(self.riff_file_button)
 
         self.prompt.textChanged.connect(self._prompt_changed)
         self.draft_button.clicked.connect(self._request_draft)
+        self.riff_file_button.clicked.connect(self.riff_file_requested)
         self.prompt.returnPressed.connect(self._request)
         self.generate_button.clicked.connect(self._request)
         self.dice.clicked.connect(self.roll_seed)

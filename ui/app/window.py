@@ -28,8 +28,9 @@ from PySide6.QtWidgets import (
 
 from engine.version import __version__
 from ui.app.controller import EngineController, FinishedJob, JobRequest
-from ui.app.drag import dropped_audio, file_mime_data, reveal_in_file_manager
+from ui.app.drag import AUDIO_SUFFIXES, dropped_audio, file_mime_data, reveal_in_file_manager
 from ui.app.elided_label import ElidedLabel
+from ui.app.export_dialog import ExportChoice, ExportDialog
 from ui.app.exports import ExportRequest
 from ui.app.generate_panel import MAX_SEED, GeneratePanel
 from ui.app.get_model_panel import EMPTY_STATE, GetModelPanel, offer_label
@@ -223,6 +224,7 @@ class MainWindow(QMainWindow):
         generate, result, library = self.generate_panel, self.result_pane, self.library_pane
         generate.generate_requested.connect(self.generate_now)
         generate.draft_requested.connect(self.generate_draft)
+        generate.riff_file_requested.connect(self.riff_on_chosen_file)
         generate.link_toggled.connect(lambda on: self.link.start() if on else self.link.stop())
         self.link.tempo.connect(generate.set_tempo)
         self.link.stopped.connect(self._link_stopped)
@@ -277,6 +279,10 @@ class MainWindow(QMainWindow):
         self.quit_action.setShortcuts(QKeySequence.keyBindings(QKeySequence.StandardKey.Quit)
                                       or [QKeySequence("Ctrl+Q")])
         self.quit_action.triggered.connect(self.close)
+        self.riff_file_action = QAction("&Riff on a file…", self, shortcut=QKeySequence("Ctrl+R"))
+        self.riff_file_action.triggered.connect(self.riff_on_chosen_file)
+        file_menu.addAction(self.riff_file_action)
+        file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         view_menu = self.menuBar().addMenu("&View")
         self.on_top_action = QAction("Always on &top", self, checkable=True, checked=self.settings.always_on_top)
@@ -561,6 +567,12 @@ class MainWindow(QMainWindow):
         if self.current is not None:
             self.submit(longer_request(self.settings, self.current))
 
+    def riff_on_chosen_file(self) -> bool:
+        """Riff on a file…: the same job a drop queues, for a producer who would rather pick than drag."""
+        suffixes = " ".join(f"*{suffix}" for suffix in AUDIO_SUFFIXES)
+        path, _ = QFileDialog.getOpenFileName(self, "Riff on a file", str(Path.home()), f"Audio ({suffixes})")
+        return bool(path) and self.riff_on_file(path)
+
     def riff_on_file(self, path: str, *, prompt: str | None = None, base: LibraryLoop | None = None) -> bool:
         """Audio-to-audio from `path` (a dropped file or a library loop), at the panel's strength."""
         values = self.generate_panel.values()
@@ -710,24 +722,38 @@ class MainWindow(QMainWindow):
             QApplication.clipboard().setText(self.current.playable_file)
             self.statusBar().showMessage(f"No file manager opened: copied the path, {self.current.playable_file}")
 
-    def export_dialog(self) -> None:
+    def export_dialog(self):
+        """Export…: the selected loops to a folder in the format, rate, bit depth and loudness chosen (the last
+        format, rate and loudness are remembered; the bit depth starts at the settings'). Returns the dialog."""
         loops = self.selected_loops()
         if not loops:
-            return
-        folder = QFileDialog.getExistingDirectory(self, "Export to folder", str(self.settings.export_folder()))
-        if folder:
-            self.export_to(Path(folder), loops, self.settings.export_format)
+            return None
+        s = self.settings
+        dialog = ExportDialog(ExportChoice(folder=s.export_folder(), audio_format=s.export_format,
+                                           sample_rate=s.export_sample_rate, bit_depth=s.bit_depth,
+                                           normalize_lufs=s.export_loudness or None), len(loops), self)
+        dialog.accepted.connect(lambda: self._export_chosen(dialog.value(), loops))
+        dialog.open()
+        return dialog
 
-    def export_to(self, folder: Path, loops: list[LibraryLoop], audio_format: str = "wav") -> None:
+    def _export_chosen(self, choice: ExportChoice, loops: list[LibraryLoop]) -> None:
+        self.settings = replace(self.settings, export_format=choice.audio_format,
+                                export_sample_rate=choice.sample_rate, export_loudness=choice.normalize_lufs or 0.0)
+        self.save()
+        self.export_to(choice.folder, loops, choice)
+
+    def export_to(self, folder: Path, loops: list[LibraryLoop], choice: ExportChoice | None = None) -> None:
+        """Export `loops` to `folder` in `choice`'s form (an ExportChoice; None: WAV at the settings' bit depth)."""
         from engine.process.results import read_results
 
+        form = {"bit_depth": self.settings.bit_depth} if choice is None else {
+            "bit_depth": choice.bit_depth, "audio_format": choice.audio_format, "sample_rate": choice.sample_rate,
+            "normalize_lufs": choice.normalize_lufs}
         for loop in loops:
             found = read_results(Path(loop.folder))
             sidecar = found.sidecar if found else {"settings": loop.settings}
             self.controller.export(ExportRequest(audio=loop.audio, image=loop.image, sidecar=sidecar, folder=folder,
-                                                 bpm=loop.bpm, bars=loop.bars,
-                                                 bit_depth=self.settings.bit_depth, audio_format=audio_format),
-                                   loop.job)
+                                                 bpm=loop.bpm, bars=loop.bars, **form), loop.job)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.source() is None and dropped_audio(event.mimeData()):
