@@ -32,6 +32,7 @@ from ui.app.drag import AUDIO_SUFFIXES, dropped_audio, file_mime_data, reveal_in
 from ui.app.elided_label import ElidedLabel
 from ui.app.export_dialog import ExportChoice, ExportDialog
 from ui.app.exports import ExportRequest
+from ui.app.folder_notice import FolderNotice, refusal_words
 from ui.app.generate_panel import MAX_SEED, GeneratePanel
 from ui.app.get_model_panel import EMPTY_STATE, GetModelPanel, offer_label
 from ui.app.job_requests import (
@@ -92,6 +93,7 @@ class MainWindow(QMainWindow):
         self.bundle_precision = ""  # the checked bundle's (int8, fp32, qnn): the status line names it
         self.closed = False
         self.bundle_from_folder = False  # the models folder's newest, not chosen: not saved (a newer one wins)
+        self.candidate_bundle = ""  # a folder picked as the model, being checked before it replaces the one in use
         self.getter = ModelGetRunner(self)  # "Get Riffusion": `model get` as a child process
         self.getting_model = False  # a get under way or paused in this session (the empty state stays)
         self.get_plan: GetPlan | None = None
@@ -163,6 +165,7 @@ class MainWindow(QMainWindow):
         banner_layout.addWidget(self.banner_label, 1)
         banner_layout.addWidget(banner_close)
         self.banner.hide()
+        self.folder_notice = FolderNotice()  # a picked folder that is not a bundle: why, and Convert this folder?
 
         # Empty state (no bundle yet): Get Riffusion, or the other ways.
         self.empty_state = GetModelPanel()
@@ -183,6 +186,7 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(10, 8, 10, 4)
         layout.addLayout(top)
         layout.addWidget(self.banner)
+        layout.addWidget(self.folder_notice)
         layout.addWidget(self.empty_state)
         # A window shorter than one column's panes scrolls them rather than growing off the screen.
         room = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
@@ -253,6 +257,8 @@ class MainWindow(QMainWindow):
         panel.cancel_requested.connect(self.cancel_getting)
         panel.browse_requested.connect(self.choose_bundle)
         panel.convert_requested.connect(lambda: self.open_model_manager(convert=True))
+        self.folder_notice.convert_requested.connect(lambda folder: self.open_model_manager(convert=True,
+                                                                                            source=folder))
         for signal, slot in (
                 (getter.planned, self._on_get_planned),
                 (getter.plan_failed, panel.show_reason),
@@ -347,13 +353,16 @@ class MainWindow(QMainWindow):
         """Save the settings; a bundle only taken as the models folder's newest is not remembered."""
         save_settings(replace(self.settings, bundle="") if self.bundle_from_folder else self.settings)
 
-    def open_model_manager(self, *, convert: bool = False):
+    def open_model_manager(self, *, convert: bool = False, source: str = ""):
+        """The Model dialog; with `convert`, at its Convert (with `source`, the folder to convert, filled in)."""
         from ui.app.model_dialog import ModelDialog
 
         dialog = ModelDialog(self.settings.bundle, self.provider_line, self, models=self.settings.models_folder())
         dialog.bundle_chosen.connect(self._bundle_from_manager)
         dialog.bundle_removed.connect(self._bundle_removed)
         dialog.open()
+        if source:
+            dialog.source.setText(source)
         if convert:
             dialog.source.setFocus()
         return dialog
@@ -482,12 +491,31 @@ class MainWindow(QMainWindow):
         return call
 
     def choose_bundle(self) -> None:
+        """A folder picked as the model is checked first: the model in use stays unless the folder opens."""
         folder = QFileDialog.getExistingDirectory(self, "Choose a model bundle folder", self.settings.bundle)
-        if folder:
-            self.set_bundle(folder)
-            self.save()
+        if folder and folder != self.settings.bundle:
+            self.candidate_bundle = folder
+            self.folder_notice.hide()
+            self.statusBar().showMessage(f"Checking {Path(folder).name}…")
+            self.controller.check_bundle(folder)
+
+    def _on_candidate_checked(self, path: str, problem: str) -> bool:
+        """A picked folder's check: it becomes the model (True: carry on as a checked bundle), or is refused in
+        the app's words with the model in use kept (False)."""
+        self.candidate_bundle = ""
+        if problem:
+            words, convert = refusal_words(path, problem, in_use=self.settings.bundle)
+            self.folder_notice.show_refusal(path, words, offer_convert=convert)
+            self.statusBar().show_message(words, details="" if convert else problem)
+            return False
+        self.folder_notice.hide()
+        self.set_bundle(path, check=False)
+        self.save()
+        return True
 
     def _on_bundle_checked(self, path: str, problem: str, precision: str = "") -> None:
+        if path == self.candidate_bundle and not self._on_candidate_checked(path, problem):
+            return
         if path != self.settings.bundle:
             return
         self.bundle_problem = problem
