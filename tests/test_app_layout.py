@@ -87,6 +87,16 @@ def test_the_window_takes_the_size_asked_and_cuts_no_button_words(qtbot, window,
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
+def test_the_tempo_choice_fits_too(qtbot, window, width, height):
+    """The prompt's 90 bpm against the box's 120: the inline choice's buttons keep their words at both sizes."""
+    window.generate_panel.prompt.setText(LONG_PROMPT)
+    lay_out(qtbot, window, width, height)
+    assert window.generate_panel.tempo_choice.isVisible()
+    assert (window.width(), window.height()) == (width, height)
+    assert cut_buttons(window) == []
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
 def test_a_long_status_message_never_widens_the_window(qtbot, window, width, height):
     lay_out(qtbot, window, width, height)
     before = window.width()

@@ -31,16 +31,29 @@ class ExportRequest:
     bit_depth: str = "24"
     sample_rate: int = 44100
     audio_format: str = "wav"  # wav (what drags hand out), flac or aiff (Export...)
+    normalize_lufs: float | None = None  # a loudness target (Export...); None: peak at -1 dBFS on the grid
+
+
+def export_stem(prompt: str, *, bpm: float | None, bars: float | None, seed: int | None) -> str:
+    """The DAW name's stem (plugin/names.loop_name) with one tempo: on the grid the name states the rendered
+    BPM, so a tempo written in the prompt ("funky slap bass, 100 bpm") is left out of the prompt part (a loop
+    rendered at 120 was named `funky-slap-bass-100-bpm_120bpm_...`, and a DAW reading tempo from names could
+    take either). Without a grid the prompt's tempo is the only one and stays."""
+    from plugin.names import loop_name
+    from ui.app.prompt_tempo import without_tempo
+
+    named = without_tempo(prompt) if bpm else prompt
+    return loop_name(named, bpm=bpm, bars=bars if bpm else None, seed=seed)
 
 
 def export_loop(request: ExportRequest) -> Path:
     """Write the DAW file for one result; returns its path (complete and closed when this returns)."""
-    from plugin.names import loop_name, reserved_path
+    from plugin.names import reserved_path
 
     settings = request.sidecar.get("settings", {})
     prompt = str(settings.get("prompt", "loop"))
     seed = settings.get("seed")
-    stem = loop_name(prompt, bpm=request.bpm, bars=request.bars if request.bpm else None, seed=seed)
+    stem = export_stem(prompt, bpm=request.bpm, bars=request.bars, seed=seed)
     with reserved_path(request.folder, stem, f".{request.audio_format}") as out:
         _write_export(request, out, prompt, seed)
     return out
@@ -59,19 +72,37 @@ def _write_export(request: ExportRequest, out: Path, prompt: str, seed: int | No
 
 
 def _converted(request: ExportRequest):
-    """A writer of the engine's audio in the export's format and bit depth (a loop's audio record back)."""
+    """A writer of the engine's audio in the export's format, bit depth, sample rate and loudness (a loop's
+    audio record back): what `riffstudio loop` offers, for a loop in seconds too. Without a loudness target
+    the level is the engine's, untouched."""
 
     def write(path: Path) -> dict[str, Any]:
         import soundfile
 
         audio, rate = soundfile.read(request.audio, dtype="float32", always_2d=True)
+        levels: dict[str, Any] = {}
+        if request.sample_rate and request.sample_rate != rate:
+            from fractions import Fraction
+
+            from plugin.loop_file import resample_by
+
+            ratio = Fraction(request.sample_rate, rate)
+            audio, rate = resample_by(audio, ratio.numerator, ratio.denominator), request.sample_rate
+        if request.normalize_lufs is not None:
+            import numpy as np
+
+            from plugin.loop_file import LoopFileSettings, level
+
+            audio, levels = level(audio, rate, LoopFileSettings(sample_rate=rate,
+                                                                normalize_lufs=request.normalize_lufs).validate())
+            audio = np.clip(audio, -1.0, 1.0)
         bit_depth = "24" if request.audio_format == "flac" and request.bit_depth == "32f" else request.bit_depth
         subtype = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}[bit_depth]  # FLAC holds integers only
         with atomic_path(path) as temporary:
             soundfile.write(temporary, audio, rate, format=request.audio_format.upper(), subtype=subtype)
         return {"format": request.audio_format, "bit_depth": bit_depth, "sample_rate": rate,
                 "samples": int(audio.shape[0]), "channels": int(audio.shape[1]),
-                "seconds": round(audio.shape[0] / rate, 6)}
+                "seconds": round(audio.shape[0] / rate, 6), **levels}
 
     return write
 
@@ -82,7 +113,7 @@ def _export_on_grid(request: ExportRequest, out: Path, prompt: str, seed: int | 
     from plugin.grid_loop import GridOptions, fit_image, write_grid_loop
 
     options = GridOptions(bpm=float(request.bpm), bars=float(request.bars), bit_depth=request.bit_depth,
-                          sample_rate=request.sample_rate).validate(out)
+                          sample_rate=request.sample_rate, normalize_lufs=request.normalize_lufs).validate(out)
     image = read_spectrogram_image(request.image)
     audio, rate = read_audio(request.audio)
     quality = str(request.sidecar.get("settings", {}).get("quality", "standard"))

@@ -1,7 +1,9 @@
 """The generate panel: prompt and negative prompt (completed from history), seed with lock and dice,
 length in bars at a BPM or in seconds, quality, and the advanced options folded away.
 
-It only collects choices: `values()` is a frozen GenerateValues, turned into a job by the window."""
+It only collects choices: `values()` is a frozen GenerateValues, turned into a job by the window. A tempo
+written in the prompt is shown beside the Tempo box, and where it disagrees with the box the panel asks which
+to use (ui/app/tempo_choice.py); the box wins until the producer chooses the prompt's."""
 
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ from PySide6.QtWidgets import (
 
 from engine.choices import QUALITIES, SCHEDULER_NAMES
 from engine.speeds import DEFAULT_SCHEDULER, DEFAULT_STEPS, DRAFT_STEPS
+from ui.app.prompt_tempo import tempo_in_prompt
+from ui.app.tempo_choice import TempoChoice
 
 MAX_SEED = 2**31 - 1  # QSpinBox holds a signed 32-bit int; the engine takes up to 2**32 - 1
 
@@ -46,6 +50,7 @@ class GenerateValues:
     bars: float | None
     seconds: float
     strength: float
+    prompt_bpm: float | None = None  # a tempo the prompt names (shown; the loop is made at `bpm`)
 
     def settings(self, width: int) -> dict:
         """The GenerationSettings dict the engine validates (the app never imports engine.generation)."""
@@ -56,6 +61,7 @@ class GenerateValues:
 class GeneratePanel(QWidget):
     generate_requested = Signal()
     draft_requested = Signal()
+    riff_file_requested = Signal()  # "Riff on a file…": the window asks which file (as a drop, without dragging)
     link_toggled = Signal(bool)  # Link on: follow an Ableton Link session's tempo (the window runs it)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -81,6 +87,9 @@ class GeneratePanel(QWidget):
                                      "refine the one you like at full settings, same seed")
         self.draft_button.setEnabled(False)
         self.draft_button.setMinimumHeight(34)
+        self.riff_file_button = QPushButton("Riff on a file…", objectName="riff_on_file")
+        self.riff_file_button.setToolTip("A new loop from an audio file of yours, at the Riff strength (or drop a "
+                                         "file on the window)")
 
         self.seed = QSpinBox(objectName="seed")
         self.seed.setRange(0, MAX_SEED)
@@ -99,6 +108,11 @@ class GeneratePanel(QWidget):
         self.link = QToolButton(objectName="link", checkable=True)
         self.link.setText("Link")
         self.link.setToolTip("Follow the tempo of an Ableton Link session on your network (the link extra)")
+        self.prompt_tempo = QLabel("", objectName="prompt_tempo")
+        self.prompt_tempo.setToolTip("The tempo your prompt names; the loop is made at the Tempo box's")
+        self.prompt_tempo.setVisible(False)
+        self.tempo_choice = TempoChoice()
+        self.kept_tempos: tuple[float, float] | None = None  # (prompt's, box's) the producer chose to keep
         self.seconds = QDoubleSpinBox(objectName="seconds", decimals=1, minimum=0.7, maximum=20.0, value=5.1)
         self.seconds.setSuffix(" s")
         self.quality = QComboBox(objectName="quality")
@@ -140,6 +154,7 @@ class GeneratePanel(QWidget):
         grid.addWidget(QLabel("Tempo"), 1, 0)
         tempo_row = QHBoxLayout()
         tempo_row.addWidget(self.bpm, 1)
+        tempo_row.addWidget(self.prompt_tempo)
         tempo_row.addWidget(self.link)
         grid.addLayout(tempo_row, 1, 1)
         grid.addWidget(QLabel("Seed"), 2, 0)
@@ -158,15 +173,18 @@ class GeneratePanel(QWidget):
         layout.addWidget(self.prompt)
         layout.addWidget(self.negative)
         layout.addLayout(grid)
+        layout.addWidget(self.tempo_choice)
         layout.addWidget(self.advanced_toggle)
         layout.addWidget(self.advanced)
         buttons = QHBoxLayout()
         buttons.addWidget(self.draft_button, 1)
         buttons.addWidget(self.generate_button, 2)
         layout.addLayout(buttons)
+        layout.addWidget(self.riff_file_button)
 
         self.prompt.textChanged.connect(self._prompt_changed)
         self.draft_button.clicked.connect(self._request_draft)
+        self.riff_file_button.clicked.connect(self.riff_file_requested)
         self.prompt.returnPressed.connect(self._request)
         self.generate_button.clicked.connect(self._request)
         self.dice.clicked.connect(self.roll_seed)
@@ -174,6 +192,10 @@ class GeneratePanel(QWidget):
         self.advanced_toggle.toggled.connect(self._fold)
         self.link.toggled.connect(self.link_toggled)
         self.strength.valueChanged.connect(lambda v: self.strength_label.setText(f"{v / 100:.2f}"))
+        self.prompt.textChanged.connect(self._update_tempo_story)
+        self.bpm.valueChanged.connect(self._update_tempo_story)
+        self.tempo_choice.use_prompt_tempo.connect(self.use_prompt_tempo)
+        self.tempo_choice.keep_box_tempo.connect(self.keep_box_tempo)
         self._length_mode_changed(self.length_mode.currentText())
 
     def _prompt_changed(self, text: str) -> None:
@@ -196,6 +218,34 @@ class GeneratePanel(QWidget):
         bars = mode == "bars"
         self.bars.setVisible(bars)
         self.seconds.setVisible(not bars)
+        self._update_tempo_story()
+
+    def _update_tempo_story(self) -> None:
+        """Show the prompt's tempo beside the box, and ask which to use where they disagree on the grid (in seconds
+        mode there is no grid: the prompt's tempo is only words to the model)."""
+        prompt_bpm = tempo_in_prompt(self.prompt.text())
+        self.prompt_tempo.setText(f"prompt: {prompt_bpm:g} bpm" if prompt_bpm else "")
+        self.prompt_tempo.setVisible(prompt_bpm is not None)
+        box_bpm = self.bpm.value()
+        conflict = (prompt_bpm is not None and self.length_mode.currentText() == "bars"
+                    and abs(prompt_bpm - box_bpm) > 0.05 and self.kept_tempos != (prompt_bpm, box_bpm))
+        if conflict:
+            self.tempo_choice.ask(prompt_bpm, box_bpm)
+        else:
+            self.tempo_choice.setVisible(False)
+
+    def use_prompt_tempo(self) -> None:
+        """The producer chose the prompt's tempo: it goes into the Tempo box (the prompt stays as typed)."""
+        prompt_bpm = tempo_in_prompt(self.prompt.text())
+        if prompt_bpm is not None:
+            self.bpm.setValue(prompt_bpm)
+
+    def keep_box_tempo(self) -> None:
+        """The producer chose the box's tempo: not asked again until either tempo changes."""
+        prompt_bpm = tempo_in_prompt(self.prompt.text())
+        if prompt_bpm is not None:
+            self.kept_tempos = (prompt_bpm, self.bpm.value())
+        self._update_tempo_story()
 
     def focus_prompt(self) -> None:
         self.prompt.setFocus()
@@ -227,4 +277,5 @@ class GeneratePanel(QWidget):
                               scheduler=self.scheduler.currentText(), quality=self.quality.currentText(),
                               bpm=self.bpm.value() if bars_mode else None,
                               bars=self.bars.value() if bars_mode else None, seconds=self.seconds.value(),
-                              strength=self.strength.value() / 100)
+                              strength=self.strength.value() / 100,
+                              prompt_bpm=tempo_in_prompt(self.prompt.text()))

@@ -128,7 +128,10 @@ class LoopDelegate(QStyledItemDelegate):
 
 
 def describe(loop: LibraryLoop, *, age: bool = True) -> str:
-    parts = [f"{loop.duration_s:.1f} s"]
+    """A row's details; the seconds are the DAW file's (the grid's span), not the painted image's."""
+    from ui.app.loop_length import loop_length
+
+    parts = [f"{loop_length(loop).seconds:.1f} s"]
     if loop.bpm:
         parts.append(f"{loop.bpm:g} bpm")
     if loop.bars:

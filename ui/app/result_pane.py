@@ -27,7 +27,7 @@ from ui.app.drag import drag_files
 from ui.app.elided_label import ElidedLabel
 from ui.app.flow_layout import FlowBox
 from ui.app.library import LibraryLoop
-from ui.app.library_model import describe
+from ui.app.loop_length import loop_length
 from ui.app.spectrogram_view import SpectrogramView
 
 
@@ -125,8 +125,11 @@ class ResultPane(QWidget):
 
     # -- state from the window ------------------------------------------------------------------------
 
-    def show_loop(self, loop: LibraryLoop | None) -> None:
-        """Render `loop` (None: the empty view); Refine is offered for a draft only, the loop it improves."""
+    def show_loop(self, loop: LibraryLoop | None, region: tuple[float, float] | None = None) -> None:
+        """Render `loop` (None: the empty view); Refine is offered for a draft only, the loop it improves.
+
+        The header states the length of the file a drag hands out (ui/app/loop_length.py), and `region` (seconds
+        of the painted image the loop was cut from) is marked on the spectrogram."""
         for widget in self.result_actions:
             widget.setEnabled(loop is not None)
         if loop is None:
@@ -137,10 +140,10 @@ class ResultPane(QWidget):
         draft = speed_of(loop.settings) == "draft"
         self.refine.setEnabled(draft)
         self.result_title.setText(loop.prompt)
-        self.result_meta.setText(describe(loop) + f"  ·  {loop.settings.get('scheduler', '')} "
-                                 f"{loop.settings.get('steps', '')} steps" + ("  ·  draft: Refine for the full loop"
-                                                                             if draft else ""))
-        self.spectrogram.set_image(QImage(loop.image), bpm=loop.bpm)
+        self.result_meta.setText(loop_length(loop).words() + f"  ·  seed {loop.seed}  ·  "
+                                 f"{loop.settings.get('scheduler', '')} {loop.settings.get('steps', '')} steps"
+                                 + ("  ·  draft: Refine for the full loop" if draft else ""))
+        self.spectrogram.set_image(QImage(loop.image), bpm=loop.bpm, region=region)
         self.favourite.blockSignals(True)
         self.favourite.setChecked(loop.favourite)
         self.favourite.blockSignals(False)

@@ -28,6 +28,8 @@ class AppSettings:
     export_dir: str = ""
     export_format: str = "wav"
     bit_depth: str = "24"  # plugin/loop_file: "16", "24" or "32f"
+    export_sample_rate: int = 44100  # Export…'s (drags hand out 44.1 kHz)
+    export_loudness: float = 0.0  # Export…'s LUFS target; 0 = off (peak at -1 dBFS): no target is 0 LUFS
     audio_device: str = ""  # "" = the system default
     provider: str = "auto"
     npu_mode: str = "burst"

@@ -1,6 +1,7 @@
 """The result as the model painted it: the spectrogram image, low frequencies at the bottom (riffusion's
 images are stored that way), a Hz axis on the mel scale, a time axis (seconds, or bars|beats at a BPM),
-zoom (wheel / Ctrl+wheel), scroll (Shift+wheel), a playhead, click to seek, press-and-drag to the DAW.
+zoom (wheel / Ctrl+wheel), scroll (Shift+wheel), a playhead, click to seek, press-and-drag to the DAW; on
+the grid, the span the loop was cut from (`region`) lit between two lines, the rest shaded.
 
 It only paints and forwards intent (seek_requested, drag_requested); it never reads audio."""
 
@@ -18,6 +19,7 @@ from ui.app.axes import column_seconds, frequency_ticks, time_ticks
 LEFT, BOTTOM, TOP = 44, 22, 6
 PARAMS = SpectrogramParams()
 COLOUR_MAPS = ("heat", "painted")
+REGION_COLOUR = QColor(90, 220, 160)  # the loop region's edges: apart from the heat map's reds and the playhead
 
 
 def _heat_table() -> list[int]:
@@ -65,6 +67,7 @@ class SpectrogramView(QWidget):
         self.message = "Type a prompt and press Ctrl+Enter. Your loop's spectrogram appears here."
         self.bpm: float | None = None
         self.playhead_s: float | None = None
+        self.region: tuple[float, float] | None = None  # seconds of the image the DAW file was cut from
         self.zoom = 1.0  # 1 = the whole loop fits
         self.offset_s = 0.0
         self.is_preview = False
@@ -72,11 +75,13 @@ class SpectrogramView(QWidget):
 
     # -- state from the window ------------------------------------------------------------------------
 
-    def set_image(self, image: QImage, *, preview: bool = False, bpm: float | None = None) -> None:
+    def set_image(self, image: QImage, *, preview: bool = False, bpm: float | None = None,
+                  region: tuple[float, float] | None = None) -> None:
         self.painted = image
         self.image = coloured(image, self.colour_map)
         self.is_preview = preview
         self.bpm = bpm
+        self.region = None if preview else region
         if not preview:
             self.zoom, self.offset_s = 1.0, 0.0
         self.update()
@@ -89,10 +94,10 @@ class SpectrogramView(QWidget):
     def clear(self, message: str) -> None:
         self.image = QImage()
         self.painted = QImage()
-        self.painted = QImage()
         self.colour_map = "heat"
         self.message = message
         self.playhead_s = None
+        self.region = None
         self.update()
 
     def set_playhead(self, seconds: float | None) -> None:
@@ -157,6 +162,7 @@ class SpectrogramView(QWidget):
                 painter.setPen(text)
                 painter.drawText(QRectF(x - 30, plot.bottom() + 4, 60, BOTTOM - 4), Qt.AlignmentFlag.AlignHCenter,
                                  label)
+        self._paint_region(painter, plot, start, end)
         if self.is_preview:
             painter.setPen(palette.highlight().color())
             painter.drawText(plot.adjusted(8, 6, -8, -6), Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignRight,
@@ -165,6 +171,27 @@ class SpectrogramView(QWidget):
             x = plot.left() + (self.playhead_s - start) / (end - start) * plot.width()
             painter.setPen(QPen(palette.highlight().color(), 2))
             painter.drawLine(int(x), int(plot.top()), int(x), int(plot.bottom()))
+
+    def x_at(self, seconds: float) -> float:
+        """The widget x of `seconds` into the image, at the current zoom and scroll."""
+        plot = self._plot()
+        start, end = self._visible()
+        return plot.left() + (seconds - start) / max(end - start, 1e-9) * plot.width()
+
+    def _paint_region(self, painter: QPainter, plot: QRectF, start: float, end: float) -> None:
+        """Shade what lies outside the loop's region and draw a line at each of its ends."""
+        if self.region is None:
+            return
+        left = min(max(self.x_at(self.region[0]), plot.left()), plot.right())
+        right = min(max(self.x_at(self.region[1]), plot.left()), plot.right())
+        shade = QColor(0, 0, 0, 150)
+        painter.fillRect(QRectF(plot.left(), plot.top(), left - plot.left(), plot.height()), shade)
+        painter.fillRect(QRectF(right, plot.top(), plot.right() - right, plot.height()), shade)
+        painter.setPen(QPen(REGION_COLOUR, 2))
+        for seconds in self.region:
+            if start <= seconds <= end:
+                x = int(self.x_at(seconds))
+                painter.drawLine(x, int(plot.top()), x, int(plot.bottom()))
 
     # -- input ---------------------------------------------------------------------------------------
 

@@ -28,9 +28,11 @@ from PySide6.QtWidgets import (
 
 from engine.version import __version__
 from ui.app.controller import EngineController, FinishedJob, JobRequest
-from ui.app.drag import dropped_audio, file_mime_data, reveal_in_file_manager
+from ui.app.drag import AUDIO_SUFFIXES, dropped_audio, file_mime_data, reveal_in_file_manager
 from ui.app.elided_label import ElidedLabel
+from ui.app.export_dialog import ExportChoice, ExportDialog
 from ui.app.exports import ExportRequest
+from ui.app.folder_notice import FolderNotice, refusal_words
 from ui.app.generate_panel import MAX_SEED, GeneratePanel
 from ui.app.get_model_panel import EMPTY_STATE, GetModelPanel, offer_label
 from ui.app.job_requests import (
@@ -43,6 +45,7 @@ from ui.app.job_requests import (
     riff_request,
 )
 from ui.app.library import Intent, Library, LibraryLoop, import_results
+from ui.app.loop_length import loop_region
 from ui.app.model_get_runner import GetPlan, GetRequest, ModelGetRunner
 from ui.app.playback import Player
 from ui.app.queue_panel import QueuePanel, preview_image
@@ -90,6 +93,7 @@ class MainWindow(QMainWindow):
         self.bundle_precision = ""  # the checked bundle's (int8, fp32, qnn): the status line names it
         self.closed = False
         self.bundle_from_folder = False  # the models folder's newest, not chosen: not saved (a newer one wins)
+        self.candidate_bundle = ""  # a folder picked as the model, being checked before it replaces the one in use
         self.getter = ModelGetRunner(self)  # "Get Riffusion": `model get` as a child process
         self.getting_model = False  # a get under way or paused in this session (the empty state stays)
         self.get_plan: GetPlan | None = None
@@ -161,6 +165,7 @@ class MainWindow(QMainWindow):
         banner_layout.addWidget(self.banner_label, 1)
         banner_layout.addWidget(banner_close)
         self.banner.hide()
+        self.folder_notice = FolderNotice()  # a picked folder that is not a bundle: why, and Convert this folder?
 
         # Empty state (no bundle yet): Get Riffusion, or the other ways.
         self.empty_state = GetModelPanel()
@@ -181,6 +186,7 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(10, 8, 10, 4)
         layout.addLayout(top)
         layout.addWidget(self.banner)
+        layout.addWidget(self.folder_notice)
         layout.addWidget(self.empty_state)
         # A window shorter than one column's panes scrolls them rather than growing off the screen.
         room = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
@@ -222,6 +228,7 @@ class MainWindow(QMainWindow):
         generate, result, library = self.generate_panel, self.result_pane, self.library_pane
         generate.generate_requested.connect(self.generate_now)
         generate.draft_requested.connect(self.generate_draft)
+        generate.riff_file_requested.connect(self.riff_on_chosen_file)
         generate.link_toggled.connect(lambda on: self.link.start() if on else self.link.stop())
         self.link.tempo.connect(generate.set_tempo)
         self.link.stopped.connect(self._link_stopped)
@@ -250,6 +257,8 @@ class MainWindow(QMainWindow):
         panel.cancel_requested.connect(self.cancel_getting)
         panel.browse_requested.connect(self.choose_bundle)
         panel.convert_requested.connect(lambda: self.open_model_manager(convert=True))
+        self.folder_notice.convert_requested.connect(lambda folder: self.open_model_manager(convert=True,
+                                                                                            source=folder))
         for signal, slot in (
                 (getter.planned, self._on_get_planned),
                 (getter.plan_failed, panel.show_reason),
@@ -276,6 +285,10 @@ class MainWindow(QMainWindow):
         self.quit_action.setShortcuts(QKeySequence.keyBindings(QKeySequence.StandardKey.Quit)
                                       or [QKeySequence("Ctrl+Q")])
         self.quit_action.triggered.connect(self.close)
+        self.riff_file_action = QAction("&Riff on a file…", self, shortcut=QKeySequence("Ctrl+R"))
+        self.riff_file_action.triggered.connect(self.riff_on_chosen_file)
+        file_menu.addAction(self.riff_file_action)
+        file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         view_menu = self.menuBar().addMenu("&View")
         self.on_top_action = QAction("Always on &top", self, checkable=True, checked=self.settings.always_on_top)
@@ -340,13 +353,16 @@ class MainWindow(QMainWindow):
         """Save the settings; a bundle only taken as the models folder's newest is not remembered."""
         save_settings(replace(self.settings, bundle="") if self.bundle_from_folder else self.settings)
 
-    def open_model_manager(self, *, convert: bool = False):
+    def open_model_manager(self, *, convert: bool = False, source: str = ""):
+        """The Model dialog; with `convert`, at its Convert (with `source`, the folder to convert, filled in)."""
         from ui.app.model_dialog import ModelDialog
 
         dialog = ModelDialog(self.settings.bundle, self.provider_line, self, models=self.settings.models_folder())
         dialog.bundle_chosen.connect(self._bundle_from_manager)
         dialog.bundle_removed.connect(self._bundle_removed)
         dialog.open()
+        if source:
+            dialog.source.setText(source)
         if convert:
             dialog.source.setFocus()
         return dialog
@@ -475,12 +491,31 @@ class MainWindow(QMainWindow):
         return call
 
     def choose_bundle(self) -> None:
+        """A folder picked as the model is checked first: the model in use stays unless the folder opens."""
         folder = QFileDialog.getExistingDirectory(self, "Choose a model bundle folder", self.settings.bundle)
-        if folder:
-            self.set_bundle(folder)
-            self.save()
+        if folder and folder != self.settings.bundle:
+            self.candidate_bundle = folder
+            self.folder_notice.hide()
+            self.statusBar().showMessage(f"Checking {Path(folder).name}…")
+            self.controller.check_bundle(folder)
+
+    def _on_candidate_checked(self, path: str, problem: str) -> bool:
+        """A picked folder's check: it becomes the model (True: carry on as a checked bundle), or is refused in
+        the app's words with the model in use kept (False)."""
+        self.candidate_bundle = ""
+        if problem:
+            words, convert = refusal_words(path, problem, in_use=self.settings.bundle)
+            self.folder_notice.show_refusal(path, words, offer_convert=convert)
+            self.statusBar().show_message(words, details="" if convert else problem)
+            return False
+        self.folder_notice.hide()
+        self.set_bundle(path, check=False)
+        self.save()
+        return True
 
     def _on_bundle_checked(self, path: str, problem: str, precision: str = "") -> None:
+        if path == self.candidate_bundle and not self._on_candidate_checked(path, problem):
+            return
         if path != self.settings.bundle:
             return
         self.bundle_problem = problem
@@ -519,7 +554,10 @@ class MainWindow(QMainWindow):
         if not values.prompt:
             self.generate_panel.focus_prompt()
             return
-        self.submit((draft_request if draft else generate_request)(self.settings, values))
+        if self.submit((draft_request if draft else generate_request)(self.settings, values)) and values.bpm \
+                and values.prompt_bpm and values.prompt_bpm != values.bpm:
+            self.statusBar().showMessage(f"Queued at {values.bpm:g} bpm, the Tempo box's (the prompt says "
+                                         f"{values.prompt_bpm:g} bpm)")
 
     def generate_draft(self) -> None:
         """A quick preview of the panel's loop (the draft speed preset), to refine if it is the one."""
@@ -556,6 +594,12 @@ class MainWindow(QMainWindow):
     def generate_same_seed_longer(self) -> None:
         if self.current is not None:
             self.submit(longer_request(self.settings, self.current))
+
+    def riff_on_chosen_file(self) -> bool:
+        """Riff on a file…: the same job a drop queues, for a producer who would rather pick than drag."""
+        suffixes = " ".join(f"*{suffix}" for suffix in AUDIO_SUFFIXES)
+        path, _ = QFileDialog.getOpenFileName(self, "Riff on a file", str(Path.home()), f"Audio ({suffixes})")
+        return bool(path) and self.riff_on_file(path)
 
     def riff_on_file(self, path: str, *, prompt: str | None = None, base: LibraryLoop | None = None) -> bool:
         """Audio-to-audio from `path` (a dropped file or a library loop), at the panel's strength."""
@@ -598,7 +642,7 @@ class MainWindow(QMainWindow):
             self.library.set_export(job, path)
             self.refresh_library()
             if self.current is not None and self.current.job == job:
-                self.current = self.library.get(job)
+                self._show_loop(self.library.get(job))  # its region on the painting comes with the export
         self.statusBar().showMessage(f"Exported {path}")
 
     def _on_failed(self, job: str, message: str) -> None:
@@ -653,8 +697,9 @@ class MainWindow(QMainWindow):
                                              else "")
 
     def _show_loop(self, loop: LibraryLoop | None) -> None:
+        """Show `loop` in the result pane, with the span of its painting the DAW file was cut from."""
         self.current = loop
-        self.result_pane.show_loop(loop)
+        self.result_pane.show_loop(loop, loop_region(loop) if loop is not None else None)
 
     def selected_loops(self) -> list[LibraryLoop]:
         return self.library_pane.selected_loops() or ([self.current] if self.current else [])
@@ -705,24 +750,38 @@ class MainWindow(QMainWindow):
             QApplication.clipboard().setText(self.current.playable_file)
             self.statusBar().showMessage(f"No file manager opened: copied the path, {self.current.playable_file}")
 
-    def export_dialog(self) -> None:
+    def export_dialog(self):
+        """Export…: the selected loops to a folder in the format, rate, bit depth and loudness chosen (the last
+        format, rate and loudness are remembered; the bit depth starts at the settings'). Returns the dialog."""
         loops = self.selected_loops()
         if not loops:
-            return
-        folder = QFileDialog.getExistingDirectory(self, "Export to folder", str(self.settings.export_folder()))
-        if folder:
-            self.export_to(Path(folder), loops, self.settings.export_format)
+            return None
+        s = self.settings
+        dialog = ExportDialog(ExportChoice(folder=s.export_folder(), audio_format=s.export_format,
+                                           sample_rate=s.export_sample_rate, bit_depth=s.bit_depth,
+                                           normalize_lufs=s.export_loudness or None), len(loops), self)
+        dialog.accepted.connect(lambda: self._export_chosen(dialog.value(), loops))
+        dialog.open()
+        return dialog
 
-    def export_to(self, folder: Path, loops: list[LibraryLoop], audio_format: str = "wav") -> None:
+    def _export_chosen(self, choice: ExportChoice, loops: list[LibraryLoop]) -> None:
+        self.settings = replace(self.settings, export_format=choice.audio_format,
+                                export_sample_rate=choice.sample_rate, export_loudness=choice.normalize_lufs or 0.0)
+        self.save()
+        self.export_to(choice.folder, loops, choice)
+
+    def export_to(self, folder: Path, loops: list[LibraryLoop], choice: ExportChoice | None = None) -> None:
+        """Export `loops` to `folder` in `choice`'s form (an ExportChoice; None: WAV at the settings' bit depth)."""
         from engine.process.results import read_results
 
+        form = {"bit_depth": self.settings.bit_depth} if choice is None else {
+            "bit_depth": choice.bit_depth, "audio_format": choice.audio_format, "sample_rate": choice.sample_rate,
+            "normalize_lufs": choice.normalize_lufs}
         for loop in loops:
             found = read_results(Path(loop.folder))
             sidecar = found.sidecar if found else {"settings": loop.settings}
             self.controller.export(ExportRequest(audio=loop.audio, image=loop.image, sidecar=sidecar, folder=folder,
-                                                 bpm=loop.bpm, bars=loop.bars,
-                                                 bit_depth=self.settings.bit_depth, audio_format=audio_format),
-                                   loop.job)
+                                                 bpm=loop.bpm, bars=loop.bars, **form), loop.job)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.source() is None and dropped_audio(event.mimeData()):

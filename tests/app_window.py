@@ -1,0 +1,29 @@
+"""A main window on its real widget tree (offscreen) whose controller's `submit` and `export` are recorded, so
+no engine starts: what a test checks is the request the window hands the controller."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from engine_fixtures import engine_home
+
+
+@contextlib.contextmanager
+def recording_window(qtbot, monkeypatch, tmp_path: Path, **settings) -> Iterator:
+    """The window with a bundle set (not checked) and `window.submitted` / `window.exports` recording."""
+    from ui.app.settings import AppSettings
+    from ui.app.window import MainWindow
+
+    with engine_home(monkeypatch):
+        win = MainWindow(AppSettings(export_dir=str(tmp_path / "exports"), **settings))
+        qtbot.addWidget(win)
+        win.set_bundle(str(tmp_path / "bundle"), check=False)  # no bundle check, no model load: no engine
+        win.submitted, win.exports = [], []
+        monkeypatch.setattr(win.controller, "submit", win.submitted.append)
+        monkeypatch.setattr(win.controller, "export", lambda request, job: win.exports.append(request))
+        try:
+            yield win
+        finally:
+            win.shutdown()
