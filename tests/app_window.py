@@ -11,19 +11,26 @@ from engine_fixtures import engine_home
 
 
 @contextlib.contextmanager
-def recording_window(qtbot, monkeypatch, tmp_path: Path, **settings) -> Iterator:
-    """The window with a bundle set (not checked) and `window.submitted` / `window.exports` recording."""
+def plain_window(qtbot, monkeypatch, **settings) -> Iterator:
+    """The main window with `settings` (AppSettings fields) in a private home, shut down after."""
     from ui.app.settings import AppSettings
     from ui.app.window import MainWindow
 
     with engine_home(monkeypatch):
-        win = MainWindow(AppSettings(export_dir=str(tmp_path / "exports"), **settings))
+        win = MainWindow(AppSettings(**settings))
         qtbot.addWidget(win)
-        win.set_bundle(str(tmp_path / "bundle"), check=False)  # no bundle check, no model load: no engine
-        win.submitted, win.exports = [], []
-        monkeypatch.setattr(win.controller, "submit", win.submitted.append)
-        monkeypatch.setattr(win.controller, "export", lambda request, job: win.exports.append(request))
         try:
             yield win
         finally:
             win.shutdown()
+
+
+@contextlib.contextmanager
+def recording_window(qtbot, monkeypatch, tmp_path: Path, **settings) -> Iterator:
+    """The window with a bundle set (not checked) and `window.submitted` / `window.exports` recording."""
+    with plain_window(qtbot, monkeypatch, export_dir=str(tmp_path / "exports"), **settings) as win:
+        win.set_bundle(str(tmp_path / "bundle"), check=False)  # no bundle check, no model load: no engine
+        win.submitted, win.exports = [], []
+        monkeypatch.setattr(win.controller, "submit", win.submitted.append)
+        monkeypatch.setattr(win.controller, "export", lambda request, job: win.exports.append(request))
+        yield win

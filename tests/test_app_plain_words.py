@@ -4,7 +4,7 @@ manager, the drag line following the loop shown, the model's short status line. 
 from __future__ import annotations
 
 import pytest
-from engine_fixtures import engine_home
+from app_window import plain_window
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
@@ -14,14 +14,8 @@ ENGINE_LINE = ("Model ready on the CPU in 0.4 s (CPU: int8 bundle (the QNN provi
 
 @pytest.fixture
 def window(qtbot, monkeypatch):
-    from ui.app.settings import AppSettings
-    from ui.app.window import MainWindow
-
-    with engine_home(monkeypatch):
-        win = MainWindow(AppSettings())
-        qtbot.addWidget(win)
+    with plain_window(qtbot, monkeypatch) as win:
         yield win
-        win.shutdown()
 
 
 def a_loop(tmp_path, job: str, *, exported: bool):

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from app_window import plain_window
 from engine_fixtures import engine_home
 from PySide6.QtCore import Qt
 
 
 @pytest.fixture
 def window(qtbot, monkeypatch):
-    from ui.app.settings import AppSettings
-    from ui.app.window import MainWindow
-
-    with engine_home(monkeypatch):
-        win = MainWindow(AppSettings())
-        qtbot.addWidget(win)
+    with plain_window(qtbot, monkeypatch) as win:
         yield win
-        win.shutdown()
 
 
 def test_generate_is_enabled_only_with_a_prompt(qtbot, window):
