@@ -199,3 +199,20 @@ def test_the_app_and_a_local_batch_never_import_ray(tmp_path, fp32_bundle):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
+
+
+def test_only_the_cluster_modules_import_ray():
+    """Every import in the tree, lazy ones too: Ray (the cluster extra) is loaded by plugin/cluster.py and the
+    actor's module alone, so nothing else can need the extra."""
+    import ast
+
+    allowed = {"plugin/cluster.py", "plugin/cluster_worker.py"}
+    found = set()
+    for folder in ("engine", "plugin", "ui", "packaging"):
+        for path in (REPO / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                if any(name == "ray" or name.startswith("ray.") for name in names):
+                    found.add(path.relative_to(REPO).as_posix())
+    assert found <= allowed and "plugin/cluster.py" in found, found
