@@ -1,7 +1,7 @@
 """Set up `.venv` and run riffstudio or its test suite: the README's two commands.
 
     python bootstrap.py              # install the app into .venv and open it
-    python bootstrap.py test [ARGS]  # install with the dev + export + hub extras, run ruff and pytest ARGS
+    python bootstrap.py test [ARGS]  # install with the dev + export + hub (+ cluster) extras, run ruff and pytest
 
 Standard library only, so it runs on a fresh Windows, macOS or Linux machine with just Python 3.11+.
 An install is skipped when nothing it depends on changed since the last one (a stamp inside .venv).
@@ -79,6 +79,13 @@ def emulated_on_arm64() -> bool:
     return native.value == 0xAA64 and platform.machine().upper() in ("AMD64", "X86")  # IMAGE_FILE_MACHINE_ARM64
 
 
+def test_extras() -> str:
+    """The extras the test suite needs: the cluster extra (Ray) too, wherever Ray has wheels (not Windows on
+    ARM64), so the suite's Ray tests run in CI; elsewhere they are skipped."""
+    windows_arm64 = os.name == "nt" and platform.machine().upper() in ("ARM64", "AARCH64")
+    return "dev,export,hub" if windows_arm64 else "dev,export,hub,cluster"
+
+
 def main(argv: list[str]) -> None:
     if sys.version_info < MIN_PYTHON:
         sys.exit(f"bootstrap: riffstudio needs Python {'.'.join(map(str, MIN_PYTHON))} or newer, "
@@ -89,7 +96,7 @@ def main(argv: list[str]) -> None:
               file=sys.stderr, flush=True)
     python = ensure_venv()
     if argv[:1] == ["test"]:
-        install(python, "dev,export,hub")
+        install(python, test_extras())
         run([str(python), "-m", "ruff", "check", "."])
         run([str(python), "-m", "pytest", *argv[1:]])
     else:

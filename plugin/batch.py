@@ -3,6 +3,9 @@
     renderer = InProcessRenderer()          # or EngineRenderer(): the same items through engine.client
     run_batch(Path("pack.toml"), Path("out"), renderer)
 
+A renderer with `render_many` (plugin/cluster.py's ClusterRenderer: Ray actors) renders many items at once and
+hands them back as they finish; run_batch still plans, names, writes and summarises every one of them here.
+
 Layout: OUT/<preset>/<prompt>_<bpm>bpm_<bars>bars_seed<N>.wav with its JSON sidecar, and OUT/summary.json
 (+ summary.csv): every item with its key, state and paths, and the seeds drawn for `count = N` presets.
 
@@ -28,11 +31,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -42,6 +45,9 @@ from engine.version import __version__
 from plugin.grid_loop import fit_image, is_complete, write_grid_loop
 from plugin.names import loop_name, unique_path
 from plugin.presets import MAX_COUNT, BatchItem, expand, read_presets
+
+if TYPE_CHECKING:
+    from engine.sessions import SessionSettings
 
 SUMMARY = "summary.json"
 SUMMARY_CSV = "summary.csv"
@@ -66,17 +72,38 @@ class Renderer(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """An item as it came back from a renderer: the loop, or the error it failed with. Only run_batch writes it,
+    so a renderer that ran an item twice (a cluster retrying) still leaves one result under the planned name."""
+
+    item: BatchItem
+    rendered: Rendered | None
+    error: RiffstudioError | None = None
+    seconds: float = 0.0  # rendering time, where it ran
+
+
+class ManyRenderer(Renderer, Protocol):
+    """A renderer that runs many items at once (a cluster): outcomes in the order they finish. It stops taking
+    new items once `stop()` is true and ends when those it started are back; items it never yields stay pending."""
+
+    def render_many(self, items: list[BatchItem], stop: Callable[[], bool]) -> Iterator[Outcome]: ...
+
+
 class InProcessRenderer:
     """Items rendered in this process (one LoopGenerator per bundle, provider and NPU options, opened once).
 
     initial_noise: the latents every item starts from (`generate --latents`); say: told which provider runs
-    and why, once per opened model."""
+    and why, once per opened model; sessions: the session settings to start from (a cluster worker's thread
+    count), else the defaults."""
 
-    def __init__(self, *, initial_noise: np.ndarray | None = None, say: Callable[[str], None] | None = None) -> None:
+    def __init__(self, *, initial_noise: np.ndarray | None = None, say: Callable[[str], None] | None = None,
+                 sessions: SessionSettings | None = None) -> None:
         self._generators: dict[tuple[str, str, str], Any] = {}
         self.cancel_now = threading.Event()
         self.initial_noise = initial_noise
         self.say = say or (lambda text: None)
+        self.sessions = sessions
 
     def render(self, item: BatchItem, progress: Progress) -> Rendered:
         from engine.generation.loop import render_loop
@@ -93,7 +120,8 @@ class InProcessRenderer:
         if key not in self._generators:
             from engine.generation.providers import open_generator
 
-            self._generators[key], why = open_generator(item.bundle, item.provider, item.session_options)
+            self._generators[key], why = open_generator(item.bundle, item.provider, item.session_options,
+                                                        base=self.sessions)
             self.say(f"provider: {why}")
         return self._generators[key]
 
@@ -267,38 +295,66 @@ def run_batch(presets_path: Path, out: Path, renderer: Renderer, *, default_bund
     pending = [item for item in items if entries[item.key]["state"] != "done"]
     if skipped:
         say(f"{skipped} of {total} item(s) already complete: kept")
+    many = getattr(renderer, "render_many", None)
+    outcomes = many(pending, lambda: interrupt.requested) if many else _one_by_one(
+        renderer, pending, interrupt, say, skipped, total, item_progress or (lambda stage, fraction: None))
     with interrupt.installed():
-        for number, item in enumerate(pending, start=1):
-            if interrupt.requested:
-                break
-            entry = entries[item.key]
-            say(f"[{skipped + number}/{total}] {item.label}")
-            started = time.perf_counter()
-            try:
-                render_item(item, out / entry["audio"], renderer, presets_path,
-                            item_progress or (lambda stage, fraction: None))
-            except (CancelledError, KeyboardInterrupt):
-                entry["state"] = "pending"
+        try:
+            for outcome in outcomes:
+                item = outcome.item
+                entry = entries[item.key]
+                started = time.perf_counter()
+                try:
+                    if outcome.error is not None:
+                        raise outcome.error
+                    write_item(item, out / entry["audio"], outcome.rendered, presets_path)
+                except CancelledError:
+                    raise
+                except RiffstudioError as error:
+                    entry["state"] = "failed"
+                    entry["error"] = str(error)
+                    failed += 1
+                    say(f"  failed: {item.label}: {error}" if many else f"  failed: {error}")
+                else:
+                    entry["state"] = "done"
+                    entry.pop("error", None)
+                    entry["seconds"] = round(outcome.seconds + time.perf_counter() - started, 3)
+                    done += 1
                 write_summary(out, summary)
-                raise
-            except RiffstudioError as error:
-                entry["state"] = "failed"
-                entry["error"] = str(error)
-                failed += 1
-                say(f"  failed: {error}")
-            else:
-                entry["state"] = "done"
-                entry.pop("error", None)
-                entry["seconds"] = round(time.perf_counter() - started, 3)
-                done += 1
-            write_summary(out, summary)
+        except (CancelledError, KeyboardInterrupt):
+            write_summary(out, summary)  # what finished is kept; the rest stays pending for the next run
+            raise
     remaining = sum(1 for entry in entries.values() if entry["state"] == "pending")
     return BatchResult(done=done, skipped=skipped, failed=failed, remaining=remaining,
                        interrupted=interrupt.requested and remaining > 0, summary=out / SUMMARY)
 
 
+def _one_by_one(renderer: Renderer, items: list[BatchItem], interrupt: Interrupt, say: Callable[[str], None],
+                skipped: int, total: int, progress: Progress) -> Iterator[Outcome]:
+    """The items rendered one at a time in order (in this process or the engine), each announced as it starts;
+    a first Ctrl+C stops before the next one."""
+    for number, item in enumerate(items, start=skipped + 1):
+        if interrupt.requested:
+            return
+        say(f"[{number}/{total}] {item.label}")
+        started = time.perf_counter()
+        try:
+            rendered = renderer.render(item, progress)
+        except CancelledError:
+            raise
+        except RiffstudioError as error:
+            yield Outcome(item, None, error)
+        else:
+            yield Outcome(item, rendered, seconds=time.perf_counter() - started)
+
+
 def render_item(item: BatchItem, path: Path, renderer: Renderer, presets_path: Path, progress: Progress) -> None:
-    rendered = renderer.render(item, progress)
+    write_item(item, path, renderer.render(item, progress), presets_path)
+
+
+def write_item(item: BatchItem, path: Path, rendered: Rendered, presets_path: Path) -> None:
+    """An item's loop written at its planned path, with the batch's record (its key) in the sidecar: the one
+    place batch results are written, whichever renderer made them."""
     batch = {"key": item.key, "presets": presets_path.name, "item": item.label}
     if item.seed_draw is not None:
         batch["seed_draw"] = {"preset": item.seed_draw[0], "index": item.seed_draw[1]}

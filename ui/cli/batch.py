@@ -1,4 +1,5 @@
-"""`riffstudio batch PRESETS.toml [--model BUNDLE] [--out DIR]`: render a preset file, resumably."""
+"""`riffstudio batch PRESETS.toml [--model BUNDLE] [--out DIR] [--engine | --cluster ADDRESS]`: render a preset
+file, resumably, here, in the engine or on a Ray cluster (ui/cli/cluster_bar.py, imported only then)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "named after it)")
     parser.add_argument("--engine", action="store_true",
                         help="render in the engine process (started if needed; the warm model is shared)")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="render on a Ray cluster: auto (RAY_ADDRESS, else a `ray start` cluster on this machine, "
+                        "else a local Ray for this run) or ray://HEAD:10001; needs the cluster extra "
+                        "(docs/cluster.md)")
+    parser.add_argument("--workers", type=int, metavar="N", help="with --cluster: N workers (default: one per "
+                        "--cpus-per-worker CPUs of the cluster)")
+    parser.add_argument("--cpus-per-worker", type=float, metavar="C", help="with --cluster: CPUs (ONNX Runtime "
+                        "threads) per worker, each holding the model in memory (default: 4, at most a node's)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.errors import InvalidInputError
     from plugin.batch import EngineRenderer, InProcessRenderer, run_batch
     from ui.cli.progress import TerminalProgress
 
@@ -31,19 +41,30 @@ def run(args: argparse.Namespace) -> int:
     if out.resolve() == args.presets.resolve():
         out = args.presets.parent / f"{args.presets.stem}-out"
     default_bundle = str(args.model.resolve()) if args.model else None
-    renderer = EngineRenderer() if args.engine else InProcessRenderer()
+    if (args.workers is not None or args.cpus_per_worker is not None) and not args.cluster:
+        raise InvalidInputError("--workers and --cpus-per-worker go with --cluster ADDRESS")
+    connection = None
+    if args.cluster:  # joined before anything is written: an unreachable cluster leaves no output folder
+        from ui.cli.cluster_bar import start_cluster
+
+        renderer, connection, bar = start_cluster(args, lambda text: print(text, file=sys.stderr, flush=True))
+        say = bar.say
+    else:
+        renderer = EngineRenderer() if args.engine else InProcessRenderer()
+        bar = TerminalProgress()
+        say = lambda text: (bar.close(), print(text, file=sys.stderr, flush=True))  # noqa: E731
     if args.engine:
         from ui.cli.engine import say_engine_notes
 
         say_engine_notes(renderer.client)
-    bar = TerminalProgress()
     try:
-        result = run_batch(args.presets, out, renderer, default_bundle=default_bundle,
-                           say=lambda text: (bar.close(), print(text, file=sys.stderr, flush=True)),
-                           item_progress=bar)
+        result = run_batch(args.presets, out, renderer, default_bundle=default_bundle, say=say,
+                           item_progress=None if connection else bar)
     finally:
         bar.close()
         renderer.close()
+        if connection is not None:
+            connection.close()
     print(f"batch: {result.done} rendered, {result.skipped} already complete, {result.failed} failed, "
           f"{result.remaining} left; summary: {result.summary}")
     if result.interrupted:

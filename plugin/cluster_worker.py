@@ -1,0 +1,131 @@
+"""What runs inside each Ray actor of `riffstudio batch --cluster`: the bundle opened once, many items rendered.
+
+Plain Python, no Ray import at module level: plugin/cluster.py wraps `RenderWorker` with `ray.remote` at run
+time, so this module (and its tests) load without the cluster extra.
+
+A worker renders through `InProcessRenderer`, the local batch's own code, so a loop is the same bytes whichever
+machine made it; its ONNX Runtime sessions get as many intra-op threads as the CPUs Ray gave the actor (and one
+inter-op thread, engine/sessions.py), because ONNX Runtime ignores OMP_NUM_THREADS and would otherwise start a
+thread per core of the node for every actor on it. Results go back as compact bytes (`RenderedBytes`), never
+as Python objects of floats; the driver writes them (plugin/batch.py `write_item`), so a worker never touches
+the output folder and an item Ray runs twice is still written once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.bundle.manifest import MANIFEST_NAME
+from engine.errors import ModelBundleError, RiffstudioError
+from plugin.presets import BatchItem
+
+
+def bundle_identity(path: str | os.PathLike[str]) -> str:
+    """The bundle's identity as `Bundle.identity` computes it (its manifest's hash), without opening the bundle.
+    The manifest lists every file's SHA-256, which the sessions check as they open each file, so an equal
+    manifest hash plus those checks prove a worker runs the very bundle the driver planned with."""
+    return hashlib.sha256((Path(path) / MANIFEST_NAME).read_bytes()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RenderedBytes:
+    """A rendered item as bytes and shapes: the painted image (uint8) and its decode (float32), ~100 KB per
+    second of audio, where a list of floats would be ten times that and slow to pickle."""
+
+    image: bytes
+    image_shape: tuple[int, ...]
+    audio: bytes
+    audio_shape: tuple[int, ...]
+    sample_rate: int
+    record: str  # the sidecar record, as JSON
+    seconds: float
+    worker: str
+
+    @classmethod
+    def pack(cls, image: np.ndarray, audio: np.ndarray, sample_rate: int, record: dict[str, Any], seconds: float,
+             worker: str) -> RenderedBytes:
+        image = np.ascontiguousarray(image, dtype=np.uint8)
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        return cls(image=image.tobytes(), image_shape=image.shape, audio=audio.tobytes(), audio_shape=audio.shape,
+                   sample_rate=int(sample_rate), record=json.dumps(record), seconds=seconds, worker=worker)
+
+    def image_array(self) -> np.ndarray:
+        return np.frombuffer(self.image, dtype=np.uint8).reshape(self.image_shape).copy()
+
+    def audio_array(self) -> np.ndarray:
+        return np.frombuffer(self.audio, dtype=np.float32).reshape(self.audio_shape).copy()
+
+
+@dataclass(frozen=True)
+class ItemFailed:
+    """An item that failed for its own reasons (a bad init audio, a wrong bundle): the driver retries it once,
+    then records `message` in the summary, as a local run would have."""
+
+    message: str
+    kind: str  # the engine.errors class name, so the driver raises the same type (and exit code)
+    worker: str
+
+
+class RenderWorker:
+    """One actor: opens each bundle once (on its first item) and renders items for the driver until stopped."""
+
+    def __init__(self, name: str, cpus: float) -> None:
+        from engine.sessions import SessionSettings
+        from plugin.batch import InProcessRenderer
+
+        self.name = name
+        self.threads = max(1, int(_assigned_cpus(cpus)))
+        self.node = socket.gethostname()
+        self.renderer = InProcessRenderer(sessions=SessionSettings(intra_op_threads=self.threads))
+        self.identities: dict[str, str] = {}
+
+    def where(self) -> dict[str, Any]:
+        """Where this worker runs and with what: shown in the progress, checked by the tests."""
+        import plugin
+
+        return {"name": self.name, "node": self.node, "pid": os.getpid(), "threads": self.threads,
+                "plugin": plugin.__file__}
+
+    def render(self, item: BatchItem, identity: str) -> RenderedBytes | ItemFailed:
+        """The item's painted image and audio, or why it failed. `identity`: the driver's bundle identity."""
+        started = time.perf_counter()
+        try:
+            self._check_bundle(item.bundle, identity)
+            rendered = self.renderer.render(item, lambda stage, fraction: None)
+        except RiffstudioError as error:
+            return ItemFailed(message=str(error), kind=type(error).__name__, worker=self.name)
+        record = {**rendered.record, "cluster": {"worker": self.name, "node": self.node, "threads": self.threads}}
+        return RenderedBytes.pack(rendered.image, rendered.audio, rendered.sample_rate, record,
+                                  time.perf_counter() - started, self.name)
+
+    def _check_bundle(self, path: str, identity: str) -> None:
+        if self.identities.get(path) == identity:
+            return
+        try:
+            here = bundle_identity(path)
+        except OSError:
+            raise ModelBundleError(f"node {self.node} has no model bundle at {path}: mount the bundle at the same "
+                                   "path on every node (a shared file system or the image; docs/cluster.md)") from None
+        if here != identity:
+            raise ModelBundleError(f"the bundle at {path} on node {self.node} is not the driver's (manifest {here}, "
+                                   f"driver {identity}): give every node the same bundle (docs/cluster.md)")
+        self.identities[path] = identity
+
+
+def _assigned_cpus(asked: float) -> float:
+    """The CPUs Ray reserved for this actor (what its sessions may use), or `asked` outside Ray."""
+    try:
+        import ray
+
+        return float(ray.get_runtime_context().get_assigned_resources().get("CPU", asked))
+    except Exception:  # outside an actor (tests of this module) or a Ray without the call
+        return asked
