@@ -35,7 +35,7 @@ from typing import Any
 import engine.errors as errors
 from engine.errors import RiffstudioError
 from plugin.batch import Outcome, Progress, Rendered
-from plugin.cluster_worker import ItemFailed, RenderedBytes, RenderWorker, bundle_identity
+from plugin.cluster_worker import BundleServer, ItemFailed, RenderedBytes, RenderWorker, bundle_identity
 from plugin.presets import BatchItem
 
 INSTALL = 'pip install "riffstudio[cluster]"'
@@ -176,7 +176,7 @@ class ClusterRenderer:
 
     def __init__(self, *, workers: int | None = None, cpus_per_worker: float | None = None,
                  report: Callable[[ClusterStatus], None] | None = None,
-                 say: Callable[[str], None] | None = None) -> None:
+                 say: Callable[[str], None] | None = None, worker_env: dict[str, str] | None = None) -> None:
         if workers is not None and workers < 1:
             raise errors.InvalidInputError(f"--workers must be 1 or more, not {workers}")
         if cpus_per_worker is not None and cpus_per_worker <= 0:
@@ -184,6 +184,7 @@ class ClusterRenderer:
         self.ray = require_ray()
         self.workers = workers
         self.cpus_per_worker = cpus_per_worker
+        self.worker_env = dict(worker_env or {})  # environment variables for the workers (Ray's runtime env)
         self.report = report or (lambda status: None)
         self.say = say or (lambda text: None)
         self.slots: list[_Slot] = []
@@ -191,6 +192,7 @@ class ClusterRenderer:
         self.retried = 0  # items tried again after failing for their own reasons
         self.where: list[dict[str, Any]] = []  # each started actor's `where()`: node, pid, threads, code path
         self._actor_class = None
+        self._bundle_server = None  # BundleServer actor (render_many)
         self.cancel_now = threading.Event()  # a second Ctrl+C (plugin/batch.py Interrupt): kill the actors now
 
     def render(self, item: BatchItem, progress: Progress) -> Rendered:
@@ -212,6 +214,7 @@ class ClusterRenderer:
             return
         ray = self.ray
         identities = {item.bundle: _identity(item.bundle) for item in items}
+        self._serve_bundles(identities)
         queue = deque(items)
         tries: dict[str, int] = {}
         deaths: dict[str, int] = {}
@@ -289,6 +292,9 @@ class ClusterRenderer:
                 slot.actor = None
             slot.item = None
             slot.status = replace(slot.status, running=None, alive=False)
+        if self._bundle_server is not None:
+            self._kill(self._bundle_server)
+            self._bundle_server = None
 
     def _kill(self, actor) -> None:
         with contextlib.suppress(Exception):  # already gone
@@ -331,12 +337,27 @@ class ClusterRenderer:
         self.where = list(found)
         self.say(f"cluster: {count} worker(s) of {cpus:g} CPU(s) on {len({w['node'] for w in found})} node(s)")
 
+    def _serve_bundles(self, identities: dict[str, str]) -> None:
+        """A BundleServer actor on this (the driver's) node, for workers on nodes without the bundle folder: they
+        fetch it through Ray once per node. Costs nothing where every node has the folder."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        if self._bundle_server is not None:  # a previous call's: this call's bundles may differ
+            self._kill(self._bundle_server)
+        here = NodeAffinitySchedulingStrategy(node_id=self.ray.get_runtime_context().get_node_id(), soft=False)
+        server = self.ray.remote(num_cpus=0, max_restarts=-1)(BundleServer)
+        self._bundle_server = server.options(scheduling_strategy=here).remote(
+            {identity: folder for folder, identity in identities.items()})
+
     def _new_actor(self, slot: _Slot, cpus: float) -> None:
         if self._actor_class is None:
             # max_restarts=0 and no task retries: this driver replaces a dead actor itself and decides where
             # its item goes, so Ray never reruns an item behind our back.
             self._actor_class = self.ray.remote(max_restarts=0, max_task_retries=0)(RenderWorker)
-        slot.actor = self._actor_class.options(num_cpus=cpus).remote(slot.status.name, cpus)
+        options: dict[str, Any] = {"num_cpus": cpus}
+        if self.worker_env:
+            options["runtime_env"] = {"env_vars": self.worker_env}
+        slot.actor = self._actor_class.options(**options).remote(slot.status.name, cpus, self._bundle_server)
         slot.status = replace(slot.status, alive=True)
 
     def _result(self, ref, slot: _Slot, item: BatchItem) -> RenderedBytes | ItemFailed | None:

@@ -18,7 +18,7 @@ import json
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,11 @@ import numpy as np
 from engine.bundle.manifest import MANIFEST_NAME
 from engine.errors import ModelBundleError, RiffstudioError
 from plugin.presets import BatchItem
+
+# Test hook: a worker with this set to "1" acts as a node without the driver's bundle folder, so the suite's
+# one-machine Ray can exercise the bundle's trip through Ray (engine/process/hooks.py lists the test hooks).
+NODE_WITHOUT_BUNDLE_ENV = "RIFFSTUDIO_CLUSTER_TEST_NODE_WITHOUT_BUNDLE"
+CHUNK_BYTES = 64 << 20  # a bundle file crosses the object store in pieces this big (a UNet is ~3.4 GB in fp32)
 
 
 def bundle_identity(path: str | os.PathLike[str]) -> str:
@@ -75,10 +80,66 @@ class ItemFailed:
     worker: str
 
 
-class RenderWorker:
-    """One actor: opens each bundle once (on its first item) and renders items for the driver until stopped."""
+class BundleServer:
+    """The driver's bundles, read out in pieces for a node that does not have them (a Ray actor on the driver's
+    node; plain Python here). identities: {identity: the bundle folder on the driver}."""
 
-    def __init__(self, name: str, cpus: float) -> None:
+    def __init__(self, identities: dict[str, str]) -> None:
+        self.folders = {identity: Path(folder) for identity, folder in identities.items()}
+
+    def manifest(self, identity: str) -> bytes:
+        return (self.folders[identity] / MANIFEST_NAME).read_bytes()
+
+    def piece(self, identity: str, relative: str, offset: int) -> bytes:
+        with open(self.folders[identity] / relative, "rb") as file:
+            file.seek(offset)
+            return file.read(CHUNK_BYTES)
+
+
+def fetch_bundle(identity: str, get_manifest, get_piece, cache: Path) -> Path:
+    """The bundle `identity` in this node's cache, fetched once per node: under a file lock (the node's other
+    workers wait, then use it), each file streamed piece by piece into a new folder, checked against the
+    manifest's size and SHA-256, and the folder put in place whole (engine/atomic.py). A manifest whose hash is
+    not `identity`, or a file that does not match it, is refused: the node renders nothing from a wrong model.
+
+    get_manifest() -> bytes; get_piece(relative_path, offset) -> bytes (b"" at the end)."""
+    from filelock import FileLock
+
+    from engine.atomic import atomic_path
+    from engine.bundle.manifest import Manifest
+
+    final = cache / identity
+    cache.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cache / f".{identity}.lock")):
+        if (final / MANIFEST_NAME).is_file() and bundle_identity(final) == identity:
+            return final
+        raw = get_manifest()
+        if hashlib.sha256(raw).hexdigest()[:16] != identity:
+            raise ModelBundleError(f"the driver's bundle changed during the run (manifest is not {identity}): "
+                                   "run the batch again")
+        manifest = Manifest.from_dict(json.loads(raw))
+        with atomic_path(final, directory=True) as temporary:
+            for entry in manifest.files:
+                target = temporary / entry.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                digest, size = hashlib.sha256(), 0
+                with open(target, "wb") as out:
+                    while piece := get_piece(entry.path, size):
+                        out.write(piece)
+                        digest.update(piece)
+                        size += len(piece)
+                if size != entry.size or digest.hexdigest() != entry.sha256:
+                    raise ModelBundleError(f"{entry.path} of bundle {identity} arrived damaged (size {size}, "
+                                           f"expected {entry.size}): run the batch again")
+            (temporary / MANIFEST_NAME).write_bytes(raw)
+    return final
+
+
+class RenderWorker:
+    """One actor: opens each bundle once (on its first item) and renders items for the driver until stopped.
+    bundles: the driver's BundleServer actor, for a node without the bundle folder (None: the path must exist)."""
+
+    def __init__(self, name: str, cpus: float, bundles: Any = None) -> None:
         from engine.sessions import SessionSettings
         from plugin.batch import InProcessRenderer
 
@@ -87,6 +148,8 @@ class RenderWorker:
         self.node = socket.gethostname()
         self.renderer = InProcessRenderer(sessions=SessionSettings(intra_op_threads=self.threads))
         self.identities: dict[str, str] = {}
+        self.local: dict[str, str] = {}  # the driver's bundle path -> where this node has it
+        self.bundles = bundles
 
     def where(self) -> dict[str, Any]:
         """Where this worker runs and with what: shown in the progress, checked by the tests."""
@@ -99,26 +162,39 @@ class RenderWorker:
         """The item's painted image and audio, or why it failed. `identity`: the driver's bundle identity."""
         started = time.perf_counter()
         try:
-            self._check_bundle(item.bundle, identity)
-            rendered = self.renderer.render(item, lambda stage, fraction: None)
+            here = self._bundle_here(item.bundle, identity)
+            rendered = self.renderer.render(replace(item, bundle=here), lambda stage, fraction: None)
         except RiffstudioError as error:
             return ItemFailed(message=str(error), kind=type(error).__name__, worker=self.name)
         record = {**rendered.record, "cluster": {"worker": self.name, "node": self.node, "threads": self.threads}}
         return RenderedBytes.pack(rendered.image, rendered.audio, rendered.sample_rate, record,
                                   time.perf_counter() - started, self.name)
 
-    def _check_bundle(self, path: str, identity: str) -> None:
-        if self.identities.get(path) == identity:
-            return
-        try:
+    def _bundle_here(self, path: str, identity: str) -> str:
+        """Where this node has the driver's bundle `path`: the same path (a shared file system or the image),
+        checked to be the driver's very bundle; else fetched through Ray into this node's cache, once."""
+        if path in self.local:
+            return self.local[path]
+        visible = os.environ.get(NODE_WITHOUT_BUNDLE_ENV) != "1" and (Path(path) / MANIFEST_NAME).is_file()
+        if visible:
             here = bundle_identity(path)
-        except OSError:
+            if here != identity:
+                raise ModelBundleError(f"the bundle at {path} on node {self.node} is not the driver's (manifest "
+                                       f"{here}, driver {identity}): give every node the same bundle "
+                                       "(docs/cluster.md)")
+            self.local[path] = path
+            return path
+        if self.bundles is None:
             raise ModelBundleError(f"node {self.node} has no model bundle at {path}: mount the bundle at the same "
-                                   "path on every node (a shared file system or the image; docs/cluster.md)") from None
-        if here != identity:
-            raise ModelBundleError(f"the bundle at {path} on node {self.node} is not the driver's (manifest {here}, "
-                                   f"driver {identity}): give every node the same bundle (docs/cluster.md)")
-        self.identities[path] = identity
+                                   "path on every node (a shared file system or the image; docs/cluster.md)")
+        import ray
+        from platformdirs import user_cache_dir
+
+        fetched = fetch_bundle(identity, lambda: ray.get(self.bundles.manifest.remote(identity)),
+                               lambda relative, offset: ray.get(self.bundles.piece.remote(identity, relative, offset)),
+                               Path(user_cache_dir("riffstudio", appauthor=False)) / "cluster-bundles")
+        self.local[path] = str(fetched)
+        return self.local[path]
 
 
 def _assigned_cpus(asked: float) -> float:

@@ -100,6 +100,51 @@ def test_a_cluster_batch_gives_the_local_batch_files_names_and_summary(tmp_path,
 
 
 @pytest.mark.slow
+def test_a_node_without_the_bundle_gets_it_through_ray_once_checked(tmp_path, fp32_bundle, local_ray):
+    """Workers on a node that lacks the bundle folder (the test hook makes both act so) fetch it from the
+    driver through Ray into the node's cache, once for the node, checked file by file against the manifest."""
+    from engine.file_hash import file_sha256
+    from plugin.cluster_worker import NODE_WITHOUT_BUNDLE_ENV, bundle_identity
+
+    presets = tmp_path / "two.toml"
+    presets.write_text(f'[defaults]\nmodel = "{fp32_bundle}"\n{FAST}\n[[preset]]\nprompt = "warm pad"\n'
+                       'seeds = [1, 2]\n', encoding="utf-8")
+    cache = tmp_path / "node-cache"
+    renderer = cluster_renderer(worker_env={NODE_WITHOUT_BUNDLE_ENV: "1", "XDG_CACHE_HOME": str(cache)})
+    try:
+        result = run_batch(presets, tmp_path / "out", renderer, say=lambda _: None)
+    finally:
+        renderer.close()
+    assert (result.done, result.failed) == (2, 0)
+    check_complete(tmp_path / "out", 2)
+    folder = cache / "riffstudio" / "cluster-bundles"
+    (fetched,) = (p for p in folder.iterdir() if not p.name.endswith(".lock"))  # one copy for the node, no leftovers
+    assert fetched.name == bundle_identity(fp32_bundle) == bundle_identity(fetched)
+    manifest = json.loads((fp32_bundle / "manifest.json").read_text())
+    for entry in manifest["files"]:
+        assert file_sha256(fetched / entry["path"]) == entry["sha256"]
+
+
+def test_a_bundle_damaged_on_its_way_is_refused_and_leaves_nothing(tmp_path, fp32_bundle):
+    from engine.errors import ModelBundleError
+    from plugin.cluster_worker import BundleServer, bundle_identity, fetch_bundle
+
+    identity = bundle_identity(fp32_bundle)
+    server = BundleServer({identity: str(fp32_bundle)})
+
+    def damaged(relative: str, offset: int) -> bytes:
+        piece = server.piece(identity, relative, offset)
+        return piece[:-1] + bytes([piece[-1] ^ 1]) if piece and relative.endswith(".onnx") else piece
+
+    with pytest.raises(ModelBundleError, match="arrived damaged"):
+        fetch_bundle(identity, lambda: server.manifest(identity), damaged, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [f".{identity}.lock"]  # no bundle, no half-written folder
+    good = fetch_bundle(identity, lambda: server.manifest(identity), lambda r, o: server.piece(identity, r, o),
+                        tmp_path)
+    assert bundle_identity(good) == identity
+
+
+@pytest.mark.slow
 def test_a_worker_killed_mid_item_is_rendered_again_and_written_once(tmp_path, fp32_bundle, local_ray):
     presets = six_fixed_items(tmp_path, fp32_bundle)
     killed = threading.Event()

@@ -10,6 +10,8 @@ They are inert unless set, and nothing but the tests sets them.
   denoising step, as a driver deadlock that holds the GIL would: the process keeps running (not
   stopped, so only the heartbeat's silence can tell) but answers nothing until it is killed. It first
   writes "test hook: hanging from <time.time()>" to its log.
+- RIFFSTUDIO_CLUSTER_TEST_NODE_WITHOUT_BUNDLE=1 (a `batch --cluster` worker's environment): the worker acts as
+  on a node without the driver's bundle folder and fetches the bundle through Ray (plugin/cluster_worker.py).
 - RIFFSTUDIO_ENGINE_TEST_ELEVATED=1: the process counts as run as administrator (engine/process/paths.py
   `privilege_level`), so a test can run a normal and an "elevated" engine side by side as Windows would.
 """
