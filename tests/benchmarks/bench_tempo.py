@@ -22,9 +22,12 @@ own tempo, or 6% slower or 7% faster (rounded to a whole bpm; 120 bpm for beatle
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -84,6 +87,19 @@ def grid_distance(clip: TempoClip, image: np.ndarray, audio: np.ndarray, session
     return float(np.median(np.abs(placed - np.round(placed / sixteenth) * sixteenth)))
 
 
+def tempo_module_at(commit: str):
+    """plugin/tempo.py as it was at `commit` (it imports nothing of ours), loaded beside today's."""
+    source = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:plugin/tempo.py"], capture_output=True,
+                            text=True, check=True).stdout
+    path = Path(tempfile.mkdtemp()) / "tempo_before.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("tempo_before", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tempo_before"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def librosa_answers(audio: np.ndarray, session: float) -> tuple[Answer, Answer]:
     import librosa
 
@@ -114,6 +130,7 @@ def main() -> None:
     parser.add_argument("--part", choices=("all", "tuning", "held out"), default="all")
     parser.add_argument("--no-fit", action="store_true", help="tempo only (quick, for tuning)")
     parser.add_argument("--dump", type=Path, help="write each clip's answers as JSON here")
+    parser.add_argument("--before", default="0c08a14", help="also score plugin/tempo.py of this commit (tempo only)")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     if not (args.corpus / "manifest.json").is_file():
@@ -122,7 +139,9 @@ def main() -> None:
              if args.part == "all" or (args.part == "held out") == c.held_out]
     cache_path = args.corpus / "librosa.json"
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
-    methods = ("ours", "librosa beat_track", "librosa feature.tempo")
+    before = tempo_module_at(args.before) if args.before else None
+    before_name = f"ours before #27 ({args.before})"
+    methods = ("ours", "librosa beat_track", "librosa feature.tempo", *((before_name,) if before else ()))
     results: dict[str, dict[tuple[str, str], list]] = defaultdict(lambda: defaultdict(list))
     confidences: dict[tuple[str, str], list[tuple[TempoClip, float]]] = defaultdict(list)
     times: list[float] = []
@@ -144,8 +163,11 @@ def main() -> None:
             key = f"{clip.name}{suffix}@{session:g}"
             if key not in cache:
                 cache[key] = [a.bpm for a in librosa_answers(audio, session)]
-            for name, bpm in zip(methods[1:], cache[key], strict=True):
+            for name, bpm in zip(methods[1:3], cache[key], strict=True):
                 results[name][(part, kind)].append((clip, Answer(bpm)))
+            if before is not None:
+                old = before.estimate_tempo(before.onset_envelope(audio, RATE), target_bpm=session)
+                results[before_name][(part, kind)].append((clip, Answer(old.bpm if old.has_beat else None)))
             dump.append({"clip": clip.name, "style": clip.style, "kind": kind, "bpm": clip.bpm, "session": session,
                          "ours": found.bpm, "confidence": found.confidence, "has_beat": found.has_beat,
                          "grid_ms": None if grid is None else 1000 * grid, "librosa": cache[key]})
@@ -182,10 +204,10 @@ def main() -> None:
             grid = f"{s['grid']:.3f} | {s['grid_ms']:.1f}" if name == "ours" and not args.no_fit else "- | -"
             lines.append(f"| {name} | {part} | {kind} | {s['beat']} | {s['acc1']:.3f} | {s['acc2']:.3f} | "
                          f"{s['missed']:.3f} | {s['beatless']} | {s['false']:.3f} | {grid} |")
-    lines += ["", "## By style: acc1 of ours / librosa beat_track / librosa feature.tempo; ours' missed, "
-              "false beats and grid", "",
-              "Clips per part in brackets. Beat styles: acc1 ours / beat_track / feature.tempo, then missed and "
-              "grid <= 12 ms; beatless styles: the share given a beat by ours.", "",
+    lines += ["", "## By style: acc1 of ours / librosa beat_track / librosa feature.tempo / ours before #27; ours' "
+              "missed, false beats and grid", "",
+              "Clips per part in brackets. Beat styles: acc1 ours / beat_track / feature.tempo / before, then ours' "
+              "missed and grid <= 12 ms; beatless styles: the share given a beat by ours (before).", "",
               "| style | tuning, clean | tuning, codec | held out, clean | held out, codec |", "|---|---|---|---|---|"]
     for style in (*tempo_corpus.BEAT_STYLES, *tempo_corpus.BEATLESS_STYLES):
         cells = []
@@ -195,14 +217,38 @@ def main() -> None:
                 cells.append("-")
                 continue
             s = {name: summary(rows) for name, rows in per.items()}
+            old = s.get(before_name)
             if style in tempo_corpus.BEAT_STYLES:
                 grid = f", grid {s['ours']['grid']:.2f}" if not args.no_fit else ""
                 cells.append(f"{s['ours']['acc1']:.2f} / {s['librosa beat_track']['acc1']:.2f} / "
-                             f"{s['librosa feature.tempo']['acc1']:.2f}, missed {s['ours']['missed']:.2f}{grid} "
-                             f"({len(per['ours'])})")
+                             f"{s['librosa feature.tempo']['acc1']:.2f}" + (f" / {old['acc1']:.2f}" if old else "")
+                             + f", missed {s['ours']['missed']:.2f}{grid} ({len(per['ours'])})")
             else:
-                cells.append(f"beat {s['ours']['false']:.2f} ({len(per['ours'])})")
+                cells.append(f"beat {s['ours']['false']:.2f}" + (f" ({old['false']:.2f})" if old else "")
+                             + f" ({len(per['ours'])})")
         lines.append(f"| {style} | " + " | ".join(cells) + " |")
+    lines += ["", "## Targets (issue #27)", "",
+              "| part | audio | acc1 >= 0.97 | styles where ours' acc1 < librosa's best | false beat <= 0.10 "
+              "| grid <= 12 ms >= 0.90 |", "|---|---|---|---|---|---|"]
+    for part, kind in parts:
+        found = results["ours"].get((part, kind))
+        if not found:
+            continue
+        s = summary(found)
+        behind = []
+        for style in tempo_corpus.BEAT_STYLES:
+            ours_acc = summary([r for r in found if r[0].style == style])["acc1"]
+            theirs = max(summary([r for r in results[name][(part, kind)] if r[0].style == style])["acc1"]
+                         for name in methods[1:3])
+            if ours_acc < theirs:
+                behind.append(f"{style} {ours_acc:.2f} < {theirs:.2f}")
+
+        def verdict(ok: bool, value: float) -> str:
+            return f"{'met' if ok else 'NOT met'} ({value:.3f})"
+
+        grid = verdict(s["grid"] >= 0.9, s["grid"]) if not args.no_fit else "-"
+        lines.append(f"| {part} | {kind} | {verdict(s['acc1'] >= 0.97, s['acc1'])} | {'; '.join(behind) or 'none'} "
+                     f"| {verdict(s['false'] <= 0.1, s['false'])} | {grid} |")
     lines += ["", "## Confidence: beat clips against beatless ones (ours)", "",
               "| part | audio | beat clips: 5th / 10th percentile | beatless: 90th / max |", "|---|---|---:|---:|"]
     for part, kind in parts:
