@@ -262,7 +262,7 @@ def _hit_strength(envelope: OnsetEnvelope, time_s: float) -> float:
     """How strong (log flux) and loud (linear flux) the hit nearest a beat is, each scaled to its peak."""
     reach = 0.02
     _, strength = envelope.peak_near(time_s, reach)
-    total = strength / max(float(envelope.strength.max()), 1e-12)
+    total = strength / max(float(envelope.hits.max()), 1e-12)
     if envelope.loud is not None:
         centre = round(time_s / envelope.hop_s)
         width = max(1, round(reach / envelope.hop_s))

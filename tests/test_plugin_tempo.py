@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 from conftest import DATA
-from plugin_audio import RATE, beat_deviations, drum_loop
+from plugin_audio import RATE, beat_deviations, drum_loop, synth_arpeggio, synth_pad
 
 from engine.errors import InvalidInputError
 from plugin.tempo import estimate_tempo, octave_relation, onset_envelope
@@ -167,3 +167,36 @@ def test_link_tempo_from_peers_and_one_line_without_peers():
     with pytest.raises(InvalidInputError, match=r"no Ableton Link peers.*--bpm 120"):
         session_tempo(0.2, link_factory=alone)
     assert alone.enabled is False  # left the session
+
+
+def _fitted_note_offsets(audio: np.ndarray, notes: list[float], session_bpm: float) -> tuple[dict, np.ndarray]:
+    """Fit `audio` to 2 bars at `session_bpm` as `riffstudio loop` does (the file's image, the file's audio for the
+    analysis): the fit report, and each source note's distance (s) to the session's 16th grid in the loop."""
+    from engine.codec import DEFAULT_PARAMS, encode_audio
+    from plugin.fit import Grid, fit_to_grid
+
+    image = encode_audio(audio[:, None], RATE, DEFAULT_PARAMS).pixels
+    grid = Grid.parse(bpm=session_bpm, bars=2)
+    fitted = fit_to_grid(image, grid, analysis_audio=audio[:, None], analysis_rate=RATE, quality="draft")
+    report = fitted.report
+    span = fitted.audio.shape[0] / report.repeats / RATE / report.stretch
+    inside = np.array([t for t in notes if report.start_s - 0.001 <= t < report.start_s + span])
+    placed = (inside - report.start_s) * report.stretch
+    sixteenth = 60.0 / session_bpm / 4
+    return report.to_dict(), np.abs(placed - np.round(placed / sixteenth) * sixteenth)
+
+
+@pytest.mark.parametrize("session_bpm", [120, 140])
+def test_a_128_bpm_synth_arpeggio_of_16ths_gets_its_beat_and_lands_on_the_grid(session_bpm):
+    audio, notes = synth_arpeggio(128)
+    found = estimate_tempo(onset_envelope(audio, RATE), target_bpm=session_bpm)
+    assert found.has_beat and abs(found.bpm / 128 - 1) < 0.04, found
+    report, offsets = _fitted_note_offsets(audio, notes, session_bpm)
+    assert report["mode"] == "beat", report["reason"]
+    assert offsets.size >= 16 and np.median(offsets) < 0.012, np.round(offsets * 1000, 1)
+
+
+def test_a_beatless_pad_with_uneven_chord_changes_gets_no_beat():
+    for seed in range(4):
+        found = estimate_tempo(onset_envelope(synth_pad(seed=seed), RATE), target_bpm=120)
+        assert not found.has_beat, (seed, found)
