@@ -318,6 +318,8 @@ def test_a_loop_the_engine_finished_while_the_app_was_closed_appears_at_start(qt
     assert [loop.job for loop in window.library_pane.loops] == [job]
     qtbot.waitUntil(lambda: bool(window.library.get(job).export), timeout=30_000)  # exported for dragging
     complete_wav(window.library.get(job).export)
+    # The model's own status line first (it would replace the one below when it comes in later).
+    qtbot.waitUntil(lambda: "runs on the" in window.model_label.text(), timeout=60_000)
     # Play with no audio device on this machine: one line in the status bar, nothing raised.
     window.toggle_play()
     qtbot.waitUntil(lambda: window.audio_message_shown, timeout=10_000)
