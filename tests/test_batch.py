@@ -28,7 +28,9 @@ FAST = 'steps = 2\nscheduler = "euler"\nquality = "draft"\nbpm = 200\nbeats = 2\
 pytestmark = pytest.mark.usefixtures("home")  # the user folders in a private home; its engines stopped after
 
 
-def six_items(folder: Path, bundle: Path) -> Path:
+def six_items(folder: Path, bundle: Path, *, fixed_seeds: bool = False) -> Path:
+    """Six loops in three presets; with fixed_seeds every seed is given (a drawn seed differs between runs)."""
+    draw = "seeds = [7, 8]" if fixed_seeds else "count = 2"
     path = folder / "pack.toml"
     path.write_text(f"""# six loops
 [defaults]
@@ -41,7 +43,7 @@ seeds = [1, 2, 3]
 
 [[preset]]
 prompt = "lofi piano / rain"
-count = 2
+{draw}
 format = "flac"
 
 [[preset]]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
-from test_batch import FAST, check_complete, result_files
+from test_batch import FAST, check_complete, result_files, six_items
 
 from plugin.batch import SUMMARY, InProcessRenderer, run_batch
 
@@ -39,30 +39,6 @@ def local_ray():
             os.environ["PYTHONPATH"] = previous
 
 
-def six_fixed_items(folder: Path, bundle: Path) -> Path:
-    """tests/test_batch.py's six loops with every seed given (a drawn seed would differ between two runs)."""
-    path = folder / "pack.toml"
-    path.write_text(f"""[defaults]
-model = "{bundle}"
-{FAST}
-[[preset]]
-name = "funk bass"
-prompt = "funky slap bass"
-seeds = [1, 2, 3]
-
-[[preset]]
-prompt = "lofi piano / rain"
-seeds = [7, 8]
-format = "flac"
-
-[[preset]]
-prompt = "CON"
-seeds = [5]
-bpm = 180
-""", encoding="utf-8")
-    return path
-
-
 def cluster_renderer(**options):
     from plugin.cluster import ClusterRenderer
 
@@ -77,7 +53,7 @@ def comparable(summary: dict) -> dict:
 
 @pytest.mark.slow
 def test_a_cluster_batch_gives_the_local_batch_files_names_and_summary(tmp_path, fp32_bundle, local_ray):
-    presets = six_fixed_items(tmp_path, fp32_bundle)
+    presets = six_items(tmp_path, fp32_bundle, fixed_seeds=True)
     local = run_batch(presets, tmp_path / "local", InProcessRenderer(), say=lambda _: None)
     renderer = cluster_renderer()
     remote = run_batch(presets, tmp_path / "cluster", renderer, say=lambda _: None)
@@ -146,7 +122,7 @@ def test_a_bundle_damaged_on_its_way_is_refused_and_leaves_nothing(tmp_path, fp3
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_item_is_rendered_again_and_written_once(tmp_path, fp32_bundle, local_ray):
-    presets = six_fixed_items(tmp_path, fp32_bundle)
+    presets = six_items(tmp_path, fp32_bundle, fixed_seeds=True)
     killed = threading.Event()
 
     def kill_soon(status) -> None:
@@ -165,7 +141,7 @@ def test_a_worker_killed_mid_item_is_rendered_again_and_written_once(tmp_path, f
 @pytest.mark.slow
 def test_a_driver_stopped_after_three_renders_only_what_is_missing_when_started_again(tmp_path, fp32_bundle,
                                                                                       local_ray):
-    presets = six_fixed_items(tmp_path, fp32_bundle)
+    presets = six_items(tmp_path, fp32_bundle, fixed_seeds=True)
     out = tmp_path / "out"
 
     def stop_after_three(status) -> None:
@@ -209,7 +185,7 @@ def _cli(*args: str, before: str = "") -> subprocess.CompletedProcess:
 
 
 def test_without_ray_cluster_is_one_line_saying_how_to_install_it(tmp_path, fp32_bundle):
-    presets = six_fixed_items(tmp_path, fp32_bundle)
+    presets = six_items(tmp_path, fp32_bundle, fixed_seeds=True)
     done = _cli("batch", str(presets), "--out", str(tmp_path / "out"), "--cluster", "auto",
                 before="sys.modules['ray'] = None; ")  # `import ray` fails, as where the extra is missing
     assert done.returncode == 7, done.stderr
@@ -222,7 +198,7 @@ def test_an_unreachable_cluster_is_one_line_before_anything_is_written(tmp_path,
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    presets = six_fixed_items(tmp_path, fp32_bundle)
+    presets = six_items(tmp_path, fp32_bundle, fixed_seeds=True)
     done = _cli("batch", str(presets), "--out", str(tmp_path / "out"), "--cluster", f"ray://127.0.0.1:{port}")
     assert done.returncode == 7, done.stderr
     assert done.stderr.startswith(f"riffstudio: cannot reach the Ray cluster at ray://127.0.0.1:{port}"), done.stderr
