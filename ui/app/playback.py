@@ -17,11 +17,12 @@ import threading
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-NO_AUDIO = "no audio output"
+# What to check, in the producer's words (Settings > Audio output lists each output by host API).
+NO_AUDIO = "No audio output: connect headphones or speakers, or pick an output in Settings"
 
 
 class Player(QObject):
-    unavailable = Signal(str)  # emitted once: the status bar's "no audio output"
+    unavailable = Signal(str)  # emitted once: the status bar's NO_AUDIO
     state_changed = Signal(bool)  # playing
 
     def __init__(self) -> None:
