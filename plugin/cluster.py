@@ -33,9 +33,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import engine.errors as errors
+from engine.bundle.manifest import bundle_identity
 from engine.errors import RiffstudioError
 from plugin.batch import Outcome, Progress, Rendered
-from plugin.cluster_worker import BundleServer, ItemFailed, RenderedBytes, RenderWorker, bundle_identity
+from plugin.cluster_worker import BundleServer, ItemFailed, RenderedBytes, RenderWorker
 from plugin.presets import BatchItem
 
 INSTALL = 'pip install "riffstudio[cluster]"'

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.bundle.manifest import MANIFEST_NAME
+from engine.bundle.manifest import MANIFEST_NAME, bundle_identity, manifest_identity
 from engine.errors import ModelBundleError, RiffstudioError
 from plugin.presets import BatchItem
 
@@ -32,13 +32,6 @@ from plugin.presets import BatchItem
 # one-machine Ray can exercise the bundle's trip through Ray (engine/process/hooks.py lists the test hooks).
 NODE_WITHOUT_BUNDLE_ENV = "RIFFSTUDIO_CLUSTER_TEST_NODE_WITHOUT_BUNDLE"
 CHUNK_BYTES = 64 << 20  # a bundle file crosses the object store in pieces this big (a UNet is ~3.4 GB in fp32)
-
-
-def bundle_identity(path: str | os.PathLike[str]) -> str:
-    """The bundle's identity as `Bundle.identity` computes it (its manifest's hash), without opening the bundle.
-    The manifest lists every file's SHA-256, which the sessions check as they open each file, so an equal
-    manifest hash plus those checks prove a worker runs the very bundle the driver planned with."""
-    return hashlib.sha256((Path(path) / MANIFEST_NAME).read_bytes()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -114,7 +107,7 @@ def fetch_bundle(identity: str, get_manifest, get_piece, cache: Path) -> Path:
         if (final / MANIFEST_NAME).is_file() and bundle_identity(final) == identity:
             return final
         raw = get_manifest()
-        if hashlib.sha256(raw).hexdigest()[:16] != identity:
+        if manifest_identity(raw) != identity:
             raise ModelBundleError(f"the driver's bundle changed during the run (manifest is not {identity}): "
                                    "run the batch again")
         manifest = Manifest.from_dict(json.loads(raw))

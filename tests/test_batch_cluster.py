@@ -79,8 +79,9 @@ def test_a_cluster_batch_gives_the_local_batch_files_names_and_summary(tmp_path,
 def test_a_node_without_the_bundle_gets_it_through_ray_once_checked(tmp_path, fp32_bundle, local_ray):
     """Workers on a node that lacks the bundle folder (the test hook makes both act so) fetch it from the
     driver through Ray into the node's cache, once for the node, checked file by file against the manifest."""
+    from engine.bundle.manifest import bundle_identity
     from engine.file_hash import file_sha256
-    from plugin.cluster_worker import NODE_WITHOUT_BUNDLE_ENV, bundle_identity
+    from plugin.cluster_worker import NODE_WITHOUT_BUNDLE_ENV
 
     presets = tmp_path / "two.toml"
     presets.write_text(f'[defaults]\nmodel = "{fp32_bundle}"\n{FAST}\n[[preset]]\nprompt = "warm pad"\n'
@@ -102,8 +103,9 @@ def test_a_node_without_the_bundle_gets_it_through_ray_once_checked(tmp_path, fp
 
 
 def test_a_bundle_damaged_on_its_way_is_refused_and_leaves_nothing(tmp_path, fp32_bundle):
+    from engine.bundle.manifest import bundle_identity
     from engine.errors import ModelBundleError
-    from plugin.cluster_worker import BundleServer, bundle_identity, fetch_bundle
+    from plugin.cluster_worker import BundleServer, fetch_bundle
 
     identity = bundle_identity(fp32_bundle)
     server = BundleServer({identity: str(fp32_bundle)})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from engine.atomic import recover_replaced
-from engine.bundle.manifest import MANIFEST_NAME, TOKENIZER_NAME, FileEntry, Manifest
+from engine.bundle.manifest import TOKENIZER_NAME, FileEntry, Manifest, bundle_identity
 from engine.errors import InvalidInputError, ModelBundleError
 from engine.file_hash import file_sha256
 
@@ -54,7 +53,7 @@ class Bundle:
     @property
     def identity(self) -> str:
         """A short hash that names this exact bundle (its manifest), for sidecars and caches."""
-        return hashlib.sha256((self.path / MANIFEST_NAME).read_bytes()).hexdigest()[:16]
+        return bundle_identity(self.path)
 
     def summary(self) -> dict[str, str]:
         """Which bundle made a loop, for sidecars: enough to find it again and to know it is the same one."""

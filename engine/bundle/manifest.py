@@ -7,7 +7,9 @@ A schema version guards against bundles from another riffstudio.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,19 @@ SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 TOKENIZER_NAME = "tokenizer.json"
 COMPONENTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
+
+
+def bundle_identity(folder: str | os.PathLike[str]) -> str:
+    """A short hash that names this exact bundle: of its manifest, which lists every file's SHA-256. For
+    sidecars and caches, and for a cluster's workers to prove they run the driver's very bundle."""
+    return manifest_identity((Path(folder) / MANIFEST_NAME).read_bytes())
+
+
+def manifest_identity(manifest: bytes) -> str:
+    """bundle_identity of a manifest's bytes (one fetched before its bundle is on disk)."""
+    return hashlib.sha256(manifest).hexdigest()[:16]
+
+
 # The sessions the engine opens when it loads a bundle (engine.generation.pipeline); the VAE encoder's waits for
 # the first image-to-image job.
 OPENED_AT_LOAD = ("text_encoder", "unet", "vae_decoder")
