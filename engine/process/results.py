@@ -30,15 +30,14 @@ def write_results(folder: Path, loop, generator, audio_format: str) -> LoopOnDis
         raise FileExistsError(f"{folder} exists: results are never overwritten")
     try:
         with atomic_path(folder, directory=True) as temp:
-            write_loop(temp / audio_name(audio_format), plain_audio(loop.audio, loop.sample_rate),
-                       loop.record(generator), image=temp / IMAGE_NAME, write_image=spectrogram_image(loop.image))
+            sidecar = write_loop(temp / audio_name(audio_format), plain_audio(loop.audio, loop.sample_rate),
+                                 loop.record(generator), image=temp / IMAGE_NAME,
+                                 write_image=spectrogram_image(loop.image))
     except (OSError, soundfile.SoundFileError) as error:  # a full disk: the engine's storage, not a bug
         raise StorageError(f"the engine cannot write this job's results in {folder.parent} ({reason(error, 80)}): "
                            "free some disk space there and run the job again") from None
-    found = read_results(folder)
-    if found is None:
-        raise StorageError(f"the engine's results in {folder} do not read back: check the disk and run the job again")
-    return found
+    # What was just written and hashed, under the folder's final name (not read and hashed again).
+    return LoopOnDisk(audio=folder / audio_name(audio_format), image=folder / IMAGE_NAME, sidecar=sidecar)
 
 
 def read_results(folder: Path) -> LoopOnDisk | None:
