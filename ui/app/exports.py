@@ -79,6 +79,8 @@ def _converted(request: ExportRequest):
     def write(path: Path) -> dict[str, Any]:
         import soundfile
 
+        from plugin.loop_file import SUBTYPES
+
         audio, rate = soundfile.read(request.audio, dtype="float32", always_2d=True)
         levels: dict[str, Any] = {}
         if request.sample_rate and request.sample_rate != rate:
@@ -97,7 +99,7 @@ def _converted(request: ExportRequest):
                                                                 normalize_lufs=request.normalize_lufs).validate())
             audio = np.clip(audio, -1.0, 1.0)
         bit_depth = "24" if request.audio_format == "flac" and request.bit_depth == "32f" else request.bit_depth
-        subtype = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}[bit_depth]  # FLAC holds integers only
+        subtype = SUBTYPES[bit_depth]  # FLAC holds integers only
         with atomic_path(path) as temporary:
             soundfile.write(temporary, audio, rate, format=request.audio_format.upper(), subtype=subtype)
         return {"format": request.audio_format, "bit_depth": bit_depth, "sample_rate": rate,
