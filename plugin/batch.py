@@ -141,9 +141,8 @@ class EngineRenderer:
     def render(self, item: BatchItem, progress: Progress, *, priority: str = "batch") -> Rendered:
         from engine.codec.audio_io import read_audio
         from engine.codec.image_file import read_spectrogram_image
-        from engine.errors import EngineError
         from engine.process import protocol as p
-        from engine.process.results import read_results
+        from engine.process.results import results_of
 
         settings = item.settings
         def submit(key: str):
@@ -162,9 +161,7 @@ class EngineRenderer:
                 self.client.cancel(job.id)
 
         done = job.outcome(follow)  # a failure raises with the same exit code as the work run here
-        found = read_results(Path(done.folder))
-        if found is None or found.image is None:
-            raise EngineError(f"the engine's results for job {done.job} do not read back: run the batch again")
+        found = results_of(done)
         record = {**found.sidecar, "engine_job": done.job}
         image = read_spectrogram_image(found.image).pixels
         audio, rate = read_audio(found.audio)

@@ -40,6 +40,17 @@ def write_results(folder: Path, loop, generator, audio_format: str) -> LoopOnDis
     return LoopOnDisk(audio=folder / audio_name(audio_format), image=folder / IMAGE_NAME, sidecar=sidecar)
 
 
+def results_of(done) -> LoopOnDisk:
+    """The finished loop of a `done` event (engine.process.protocol.Done), for a client that uses its files;
+    EngineError when they do not read back whole (a disk that lost them since)."""
+    from engine.errors import EngineError
+
+    found = read_results(Path(done.folder))
+    if found is None or found.image is None:
+        raise EngineError(f"the engine's results for job {done.job} in {done.folder} do not read back: run it again")
+    return found
+
+
 def read_results(folder: Path) -> LoopOnDisk | None:
     """The finished loop of a results folder, or None if there is none (or it is incomplete)."""
     return read_loop(folder / SIDECAR_NAME)

@@ -163,13 +163,10 @@ def run_generate_in_engine(args: argparse.Namespace, settings) -> int:
 def copy_results(done, out: Path, image: Path | None) -> dict:
     """The engine's finished loop at the names `generate` was given, through the one loop writer; its sidecar."""
     from engine.atomic import write_errors
-    from engine.errors import EngineError
     from engine.loop_files import copied_file, write_loop
-    from engine.process.results import read_results
+    from engine.process.results import results_of
 
-    found = read_results(Path(done.folder))
-    if found is None or found.image is None:
-        raise EngineError(f"the engine's results for job {done.job} in {done.folder} do not read back: run it again")
+    found = results_of(done)
     with write_errors(out):
         return write_loop(out, copied_file(found.audio, found.sidecar["audio"]), found.sidecar, image=image,
                           write_image=copied_file(found.image) if image is not None else None)
