@@ -34,6 +34,8 @@ class JobRequest:
     bars: float | None = None
     label: str = ""  # what the queue shows ("more like this", "riff on kick.wav")
     session_options: dict[str, Any] = field(default_factory=dict)  # e.g. the NPU mode
+    kind: str = ""  # what the library's badge says: draft, refined, riff, longer, variation ('' a new loop)
+    parent: str = ""  # the library job it came from, or the file a riff starts from
 
 
 @dataclass(frozen=True)

@@ -611,7 +611,8 @@ class MainWindow(QMainWindow):
 
     def _on_queued(self, job: str, request: JobRequest) -> None:
         self.requests[job] = request
-        self.library.remember_intent(job, Intent(bpm=request.bpm, bars=request.bars))
+        self.library.remember_intent(job, Intent(bpm=request.bpm, bars=request.bars, kind=request.kind,
+                                                    parent=request.parent))
         self.queue.add(job, request.label or request.settings.get("prompt", job))
         self.active_job = job
 
