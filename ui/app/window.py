@@ -680,8 +680,7 @@ class MainWindow(QMainWindow):
         if self.closed:
             return
         current = self.current.job if self.current else None
-        text, favourites_only = self.library_pane.query()
-        self.library_pane.set_loops(self.library.search(text, favourites_only=favourites_only))
+        self.library_pane.set_loops(self.library.search(self.library_pane.loop_query()))
         self.generate_panel.set_history(self.library.prompts(), self.library.negatives())
         if current:
             self._select_in_library(current)
