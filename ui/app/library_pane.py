@@ -34,10 +34,32 @@ SORT_WORDS = {"new": "Newest", "rating": "Rating", "bpm": "BPM", "length": "Leng
 BAR_CHOICES = (1, 2, 4, 8, 16)
 
 
+class LoopList(QListView):
+    """The list of loops, auditioned as a sample browser's: a click on a row (or the arrow keys moving to one)
+    asks for it to play from the start (`auditioned`). Only the producer's own clicks and keys do: a row made
+    current by the window (at start, when a job finishes) stays silent."""
+
+    auditioned = Signal(QModelIndex)
+
+    def mousePressEvent(self, event) -> None:
+        super().mousePressEvent(event)
+        index = self.indexAt(event.position().toPoint())
+        extending = event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+        if event.button() == Qt.MouseButton.LeftButton and index.isValid() and not extending:
+            self.auditioned.emit(index)
+
+    def keyPressEvent(self, event) -> None:
+        before = self.currentIndex()
+        super().keyPressEvent(event)
+        if self.currentIndex().isValid() and self.currentIndex() != before:
+            self.auditioned.emit(self.currentIndex())
+
+
 class LibraryPane(QWidget):
-    query_changed = Signal()  # the search text or the favourites filter: the window searches again
+    query_changed = Signal()  # the search text, the order or a filter: the window searches again
     loop_chosen = Signal(object)  # the LibraryLoop of the list's new current row
-    play_requested = Signal()  # a double-click, or Space in the list
+    audition_requested = Signal(object)  # a LibraryLoop clicked or arrowed to: play it from the start
+    play_requested = Signal()  # Space in the list: stop, or play again
     rating_requested = Signal(int)  # 0..5 stars for the current loop, keys 0-5 in the list
     delete_requested = Signal()  # Delete in the list: the selected loops
 
@@ -58,7 +80,7 @@ class LibraryPane(QWidget):
         self.filters = self._filters()
         self.filters.setVisible(False)
         self.library_model = LibraryModel()
-        self.library_view = QListView(objectName="library")
+        self.library_view = LoopList(objectName="library")
         self.library_view.setModel(self.library_model)
         self.library_view.setItemDelegate(LoopDelegate(self.library_view))
         self.library_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -125,7 +147,7 @@ class LibraryPane(QWidget):
             combo.currentIndexChanged.connect(lambda _: self.query_changed.emit())
         self.fits.toggled.connect(lambda _: self.query_changed.emit())
         self.library_view.selectionModel().currentChanged.connect(self._current_changed)
-        self.library_view.doubleClicked.connect(lambda _: self.play_requested.emit())
+        self.library_view.auditioned.connect(lambda index: self.audition_requested.emit(index.data(LOOP_ROLE)))
         QShortcut(QKeySequence(Qt.Key.Key_Delete), self.library_view, activated=self.delete_requested.emit,
                   context=Qt.ShortcutContext.WidgetShortcut)
         self.library_view.installEventFilter(self)

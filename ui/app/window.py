@@ -272,6 +272,7 @@ class MainWindow(QMainWindow):
             signal.connect(self._while_open(slot))
         library.query_changed.connect(self.refresh_library)
         library.loop_chosen.connect(self._library_loop_chosen)
+        library.audition_requested.connect(self.audition)
         library.play_requested.connect(self.toggle_play)
         library.rating_requested.connect(self._rate_current)
         library.delete_requested.connect(self.delete_selection)
@@ -800,6 +801,12 @@ class MainWindow(QMainWindow):
         if self.current is None:
             return
         self.player.toggle(self.current.playable_file)
+
+    def audition(self, loop: LibraryLoop) -> None:
+        """A library row clicked or arrowed to: show it and play it from the start (as a sample browser does)."""
+        if self.current is None or self.current.job != loop.job:
+            self._show_loop(loop)
+        self.player.play(loop.playable_file, 0.0)
 
     def _seek(self, seconds: float) -> None:
         self.result_pane.set_playhead(seconds)
