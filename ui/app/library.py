@@ -8,7 +8,7 @@ the producer adds (rating, favourite) and what a browser shows: the grid (BPM, b
 (`origin`: the app, the CLI, a batch, another engine client), the batch collection, and its musical key
 (the fit record's, from the loop's DAW file's sidecar). A database made before these columns existed is
 brought up to date when opened (ALTER TABLE ADD COLUMN; kind and key filled in from what is on disk).
-Importing loops made outside the app is ui/app/library_imports.py's job.
+Bringing in loops the app did not see finish is ui/app/library_imports.py's job.
 
 Pure Python (sqlite3, json): no Qt here, so it is tested and reused without a window.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -369,28 +368,6 @@ def keys_matching(text: str, *, fits: bool) -> list[str]:
     except NotAKey:
         return []
     return [k.name for k in key.fitting()] if fits else [key.name]
-
-
-def import_results(library: Library, results_dir: Path, *, known: Iterable[str] | None = None) -> list[str]:
-    """Adopt every complete results folder the library does not have yet (loops the engine finished while
-    the app was closed, or after it lost track); returns their job ids. Reads files only: no engine needed."""
-    from engine.process.results import read_results
-
-    known_set = set(known if known is not None else library.known_jobs())
-    asked = set(library.pending_jobs())  # the app's own jobs; the rest came from another engine client
-    added = []
-    if not results_dir.is_dir():
-        return added
-    for folder in sorted(results_dir.iterdir()):
-        if folder.name in known_set or not folder.is_dir():
-            continue
-        found = read_results(folder)
-        if found is None:
-            continue
-        library.add_result(folder.name, found.paths(), found.sidecar, created=folder.stat().st_mtime,
-                           origin="app" if folder.name in asked else "engine")
-        added.append(folder.name)
-    return added
 
 
 def _fts_query(text: str) -> str:

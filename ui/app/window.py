@@ -44,7 +44,8 @@ from ui.app.job_requests import (
     refined_request,
     riff_request,
 )
-from ui.app.library import Intent, Library, LibraryLoop, import_results
+from ui.app.library import Intent, Library, LibraryLoop
+from ui.app.library_imports import import_made_elsewhere, import_results
 from ui.app.loop_length import loop_region
 from ui.app.model_get_runner import GetPlan, GetRequest, ModelGetRunner
 from ui.app.playback import Player
@@ -663,9 +664,12 @@ class MainWindow(QMainWindow):
     # -- the library ---------------------------------------------------------------------------------
 
     def adopt_finished_results(self) -> list[str]:
-        """Loops the engine finished while the app was closed (its results folders) join the library."""
+        """Loops made while the app was closed join the library: `generate --engine` loops and batch renders as
+        they were written (their files are their DAW files), then the engine's results folders the library does
+        not have (returned: they need a DAW file). See ui/app/library_imports.py."""
         from engine.process.paths import results_dir
 
+        import_made_elsewhere(self.library)
         return import_results(self.library, results_dir())
 
     def _follow_pending(self) -> None:
@@ -716,10 +720,15 @@ class MainWindow(QMainWindow):
 
     def delete_selection(self) -> None:
         loops = self.selected_loops()
-        if not loops or not self.confirm(f"Delete {len(loops)} loop(s) and their files?"):
+        kept = sum(loop.made_elsewhere for loop in loops)
+        words = f"Delete {len(loops)} loop(s) and their files?" + (
+            f" ({kept} made by the CLI or a batch stay on disk: only removed from the library)" if kept else "")
+        if not loops or not self.confirm(words):
             return
         for loop in loops:
             self.library.delete(loop.job)
+            if loop.made_elsewhere:  # written where the producer asked, not by the app: never deleted here
+                continue
             shutil.rmtree(loop.folder, ignore_errors=True)
             if loop.export:
                 for path in (Path(loop.export), Path(loop.export).with_suffix(".json")):
@@ -773,16 +782,18 @@ class MainWindow(QMainWindow):
 
     def export_to(self, folder: Path, loops: list[LibraryLoop], choice: ExportChoice | None = None) -> None:
         """Export `loops` to `folder` in `choice`'s form (an ExportChoice; None: WAV at the settings' bit depth)."""
-        from engine.process.results import read_results
+        from engine.loop_files import read_loop
 
         form = {"bit_depth": self.settings.bit_depth} if choice is None else {
             "bit_depth": choice.bit_depth, "audio_format": choice.audio_format, "sample_rate": choice.sample_rate,
             "normalize_lufs": choice.normalize_lufs}
         for loop in loops:
-            found = read_results(Path(loop.folder))
+            found = read_loop(loop.audio)
             sidecar = found.sidecar if found else {"settings": loop.settings}
+            # A CLI or batch loop is on its grid already: converted, not fitted again.
+            grid = {"bpm": None, "bars": None} if loop.made_elsewhere else {"bpm": loop.bpm, "bars": loop.bars}
             self.controller.export(ExportRequest(audio=loop.audio, image=loop.image, sidecar=sidecar, folder=folder,
-                                                 bpm=loop.bpm, bars=loop.bars, **form), loop.job)
+                                                 **grid, **form), loop.job)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.source() is None and dropped_audio(event.mimeData()):
