@@ -45,6 +45,7 @@ from ui.app.job_requests import (
     riff_request,
 )
 from ui.app.library import Intent, Library, LibraryLoop
+from ui.app.library_drafts import daw_folder, drafts_folder
 from ui.app.library_imports import import_made_elsewhere, import_results
 from ui.app.loop_length import loop_region
 from ui.app.model_get_runner import GetPlan, GetRequest, ModelGetRunner
@@ -80,7 +81,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"Riffstudio {__version__}")
         self.setAcceptDrops(True)
         self.library = Library(library_path())
-        self.controller = EngineController(lambda: self.settings.export_folder(), self._engine_settings())
+        # A draft's DAW file stays in the library's own folder; every other loop's goes to the export folder.
+        self.controller = EngineController(lambda settings: daw_folder(settings, self.settings.export_folder()),
+                                           self._engine_settings())
         self.player = Player()
         self.player.volume = self.settings.volume
         self.player.looping = self.settings.loop_playback
@@ -106,7 +109,7 @@ class MainWindow(QMainWindow):
         for job in self.adopt_finished_results():
             loop = self.library.get(job)
             if loop is not None:
-                self.export_to(self.settings.export_folder(), [loop])
+                self.export_to(daw_folder(loop.settings, self.settings.export_folder()), [loop])
         self.refresh_library()
         if self.library_pane.loops:  # open where the producer left off: the newest loop
             self._show_loop(self.library_pane.loops[0])
@@ -639,9 +642,13 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message)
 
     def _on_exported(self, job: str, path: str) -> None:
-        """A loop's DAW file: the library keeps the one in the export folder (what drags hand out)."""
+        """A loop's DAW file: the library keeps the one in the export folder (what drags hand out), or a draft's in
+        the drafts folder until the draft is exported to the export folder (ui/app/library_drafts.py)."""
         loop = self.library.get(job)
-        if loop is not None and Path(path).parent == self.settings.export_folder() and not loop.export:
+        folder, exports, drafts = Path(path).parent, self.settings.export_folder(), drafts_folder()
+        first = loop is not None and not loop.export and folder in (exports, drafts)
+        promoted = loop is not None and bool(loop.export) and folder == exports and Path(loop.export).parent == drafts
+        if first or promoted:
             self.library.set_export(job, path)
             self.refresh_library()
             if self.current is not None and self.current.job == job:
