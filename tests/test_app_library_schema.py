@@ -57,7 +57,7 @@ def test_a_first_schema_database_gains_the_columns_and_keeps_its_loops(tmp_path)
     first_schema_database(path, tmp_path)
     library = Library(path)
     try:
-        columns = {row[1] for row in library._db.execute("PRAGMA table_info(loops)")}
+        columns = {row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(loops)")}
         assert {"kind", "parent", "origin", "collection", "musical_key", "engine_job"} <= columns
         draft, plain = library.get("draft-job"), library.get("plain-job")
         assert (draft.kind, draft.musical_key, draft.prompt, draft.seed) == ("draft", "Amin", "dusty drums", 4)

@@ -88,7 +88,9 @@ def riff_request(app: AppSettings, path: str, values: GenerateValues, seed: int,
     prompt = prompt or values.prompt or Path(path).stem.replace("_", " ")
     settings = dict(base.settings) if base is not None else values.settings(_panel_width(values))
     settings.update(prompt=prompt, init_audio=str(Path(path).resolve()), strength=values.strength, seed=seed)
-    return job_request(app, settings, label=f"riff on {Path(path).name}", bpm=base.bpm if base else values.bpm,
+    # A library loop's riff is named by its loop ("riff: dusty drums"), not its results file ("riff on loop.wav").
+    label = f"riff: {base.prompt}" if base is not None else f"riff on {Path(path).name}"
+    return job_request(app, settings, label=label, bpm=base.bpm if base else values.bpm,
                        bars=base.bars if base else values.bars, kind="riff",
                        parent=base.job if base is not None else str(Path(path).resolve()))
 

@@ -144,11 +144,6 @@ class LoopQuery:
     key: str = ""
     fits: bool = False
 
-    @property
-    def filtered(self) -> bool:
-        """Whether anything but the words narrows the list (for the empty list's words)."""
-        return bool(self.favourites_only or self.bpm_min or self.bpm_max or self.bars or self.key)
-
 
 class Library:
     def __init__(self, path: Path) -> None:

@@ -41,21 +41,22 @@ def import_made_elsewhere(library: Library) -> list[str]:
     from plugin.made_loops import made_loops
 
     added: list[str] = []
+    known = library.known_jobs()  # read once: a start with thousands of registered loops reads files only for new ones
     for made in made_loops():
         if made.batch:
-            added += import_batch(library, made.path)
+            added += import_batch(library, made.path, known=known)
         else:
-            job = import_loop_file(library, made.path, origin="cli", engine_job=made.engine_job)
+            job = import_loop_file(library, made.path, origin="cli", engine_job=made.engine_job, known=known)
             added += [job] if job else []
     return added
 
 
-def import_batch(library: Library, out_dir: str | Path) -> list[str]:
+def import_batch(library: Library, out_dir: str | Path, *, known: set[str] | None = None) -> list[str]:
     """The loops of a batch output folder (OUT/<preset>/<loop> with its sidecar, plugin/batch.py) the library does
     not have yet, as a collection named after their preset file; their job ids. For the in-app batch runner
     to call when a run ends (the app's next start finds every registered folder by itself)."""
     added = []
-    known = library.known_jobs()
+    known = known if known is not None else library.known_jobs()
     for sidecar in sorted(Path(out_dir).glob("*/*.json")):
         try:
             data = json.loads(sidecar.read_text(encoding="utf-8"))
@@ -84,6 +85,8 @@ def import_loop_file(library: Library, audio: str | Path, *, origin: str, collec
     library.add_result(job, found.paths(), found.sidecar, export=str(found.audio.resolve()),
                        created=found.sidecar_file.stat().st_mtime, origin=origin, collection=collection,
                        engine_job=engine_job)
+    if known is not None:
+        known.add(job)
     if engine_job:
         library.replace_adopted(engine_job, job)
     return job
