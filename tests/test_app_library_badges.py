@@ -70,16 +70,21 @@ def test_a_riff_on_a_dropped_file_names_the_file(qtbot, window, tmp_path):
     assert "riff on “kick.wav”" in row(window, made).data(Qt.ItemDataRole.ToolTipRole)
 
 
-def test_the_badges_are_painted_on_the_rows(qtbot, window, tmp_path):
-    window.resize(1280, 720)
-    window.show()
+@pytest.mark.parametrize("width", [1280, 560])
+def test_the_badges_are_painted_on_the_rows_within_the_list(qtbot, window, tmp_path, width):
+    """Rows are as wide as the list, whatever width the window had when they came in (a row sized before the
+    window was laid out once ran off the list's right edge, badges and ♥ with it)."""
     window.generate_panel.prompt.setText("warm keys")
     press(qtbot, window.generate_panel.draft_button)
     finish(window, window.submitted[-1], tmp_path)
     press(qtbot, window.result_pane.refine)
     finish(window, window.submitted[-1], tmp_path)
+    window.resize(width, 900)
+    window.show()
     view = window.library_pane.library_view
     qtbot.waitExposed(view)
+    assert all(view.visualRect(row(window, loop.job)).right() < view.viewport().width()
+               for loop in window.library_pane.loops)
     picture = view.viewport().grab().toImage()
     colours = {picture.pixelColor(x, y).name() for x in range(0, picture.width(), 2)
                for y in range(0, picture.height(), 2)}

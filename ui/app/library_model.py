@@ -98,7 +98,7 @@ class LoopDelegate(QStyledItemDelegate):
     """A row like a sample browser's: thumbnail, prompt, then seed / length / tempo / rating / favourite."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
-        return QSize(option.rect.width(), THUMB.height() + 12)
+        return QSize(THUMB.width() + 120, THUMB.height() + 12)  # the width: the view's (rows never scroll sideways)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem,
               index: QModelIndex | QPersistentModelIndex) -> None:

@@ -89,6 +89,7 @@ class LibraryPane(QWidget):
         self.library_view.setDefaultDropAction(Qt.DropAction.CopyAction)
         self.library_view.setMouseTracking(True)
         self.library_view.setUniformItemSizes(True)
+        self.library_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # rows fit its width
         right_layout = QVBoxLayout(self)
         self.library_count = QLabel("", objectName="dim")
         header = QHBoxLayout()
