@@ -19,6 +19,9 @@ killed writer left (ours alone: by our marker and the planned names, engine/atom
 rest, so no result is ever duplicated and no seed drawn twice. Through the engine the item key is also
 the job's idempotency key: a job the engine had already taken is followed, not queued again. A changed
 preset file: changed items get new keys and render; unchanged ones are kept.
+
+Every run records OUT in the user's registry of loops made outside the app (plugin/made_loops.py): the app's
+library lists a batch's loops as a collection named after its preset file.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from engine.atomic import atomic_path, check_writable_folder, remove_leftovers, 
 from engine.errors import CancelledError, InvalidInputError, RiffstudioError
 from engine.version import __version__
 from plugin.grid_loop import fit_image, is_complete, write_grid_loop
+from plugin.made_loops import remember_batch
 from plugin.names import loop_name, unique_path
 from plugin.presets import MAX_COUNT, BatchItem, expand, read_presets
 
@@ -273,6 +277,9 @@ def run_batch(presets_path: Path, out: Path, renderer: Renderer, *, default_bund
     items, summary = plan(presets_path, out, default_bundle=default_bundle)
     check_writable_folder(out)
     out.mkdir(parents=True, exist_ok=True)
+    note = remember_batch(out)  # the app's library lists the loops of every batch run
+    if note:
+        say(f"note: {note}")
     finals = [out / SUMMARY, out / SUMMARY_CSV]
     finals += [out / e[name] for e in summary["items"] for name in ("audio", "sidecar")]
     removed = remove_leftovers(finals)

@@ -71,7 +71,7 @@ def test_generate_and_draft_carry_the_npu_mode(qtbot, window):
 @pytest.mark.parametrize("button, label", [("refine", "refined: dusty drums"),
                                            ("more_like_this", "more like: dusty drums"),
                                            ("longer", "longer: dusty drums"),
-                                           ("riff_on_this", "riff on loop.wav")])
+                                           ("riff_on_this", "riff: dusty drums")])
 def test_every_action_on_a_loop_carries_the_npu_mode(qtbot, window, draft_loop, button, label):
     """Refine, More like this, Longer and Riff once dropped the NPU mode: only Generate passed it."""
     window._show_loop(draft_loop)

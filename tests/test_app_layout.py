@@ -97,6 +97,16 @@ def test_the_tempo_choice_fits_too(qtbot, window, width, height):
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
+def test_the_library_filters_fit_too(qtbot, window, width, height):
+    """The library's order box and its filters (BPM range, bars, key, fits) shown: still no word cut, no growth."""
+    window.library_pane.filters_toggle.setChecked(True)
+    lay_out(qtbot, window, width, height)
+    assert window.library_pane.filters.isVisible() and window.library_pane.key.isVisible()
+    assert (window.width(), window.height()) == (width, height)
+    assert cut_buttons(window) == []
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
 def test_a_long_status_message_never_widens_the_window(qtbot, window, width, height):
     lay_out(qtbot, window, width, height)
     before = window.width()

@@ -34,6 +34,8 @@ class JobRequest:
     bars: float | None = None
     label: str = ""  # what the queue shows ("more like this", "riff on kick.wav")
     session_options: dict[str, Any] = field(default_factory=dict)  # e.g. the NPU mode
+    kind: str = ""  # what the library's badge says: draft, refined, riff, longer, variation ('' a new loop)
+    parent: str = ""  # the library job it came from, or the file a riff starts from
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,9 @@ class EngineController(QObject):
     exported = Signal(str, str)  # job, the DAW file written for it (an adopted loop's first export)
     bundle_checked = Signal(str, str, str)  # path, "" when it opens (else the one-line reason), precision
 
-    def __init__(self, export_folder: Callable[[], Path], engine_settings=None) -> None:
+    def __init__(self, export_folder: Callable[[dict[str, Any]], Path], engine_settings=None) -> None:
         super().__init__()
-        self._export_folder = export_folder
+        self._export_folder = export_folder  # a finished loop's settings -> the folder its DAW file goes to
         self.bit_depth = "24"  # of the DAW files written after each job (the window keeps it in step)
         self._engine_settings = engine_settings
         self._client = None
@@ -203,7 +205,8 @@ class EngineController(QObject):
         found = read_results(Path(done.folder))
         sidecar = found.sidecar if found else {"settings": {**request.settings, "seed": done.seed}}
         export_request = ExportRequest(audio=done.paths["audio"], image=done.paths["image"], sidecar=sidecar,
-                                       folder=self._export_folder(), bpm=request.bpm, bars=request.bars,
+                                       folder=self._export_folder(sidecar.get("settings", request.settings)),
+                                       bpm=request.bpm, bars=request.bars,
                                        bit_depth=self.bit_depth)
         export, why = "", ""
         self._writing[threading.get_ident()] = True

@@ -28,11 +28,11 @@ def session_options(app: AppSettings) -> dict[str, Any]:
 
 
 def job_request(app: AppSettings, settings: dict[str, Any], *, label: str, bpm: float | None,
-                bars: float | None) -> JobRequest:
+                bars: float | None, kind: str = "", parent: str = "") -> JobRequest:
     """The one constructor of a queued job: `settings` (a GenerationSettings dict) run with the app's bundle,
-    provider and session options."""
+    provider and session options; `kind` and `parent` are what the library's badge and row say it came from."""
     return JobRequest(settings=settings, bundle=app.bundle, provider=app.provider, bpm=bpm, bars=bars,
-                      label=label, session_options=session_options(app))
+                      label=label, session_options=session_options(app), kind=kind, parent=parent)
 
 
 def _panel_width(values: GenerateValues) -> int:
@@ -50,25 +50,26 @@ def generate_request(app: AppSettings, values: GenerateValues) -> JobRequest:
 def draft_request(app: AppSettings, values: GenerateValues) -> JobRequest:
     """Draft: the panel's loop at the draft speed preset (a quick preview to refine)."""
     settings = {**values.settings(_panel_width(values)), **SPEED_PRESETS["draft"]}
-    return job_request(app, settings, label=f"draft: {values.prompt}", bpm=values.bpm, bars=values.bars)
+    return job_request(app, settings, label=f"draft: {values.prompt}", bpm=values.bpm, bars=values.bars,
+                       kind="draft")
 
 
-def _from_loop(app: AppSettings, loop: LibraryLoop, label: str, **changes: Any) -> JobRequest:
-    """`loop` again (its settings and grid) with `changes`, labelled "`label`: its prompt"."""
+def _from_loop(app: AppSettings, loop: LibraryLoop, label: str, kind: str, **changes: Any) -> JobRequest:
+    """`loop` again (its settings and grid) with `changes`, labelled "`label`: its prompt", a `kind` of it."""
     return job_request(app, {**loop.settings, **changes}, label=f"{label}: {loop.prompt}", bpm=loop.bpm,
-                       bars=loop.bars)
+                       bars=loop.bars, kind=kind, parent=loop.job)
 
 
 def refined_request(app: AppSettings, loop: LibraryLoop, values: GenerateValues) -> JobRequest:
     """Refine: `loop` (a draft) at full speed with the panel's steps, scheduler and quality, same seed."""
     quality = values.quality if values.quality != "draft" else SPEED_PRESETS["full"]["quality"]
-    return _from_loop(app, loop, "refined", **{**SPEED_PRESETS["full"], "steps": values.steps,
+    return _from_loop(app, loop, "refined", "refined", **{**SPEED_PRESETS["full"], "steps": values.steps,
                                                "scheduler": values.scheduler, "quality": quality})
 
 
 def more_like_this_request(app: AppSettings, loop: LibraryLoop, seed: int) -> JobRequest:
     """More like this: `loop`'s settings with another seed."""
-    return _from_loop(app, loop, "more like", seed=seed)
+    return _from_loop(app, loop, "more like", "variation", seed=seed)
 
 
 def longer_request(app: AppSettings, loop: LibraryLoop) -> JobRequest:
@@ -76,8 +77,8 @@ def longer_request(app: AppSettings, loop: LibraryLoop) -> JobRequest:
     if loop.bpm and loop.bars:
         bars = loop.bars * 2
         return job_request(app, {**loop.settings, "width": paint_width_for(loop.bpm, bars)},
-                           label=f"longer: {loop.prompt}", bpm=loop.bpm, bars=bars)
-    return _from_loop(app, loop, "longer", width=min(int(loop.settings.get("width", 512)) * 2, 2048))
+                           label=f"longer: {loop.prompt}", bpm=loop.bpm, bars=bars, kind="longer", parent=loop.job)
+    return _from_loop(app, loop, "longer", "longer", width=min(int(loop.settings.get("width", 512)) * 2, 2048))
 
 
 def riff_request(app: AppSettings, path: str, values: GenerateValues, seed: int, *, prompt: str | None = None,
@@ -87,8 +88,11 @@ def riff_request(app: AppSettings, path: str, values: GenerateValues, seed: int,
     prompt = prompt or values.prompt or Path(path).stem.replace("_", " ")
     settings = dict(base.settings) if base is not None else values.settings(_panel_width(values))
     settings.update(prompt=prompt, init_audio=str(Path(path).resolve()), strength=values.strength, seed=seed)
-    return job_request(app, settings, label=f"riff on {Path(path).name}", bpm=base.bpm if base else values.bpm,
-                       bars=base.bars if base else values.bars)
+    # A library loop's riff is named by its loop ("riff: dusty drums"), not its results file ("riff on loop.wav").
+    label = f"riff: {base.prompt}" if base is not None else f"riff on {Path(path).name}"
+    return job_request(app, settings, label=label, bpm=base.bpm if base else values.bpm,
+                       bars=base.bars if base else values.bars, kind="riff",
+                       parent=base.job if base is not None else str(Path(path).resolve()))
 
 
 def follow_request(app: AppSettings, *, bpm: float | None, bars: float | None) -> JobRequest:

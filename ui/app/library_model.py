@@ -1,6 +1,8 @@
-"""The library as a Qt list model (rows = LibraryLoop, newest first) and the row painter.
+"""The library as a Qt list model (rows = LibraryLoop, in the pane's order) and the row painter.
 
-Dragging rows is Qt's own item-view drag: `mimeData` gives file URLs only (see drag.py), so a
+Each row carries its badges (draft, refined, riff, longer, variation; CLI; the batch collection) and says in its
+tooltip what it came from ("refined from “warm keys · seed 9”"), so a draft and its refinement no longer
+look alike. Dragging rows is Qt's own item-view drag: `mimeData` gives file URLs only (see drag.py), so a
 multi-selection drags several WAVs at once. Thumbnails are loaded once per row, scaled on read."""
 
 from __future__ import annotations
@@ -9,14 +11,21 @@ import time
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QImageReader, QPainter, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImageReader, QPainter, QPixmap
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from ui.app.drag import file_mime_data
 from ui.app.library import LibraryLoop
 
 LOOP_ROLE = Qt.ItemDataRole.UserRole + 1
+BADGES_ROLE = Qt.ItemDataRole.UserRole + 2  # the row's badges, as badges() words them
 THUMB = QSize(84, 44)
+BADGE_COLOURS = {"draft": "#8a90a0", "refined": "#3dbf7f", "riff": "#b07cff", "longer": "#3d9bff",
+                 "variation": "#e0b040", "CLI": "#5a6070"}  # anything else (a batch collection): BATCH_COLOUR
+BATCH_COLOUR = "#ff8a3d"
+# What each kind came from, in the tooltip: "refined from “warm keys · seed 9”".
+FROM_WORDS = {"refined": "refined from", "riff": "riff on", "longer": "longer version of",
+              "variation": "more like"}
 
 
 class LibraryModel(QAbstractListModel):
@@ -50,7 +59,9 @@ class LibraryModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return loop.prompt
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{loop.prompt}\n{loop.drag_file or 'not exported'}"
+            return tooltip(loop)
+        if role == BADGES_ROLE:
+            return badges(loop)
         if role == Qt.ItemDataRole.DecorationRole:
             return self.thumbnail(loop)
         if role == LOOP_ROLE:
@@ -87,7 +98,7 @@ class LoopDelegate(QStyledItemDelegate):
     """A row like a sample browser's: thumbnail, prompt, then seed / length / tempo / rating / favourite."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
-        return QSize(option.rect.width(), THUMB.height() + 12)
+        return QSize(THUMB.width() + 120, THUMB.height() + 12)  # the width: the view's (rows never scroll sideways)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem,
               index: QModelIndex | QPersistentModelIndex) -> None:
@@ -111,8 +122,20 @@ class LoopDelegate(QStyledItemDelegate):
         painter.setFont(bold)
         painter.setPen(color)
         metrics = painter.fontMetrics()
-        title = metrics.elidedText(loop.prompt, Qt.TextElideMode.ElideRight, text_rect.width() - 22)
+        small = QFont(option.font)
+        small.setPointSizeF(max(option.font.pointSizeF() * 0.8, 6.0))
+        pills = _badge_rects(badges(loop), QFontMetrics(small), text_rect.right() - 22, text_rect.top() + 2)
+        room = text_rect.width() - 22 - sum(rect.width() + 4 for _, rect in pills)
+        title = metrics.elidedText(loop.prompt, Qt.TextElideMode.ElideRight, max(room, 24))
         painter.drawText(text_rect.adjusted(0, 2, 0, 0), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, title)
+        painter.setFont(small)
+        for word, rect in pills:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(BADGE_COLOURS.get(word, BATCH_COLOUR)))
+            painter.drawRoundedRect(rect, 4, 4)
+            painter.setPen(QColor("#111111"))
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, word)
+        painter.setFont(bold)
         if loop.favourite:
             painter.setPen(QColor("#ff5c8a"))
             painter.drawText(text_rect.adjusted(0, 2, 0, 0), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
@@ -127,6 +150,56 @@ class LoopDelegate(QStyledItemDelegate):
         painter.restore()
 
 
+def badges(loop: LibraryLoop) -> list[str]:
+    """The words on a row's badges: its kind (and "draft" for a loop at the draft speed of another kind), then
+    where it was made when not in the app (CLI, or its batch collection)."""
+    from engine.speeds import speed_of
+
+    words = [loop.kind] if loop.kind else []
+    if loop.kind != "draft" and speed_of(loop.settings) == "draft":
+        words.append("draft")
+    if loop.origin == "cli":
+        words.append("CLI")
+    elif loop.origin == "batch":
+        words.append(loop.collection or "batch")
+    return words
+
+
+def came_from(loop: LibraryLoop) -> str:
+    """What the loop came from, in words ("refined from “warm keys · seed 9”"), or "" for a new loop."""
+    if not loop.parent_label or loop.kind not in FROM_WORDS:
+        return ""
+    return f"{FROM_WORDS[loop.kind]} “{loop.parent_label}”"
+
+
+def tooltip(loop: LibraryLoop) -> str:
+    """The row's tooltip: the prompt, what it came from, where it was made, its key, and the file a drag hands out."""
+    from plugin.musical_key import MusicalKey
+
+    lines = [loop.prompt]
+    if came_from(loop):
+        lines.append(came_from(loop))
+    if loop.origin == "cli":
+        lines.append("made with riffstudio generate")
+    elif loop.origin == "batch":
+        lines.append(f"batch render of {loop.collection or 'a preset file'}")
+    if loop.musical_key:
+        lines.append(f"key: {MusicalKey.parse(loop.musical_key).words}")
+    lines.append(loop.drag_file or "not exported")
+    return "\n".join(lines)
+
+
+def _badge_rects(words: list[str], metrics: QFontMetrics, right: int, top: int) -> list[tuple[str, QRect]]:
+    """The badges' rectangles, right-aligned before `right` on the title line, in reading order."""
+    rects, x = [], right
+    for word in reversed(words):
+        width = metrics.horizontalAdvance(word) + 8
+        x -= width
+        rects.append((word, QRect(x, top + 1, width, metrics.height() + 2)))
+        x -= 4
+    return rects[::-1]
+
+
 def describe(loop: LibraryLoop, *, age: bool = True) -> str:
     """A row's details; the seconds are the DAW file's (the grid's span), not the painted image's."""
     from ui.app.loop_length import loop_length
@@ -136,6 +209,8 @@ def describe(loop: LibraryLoop, *, age: bool = True) -> str:
         parts.append(f"{loop.bpm:g} bpm")
     if loop.bars:
         parts.append(f"{loop.bars:g} bar" + ("" if loop.bars == 1 else "s"))
+    if loop.musical_key:
+        parts.append(loop.musical_key)
     if loop.rating:
         parts.append("★" * loop.rating + "☆" * (5 - loop.rating))
     parts.append(f"seed {loop.seed}")

@@ -44,7 +44,9 @@ from ui.app.job_requests import (
     refined_request,
     riff_request,
 )
-from ui.app.library import Intent, Library, LibraryLoop, import_results
+from ui.app.library import Intent, Library, LibraryLoop
+from ui.app.library_drafts import daw_folder, drafts_folder
+from ui.app.library_imports import import_made_elsewhere, import_results
 from ui.app.loop_length import loop_region
 from ui.app.model_get_runner import GetPlan, GetRequest, ModelGetRunner
 from ui.app.playback import Player
@@ -79,7 +81,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"Riffstudio {__version__}")
         self.setAcceptDrops(True)
         self.library = Library(library_path())
-        self.controller = EngineController(lambda: self.settings.export_folder(), self._engine_settings())
+        # A draft's DAW file stays in the library's own folder; every other loop's goes to the export folder.
+        self.controller = EngineController(lambda settings: daw_folder(settings, self.settings.export_folder()),
+                                           self._engine_settings())
         self.player = Player()
         self.player.volume = self.settings.volume
         self.player.looping = self.settings.loop_playback
@@ -105,7 +109,7 @@ class MainWindow(QMainWindow):
         for job in self.adopt_finished_results():
             loop = self.library.get(job)
             if loop is not None:
-                self.export_to(self.settings.export_folder(), [loop])
+                self.export_to(daw_folder(loop.settings, self.settings.export_folder()), [loop])
         self.refresh_library()
         if self.library_pane.loops:  # open where the producer left off: the newest loop
             self._show_loop(self.library_pane.loops[0])
@@ -272,6 +276,7 @@ class MainWindow(QMainWindow):
             signal.connect(self._while_open(slot))
         library.query_changed.connect(self.refresh_library)
         library.loop_chosen.connect(self._library_loop_chosen)
+        library.audition_requested.connect(self.audition)
         library.play_requested.connect(self.toggle_play)
         library.rating_requested.connect(self._rate_current)
         library.delete_requested.connect(self.delete_selection)
@@ -611,7 +616,8 @@ class MainWindow(QMainWindow):
 
     def _on_queued(self, job: str, request: JobRequest) -> None:
         self.requests[job] = request
-        self.library.remember_intent(job, Intent(bpm=request.bpm, bars=request.bars))
+        self.library.remember_intent(job, Intent(bpm=request.bpm, bars=request.bars, kind=request.kind,
+                                                    parent=request.parent))
         self.queue.add(job, request.label or request.settings.get("prompt", job))
         self.active_job = job
 
@@ -636,9 +642,13 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message)
 
     def _on_exported(self, job: str, path: str) -> None:
-        """A loop's DAW file: the library keeps the one in the export folder (what drags hand out)."""
+        """A loop's DAW file: the library keeps the one in the export folder (what drags hand out), or a draft's in
+        the drafts folder until the draft is exported to the export folder (ui/app/library_drafts.py)."""
         loop = self.library.get(job)
-        if loop is not None and Path(path).parent == self.settings.export_folder() and not loop.export:
+        folder, exports, drafts = Path(path).parent, self.settings.export_folder(), drafts_folder()
+        first = loop is not None and not loop.export and folder in (exports, drafts)
+        promoted = loop is not None and bool(loop.export) and folder == exports and Path(loop.export).parent == drafts
+        if first or promoted:
             self.library.set_export(job, path)
             self.refresh_library()
             if self.current is not None and self.current.job == job:
@@ -661,9 +671,12 @@ class MainWindow(QMainWindow):
     # -- the library ---------------------------------------------------------------------------------
 
     def adopt_finished_results(self) -> list[str]:
-        """Loops the engine finished while the app was closed (its results folders) join the library."""
+        """Loops made while the app was closed join the library: `generate --engine` loops and batch renders as
+        they were written (their files are their DAW files), then the engine's results folders the library does
+        not have (returned: they need a DAW file). See ui/app/library_imports.py."""
         from engine.process.paths import results_dir
 
+        import_made_elsewhere(self.library)
         return import_results(self.library, results_dir())
 
     def _follow_pending(self) -> None:
@@ -679,8 +692,7 @@ class MainWindow(QMainWindow):
         if self.closed:
             return
         current = self.current.job if self.current else None
-        text, favourites_only = self.library_pane.query()
-        self.library_pane.set_loops(self.library.search(text, favourites_only=favourites_only))
+        self.library_pane.set_loops(self.library.search(self.library_pane.loop_query()))
         self.generate_panel.set_history(self.library.prompts(), self.library.negatives())
         if current:
             self._select_in_library(current)
@@ -715,10 +727,15 @@ class MainWindow(QMainWindow):
 
     def delete_selection(self) -> None:
         loops = self.selected_loops()
-        if not loops or not self.confirm(f"Delete {len(loops)} loop(s) and their files?"):
+        kept = sum(loop.made_elsewhere for loop in loops)
+        words = f"Delete {len(loops)} loop(s) and their files?" + (
+            f" ({kept} made by the CLI or a batch stay on disk: only removed from the library)" if kept else "")
+        if not loops or not self.confirm(words):
             return
         for loop in loops:
             self.library.delete(loop.job)
+            if loop.made_elsewhere:  # written where the producer asked, not by the app: never deleted here
+                continue
             shutil.rmtree(loop.folder, ignore_errors=True)
             if loop.export:
                 for path in (Path(loop.export), Path(loop.export).with_suffix(".json")):
@@ -772,16 +789,18 @@ class MainWindow(QMainWindow):
 
     def export_to(self, folder: Path, loops: list[LibraryLoop], choice: ExportChoice | None = None) -> None:
         """Export `loops` to `folder` in `choice`'s form (an ExportChoice; None: WAV at the settings' bit depth)."""
-        from engine.process.results import read_results
+        from engine.loop_files import read_loop
 
         form = {"bit_depth": self.settings.bit_depth} if choice is None else {
             "bit_depth": choice.bit_depth, "audio_format": choice.audio_format, "sample_rate": choice.sample_rate,
             "normalize_lufs": choice.normalize_lufs}
         for loop in loops:
-            found = read_results(Path(loop.folder))
+            found = read_loop(loop.audio)
             sidecar = found.sidecar if found else {"settings": loop.settings}
+            # A CLI or batch loop is on its grid already: converted, not fitted again.
+            grid = {"bpm": None, "bars": None} if loop.made_elsewhere else {"bpm": loop.bpm, "bars": loop.bars}
             self.controller.export(ExportRequest(audio=loop.audio, image=loop.image, sidecar=sidecar, folder=folder,
-                                                 bpm=loop.bpm, bars=loop.bars, **form), loop.job)
+                                                 **grid, **form), loop.job)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.source() is None and dropped_audio(event.mimeData()):
@@ -800,6 +819,12 @@ class MainWindow(QMainWindow):
         if self.current is None:
             return
         self.player.toggle(self.current.playable_file)
+
+    def audition(self, loop: LibraryLoop) -> None:
+        """A library row clicked or arrowed to: show it and play it from the start (as a sample browser does)."""
+        if self.current is None or self.current.job != loop.job:
+            self._show_loop(loop)
+        self.player.play(loop.playable_file, 0.0)
 
     def _seek(self, seconds: float) -> None:
         self.result_pane.set_playhead(seconds)

@@ -1,0 +1,91 @@
+"""The library tells loops apart (#26: "a draft and its refinement look identical"): each row's badge says what
+kind of loop it is (draft, refined, riff, longer, variation) and its tooltip what it came from. Driven through
+the real widget tree: the buttons a producer presses, the jobs finished as the controller reports them."""
+
+from __future__ import annotations
+
+import pytest
+from app_window import recording_window
+from library_loops import finish
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+
+from ui.app.library_model import BADGE_COLOURS, BADGES_ROLE
+
+
+@pytest.fixture
+def window(qtbot, monkeypatch, tmp_path):
+    with recording_window(qtbot, monkeypatch, tmp_path) as win:
+        yield win
+
+
+def row(window, job: str):
+    model = window.library_pane.library_model
+    return model.index(model.row_of(job))
+
+
+def press(qtbot, button) -> None:
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def test_a_draft_and_its_refinement_wear_different_badges_and_the_refinement_names_its_draft(qtbot, window,
+                                                                                            tmp_path):
+    window.generate_panel.prompt.setText("warm keys")
+    press(qtbot, window.generate_panel.draft_button)
+    draft = finish(window, window.submitted[-1], tmp_path, seed=9)
+    assert window.current.job == draft
+    assert row(window, draft).data(BADGES_ROLE) == ["draft"]
+    press(qtbot, window.result_pane.refine)
+    refined = finish(window, window.submitted[-1], tmp_path)
+    index = row(window, refined)
+    assert index.data(BADGES_ROLE) == ["refined"]
+    assert "refined from “warm keys · seed 9”" in index.data(Qt.ItemDataRole.ToolTipRole)
+    assert window.library.get(refined).parent == draft
+
+
+PARENT = "“warm keys · seed 9”"
+
+
+@pytest.mark.parametrize(("button", "badge", "words"), [("riff_on_this", "riff", f"riff on {PARENT}"),
+                                                        ("longer", "longer", f"longer version of {PARENT}"),
+                                                        ("more_like_this", "variation", f"more like {PARENT}")])
+def test_each_action_on_a_loop_gives_its_badge_and_its_parent(qtbot, window, tmp_path, button, badge, words):
+    window.generate_panel.prompt.setText("warm keys")
+    press(qtbot, window.generate_panel.generate_button)
+    first = finish(window, window.submitted[-1], tmp_path, seed=9)
+    assert row(window, first).data(BADGES_ROLE) == []  # a new loop: no badge
+    press(qtbot, getattr(window.result_pane, button))
+    made = finish(window, window.submitted[-1], tmp_path)
+    index = row(window, made)
+    assert index.data(BADGES_ROLE) == [badge]
+    assert words in index.data(Qt.ItemDataRole.ToolTipRole)
+
+
+def test_a_riff_on_a_dropped_file_names_the_file(qtbot, window, tmp_path):
+    kick = tmp_path / "kick.wav"
+    kick.write_bytes(b"RIFF")
+    window.generate_panel.prompt.setText("warm keys")
+    window.riff_on_file(str(kick))
+    made = finish(window, window.submitted[-1], tmp_path)
+    assert "riff on “kick.wav”" in row(window, made).data(Qt.ItemDataRole.ToolTipRole)
+
+
+@pytest.mark.parametrize("width", [1280, 560])
+def test_the_badges_are_painted_on_the_rows_within_the_list(qtbot, window, tmp_path, width):
+    """Rows are as wide as the list, whatever width the window had when they came in (a row sized before the
+    window was laid out once ran off the list's right edge, badges and ♥ with it)."""
+    window.generate_panel.prompt.setText("warm keys")
+    press(qtbot, window.generate_panel.draft_button)
+    finish(window, window.submitted[-1], tmp_path)
+    press(qtbot, window.result_pane.refine)
+    finish(window, window.submitted[-1], tmp_path)
+    window.resize(width, 900)
+    window.show()
+    view = window.library_pane.library_view
+    qtbot.waitExposed(view)
+    assert all(view.visualRect(row(window, loop.job)).right() < view.viewport().width()
+               for loop in window.library_pane.loops)
+    picture = view.viewport().grab().toImage()
+    colours = {picture.pixelColor(x, y).name() for x in range(0, picture.width(), 2)
+               for y in range(0, picture.height(), 2)}
+    assert QColor(BADGE_COLOURS["refined"]).name() in colours and QColor(BADGE_COLOURS["draft"]).name() in colours
