@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,29 @@ EXPORT_CACHE = REPO / ".cache" / "test-exports"
 def tiny_sd_dir() -> Path:
     """A tiny random-weight checkpoint in riffusion-model-v1's diffusers layout (cached in .cache/)."""
     return cached_model_dir()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_user_folders() -> Iterator[Path]:
+    """Every test, and every process a test starts, sees user folders in a temporary home unless it asks for its
+    own (`home`): nothing a test runs (a CLI run that records its loop for the app, a batch, an engine) can
+    write into the real user's data, config or music folders."""
+    import shutil
+
+    from engine_fixtures import make_private_home
+
+    folder, folders = make_private_home("rs-tests-")
+    saved = {name: os.environ.get(name) for name in folders}
+    os.environ.update(folders)
+    try:
+        yield folder
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 from conftest import REPO
 
 WIDTH = 64  # the narrowest loop: a 4-step job takes well under a second on the tiny model
-XDG = ("XDG_DATA_HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
+XDG = ("XDG_DATA_HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_MUSIC_DIR")
 # platformdirs' Windows folders we use (data, config, cache and runtime live under Local AppData; the export
 # folder under Music), each in the private home.
 WINDOWS_FOLDERS = {"LOCAL_APPDATA": "localappdata", "APPDATA": "appdata", "MYMUSIC": "music", "PERSONAL": "documents",
