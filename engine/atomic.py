@@ -182,6 +182,22 @@ def check_writable(final: str | os.PathLike[str], *, directory: bool = False,
                 folder.rmdir()
 
 
+def can_write_in(folder: str | os.PathLike[str]) -> bool:
+    """Whether this process may create files in `folder`, found by creating (and removing) one of our own.
+
+    Not `os.access(folder, os.W_OK)`: on Windows that reads only the read-only attribute, which folders
+    ignore, so it says yes to a folder whose ACL refuses us (a bundle under Program Files, a share). The
+    probe's name is one of our temporaries (`remove_all_leftovers` knows it), unique to this call."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"{PROBE_NAME}.", suffix=MARKER, dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return True
+
+
 def check_not_input(final: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None]) -> None:
     """Refuse to write `final` when it is one of `inputs`: the same path, a hard link to it, a symbolic link
     either way, another spelling on a case-insensitive disk. The write would replace the producer's source

@@ -9,8 +9,10 @@ Windows', the code paths are the ones Windows runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -271,3 +273,58 @@ def test_a_normal_and_an_elevated_client_each_get_their_own_engine(monkeypatch, 
             monkeypatch.setenv(ELEVATED_TEST_ENV, "1")
             assert elevated.status().pid == elevated.pid  # the elevated one serves on
             elevated.shutdown()
+
+
+
+@contextlib.contextmanager
+def closed_to_us(folder: Path) -> Iterator[Path]:
+    """`folder`, made one this process cannot create files in, as an ACL that refuses us makes one on Windows: by
+    its mode (which binds a normal user), or for root, whom modes do not bind, by the immutable attribute."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o755)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("running as root, whom a folder's mode does not bind, and chattr +i is not available here")
+    try:
+        yield folder
+    finally:
+        subprocess.run([chattr, "-i", str(folder)], check=True)
+
+
+def test_a_folder_an_acl_closes_is_not_taken_for_writable(monkeypatch, tmp_path):
+    """Windows' os.access reads only the read-only attribute, which folders ignore: it says yes to a folder whose
+    ACL refuses us. The writability checks probe instead: they make (and remove) a file of their own there."""
+    from engine.atomic import can_write_in
+
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: True)  # Windows' answer for any folder
+    (tmp_path / "closed").mkdir()
+    with closed_to_us(tmp_path / "closed") as closed:
+        assert not can_write_in(closed)
+    assert can_write_in(tmp_path)
+    assert list(tmp_path.iterdir()) == [tmp_path / "closed"]  # the probe left nothing
+
+
+def test_npu_contexts_go_to_the_user_cache_when_the_bundles_cache_folder_refuses_us(monkeypatch, tmp_path,
+                                                                                   fp32_bundle):
+    """A bundle under Program Files (or a share) whose `cache` folder the user may not write: the compiled
+    contexts go to the user's cache instead of failing minutes later, whatever os.access says."""
+    import shutil
+
+    from engine.bundle import open_bundle
+    from engine.bundle.bundle import CACHE_FOLDER
+
+    shutil.copytree(fp32_bundle, tmp_path / "bundle", copy_function=os.link)
+    bundle = open_bundle(tmp_path / "bundle")
+    (tmp_path / "bundle" / CACHE_FOLDER).mkdir(exist_ok=True)
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: True)  # Windows' answer for any folder
+    assert bundle.cache_dir() == tmp_path / "bundle" / CACHE_FOLDER  # open to us: the bundle's own
+    with closed_to_us(tmp_path / "bundle" / CACHE_FOLDER):
+        assert bundle.cache_dir() == bundle.cache_dirs()[1] and bundle.cache_dir().is_dir()
