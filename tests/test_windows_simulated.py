@@ -328,3 +328,50 @@ def test_npu_contexts_go_to_the_user_cache_when_the_bundles_cache_folder_refuses
     assert bundle.cache_dir() == tmp_path / "bundle" / CACHE_FOLDER  # open to us: the bundle's own
     with closed_to_us(tmp_path / "bundle" / CACHE_FOLDER):
         assert bundle.cache_dir() == bundle.cache_dirs()[1] and bundle.cache_dir().is_dir()
+
+
+def test_the_self_test_names_a_missing_visual_cpp_runtime(monkeypatch, tmp_path):
+    """onnxruntime-qnn's provider and the QNN libraries link against Microsoft's C++ runtime, which a new
+    Snapdragon laptop may lack: the provider's load then fails as "The specified module could not be found"
+    (error 126), naming neither the DLL nor the fix. The self-test's QNN line names both. Simulated: Windows
+    here, with a Windows folder of our own, first without the runtime, then with it."""
+    from engine import vc_runtime
+    from ui.selftest import checks
+
+    monkeypatch.setattr(vc_runtime, "WINDOWS", True)
+    system32 = tmp_path / "Windows" / "System32"
+    system32.mkdir(parents=True)
+    monkeypatch.setenv("SYSTEMROOT", str(system32.parent))
+    status, line, _ = checks.qnn_provider()
+    assert status == "fail", line
+    assert "Visual C++ runtime (x64)" in line and "msvcp140.dll, vcruntime140.dll, vcruntime140_1.dll" in line
+    assert "https://aka.ms/vs/17/release/vc_redist.x64.exe" in line and "\n" not in line
+    for name in ("MSVCP140.dll", "VCRUNTIME140.dll", "vcruntime140_1.dll"):  # as the redistributable names them
+        (system32 / name).write_bytes(b"MZ")
+    status, line, _ = checks.qnn_provider()
+    assert status != "fail" and "Visual C++" not in line, line  # on to the provider itself: the HTP simulator here
+    assert vc_runtime.missing_runtime_line(tmp_path, machine="ARM64") is None
+    (system32 / "MSVCP140.dll").unlink()
+    arm64 = vc_runtime.missing_runtime_line(tmp_path, machine="ARM64")
+    assert arm64 is not None and "(arm64)" in arm64 and "(msvcp140.dll)" in arm64 and "vc_redist.arm64.exe" in arm64
+
+
+def test_the_app_folder_takes_the_runtime_from_the_redistributables_folder_first(monkeypatch, tmp_path):
+    """packaging/riffstudio.spec copies the runtime into the app folder from the build machine: the Visual Studio
+    redistributable's own folder where a developer prompt names it, else System32 (simulated Windows folders)."""
+    from engine.vc_runtime import app_local_copies
+
+    redist = tmp_path / "Redist" / "MSVC" / "14.42.34433"
+    (redist / "arm64" / "Microsoft.VC143.CRT").mkdir(parents=True)
+    for name in ("msvcp140.dll", "vcruntime140.dll", "concrt140.dll"):
+        (redist / "arm64" / "Microsoft.VC143.CRT" / name).write_bytes(b"MZ")
+    system32 = tmp_path / "Windows" / "System32"
+    system32.mkdir(parents=True)
+    (system32 / "VCRUNTIME140.dll").write_bytes(b"MZ")
+    monkeypatch.setenv("SYSTEMROOT", str(system32.parent))
+    monkeypatch.setenv("VCTOOLSREDISTDIR", str(redist))
+    assert app_local_copies("ARM64") == [redist / "arm64" / "Microsoft.VC143.CRT" / name
+                                         for name in ("msvcp140.dll", "vcruntime140.dll")]
+    assert app_local_copies("AMD64") == [system32 / "VCRUNTIME140.dll"]  # no x64 folder: what System32 has
+    monkeypatch.delenv("VCTOOLSREDISTDIR")
+    assert app_local_copies("ARM64") == [system32 / "VCRUNTIME140.dll"]
