@@ -10,6 +10,9 @@ in the engine.
 
 from __future__ import annotations
 
+import errno
+import os
+import sys
 from typing import ClassVar
 
 
@@ -40,10 +43,6 @@ class PathTooLongError(InvalidInputError):
     @classmethod
     def of(cls, error: OSError, path: object = None, *, windows: bool | None = None) -> PathTooLongError | None:
         """The one line for `error` if it says a path was too long (`path`, else the error's own), else None."""
-        import errno
-        import os
-        import sys
-
         named = os.fspath(path) if path is not None else error.filename
         text = os.fsdecode(named) if named is not None else "the path"
         winerror = getattr(error, "winerror", None)

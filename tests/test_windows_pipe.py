@@ -182,10 +182,9 @@ def test_a_client_through_the_network_is_refused(tmp_path):
     import _winapi
     from multiprocessing.connection import Listener
 
-    def open_remotely(address: str) -> None:
-        handle = _winapi.CreateFile(address.replace("\\\\.\\", "\\\\localhost\\", 1),
-                                    _winapi.GENERIC_READ | _winapi.GENERIC_WRITE, 0, _winapi.NULL,
-                                    _winapi.OPEN_EXISTING, 0, _winapi.NULL)
+    def open_remotely(address: str) -> None:  # read access only: the stdlib pipe's default DACL gives everyone that
+        handle = _winapi.CreateFile(address.replace("\\\\.\\", "\\\\localhost\\", 1), _winapi.GENERIC_READ,
+                                    0, _winapi.NULL, _winapi.OPEN_EXISTING, 0, _winapi.NULL)
         _winapi.CloseHandle(handle)
 
     address, family = transport.new_address(tmp_path)
