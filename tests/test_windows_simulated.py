@@ -5,6 +5,8 @@ Windows', the code paths are the ones Windows runs.
   bpo-35797), so the engine a client spawns is not the process it spawned.
 - Windows refuses a rename while another process holds the target open (Defender, the indexer, OneDrive,
   Excel with summary.csv open): os.replace fails with a sharing violation for a moment.
+- Windows' os.access says a folder is writable whatever its ACL says (it reads only the read-only attribute).
+- A Windows machine may lack the Visual C++ runtime the QNN libraries link against (a System32 of our own).
 """
 
 from __future__ import annotations
