@@ -71,7 +71,8 @@ $pfx = Join-Path ([IO.Path]::GetTempPath()) "riffstudio-signing-$PID.pfx"
 $certificate = $null
 try {
     [IO.File]::WriteAllBytes($pfx, [Convert]::FromBase64String($env:SIGNING_CERTIFICATE))
-    $password = ConvertTo-SecureString $env:SIGNING_PASSWORD -AsPlainText -Force
+    $password = if ($env:SIGNING_PASSWORD) { ConvertTo-SecureString $env:SIGNING_PASSWORD -AsPlainText -Force }
+                else { New-Object System.Security.SecureString }  # a PFX without a password
     $certificate = Import-PfxCertificate -FilePath $pfx -CertStoreLocation Cert:\CurrentUser\My -Password $password
     $unsigned = Get-Unsigned $present
     Write-Output "signing $($unsigned.Count) file(s) under $($present -join ', ')"
