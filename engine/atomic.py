@@ -11,7 +11,6 @@ will be possible; `write_errors` turns a write that fails anyway (a full disk) i
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
 import shutil
@@ -20,7 +19,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from engine.errors import InvalidInputError, reason
+from engine.errors import InvalidInputError, PathTooLongError, reason
 
 # check_writable_folder's stand-in for the files that will be written into a folder.
 PROBE_NAME = ".riffstudio-write-check"
@@ -170,16 +169,34 @@ def check_writable(final: str | os.PathLike[str], *, directory: bool = False,
     Raises InvalidInputError (one line).
     """
     final = Path(final)
-    check_not_input(final, inputs)
-    _check_kind(final, directory)
     made: list[Path] = []
     try:
+        check_not_input(final, inputs)
+        _check_kind(final, directory)
         _make_folders(final.parent, made)
         _probe_temporary(final, directory)
+    except OSError as error:  # a path too long to even look at (a stat: ENAMETOOLONG, Windows' 206)
+        raise PathTooLongError.of(error, final) or error from None
     finally:
         for folder in reversed(made):
             with contextlib.suppress(OSError):
                 folder.rmdir()
+
+
+def can_write_in(folder: str | os.PathLike[str]) -> bool:
+    """Whether this process may create files in `folder`, found by creating (and removing) one of our own.
+
+    Not `os.access(folder, os.W_OK)`: on Windows that reads only the read-only attribute, which folders
+    ignore, so it says yes to a folder whose ACL refuses us (a bundle under Program Files, a share). The
+    probe's name is one of our temporaries (`remove_all_leftovers` knows it), unique to this call."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"{PROBE_NAME}.", suffix=MARKER, dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return True
 
 
 def check_not_input(final: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None]) -> None:
@@ -229,8 +246,8 @@ def _make_folders(folder: Path, made: list[Path]) -> None:
         try:
             path.mkdir()
         except OSError as error:
-            raise InvalidInputError(f"cannot create the folder {path} ({_why(error)}): choose a folder you can "
-                                    "write to") from None
+            raise PathTooLongError.of(error, path) or InvalidInputError(
+                f"cannot create the folder {path} ({_why(error)}): choose a folder you can write to") from None
         made.append(path)
 
 
@@ -238,10 +255,10 @@ def _probe_temporary(final: Path, directory: bool) -> None:
     """Make and remove the temporary atomic_path would make for `final` (its name's length counts too)."""
     try:
         temp = _make_temporary(final, directory)
-    except OSError as error:
-        advice = "choose a shorter name" if error.errno == errno.ENAMETOOLONG else "choose a folder you can write to"
-        raise InvalidInputError(f"cannot write {final.name} in the folder {final.parent} ({_why(error)}): "
-                                f"{advice}") from None
+    except OSError as error:  # the temporary's name is the longest we write there: too long is found here
+        raise PathTooLongError.of(error, final) or InvalidInputError(
+            f"cannot write {final.name} in the folder {final.parent} ({_why(error)}): choose a folder you can "
+            "write to") from None
     if directory:
         temp.rmdir()
     else:
@@ -260,6 +277,8 @@ def write_errors(final: str | os.PathLike[str]) -> Iterator[None]:
     try:
         yield
     except (OSError, soundfile.SoundFileError) as error:
+        if isinstance(error, OSError) and (too_long := PathTooLongError.of(error)):
+            raise too_long from None
         raise InvalidInputError(f"cannot write {final} ({_why(error)}): free some disk space or choose "
                                 "another place") from None
 

@@ -10,6 +10,9 @@ in the engine.
 
 from __future__ import annotations
 
+import errno
+import os
+import sys
 from typing import ClassVar
 
 
@@ -25,6 +28,34 @@ class InvalidInputError(RiffstudioError, ValueError):
 
     exit_code = 2
     code: ClassVar[str] = "invalid_input"
+
+
+class PathTooLongError(InvalidInputError):
+    """A path longer than this system takes: a name over 255 bytes (ENAMETOOLONG), or on Windows a path past
+    MAX_PATH (260 characters) where long paths are not enabled, which Windows reports as its own error numbers
+    (ERROR_FILENAME_EXCED_RANGE, or ERROR_PATH_NOT_FOUND for a folder it cannot even name)."""
+
+    # Windows' error numbers for a path past MAX_PATH; ERROR_PATH_NOT_FOUND means that only for a long path.
+    WINDOWS_TOO_LONG: ClassVar[int] = 206  # ERROR_FILENAME_EXCED_RANGE
+    WINDOWS_NOT_FOUND: ClassVar[int] = 3  # ERROR_PATH_NOT_FOUND
+    WINDOWS_LONGEST_FOLDER: ClassVar[int] = 248  # MAX_PATH less room for an 8.3 file name: CreateDirectory's limit
+
+    @classmethod
+    def of(cls, error: OSError, path: object = None, *, windows: bool | None = None) -> PathTooLongError | None:
+        """The one line for `error` if it says a path was too long (`path`, else the error's own), else None."""
+        named = os.fspath(path) if path is not None else error.filename
+        text = os.fsdecode(named) if named is not None else "the path"
+        winerror = getattr(error, "winerror", None)
+        too_long = (error.errno == errno.ENAMETOOLONG or winerror == cls.WINDOWS_TOO_LONG
+                    or (winerror == cls.WINDOWS_NOT_FOUND and len(text) >= cls.WINDOWS_LONGEST_FOLDER))
+        if not too_long:
+            return None
+        if windows if windows is not None else sys.platform == "win32":
+            return cls(f"{text} is too long a path for Windows ({len(text)} characters; 260 without long paths): "
+                       "choose a shorter output folder (such as C:\\Music\\riffstudio), or enable long paths in "
+                       "Windows (docs/windows.md)")
+        return cls(f"{text} is too long a path here (a name over 255 bytes, or over 4096 in all): choose a shorter "
+                   "output folder or name")
 
 
 class AudioFileError(InvalidInputError):

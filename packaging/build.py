@@ -61,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder = run_pyinstaller(args.dist, args.work, qnn)
         print(f"build: {folder} built in {time.monotonic() - start:.0f} s", flush=True)
         check_no_forbidden(folder)
+        check_vc_runtime(folder)
         print(f"build: {size_report(folder)}", flush=True)
         return 0 if args.no_self_test else run_self_test(folder, args.self_test_model)
     except BuildError as error:
@@ -126,6 +127,21 @@ def check_no_forbidden(folder: Path) -> None:
     if found:
         raise BuildError(f"the app folder holds {', '.join(sorted(found)[:5])}: it must never ship torch, "
                          "diffusers or transformers; find what imports them (build/pyinstaller/*/xref-*.html)")
+
+
+def check_vc_runtime(folder: Path) -> None:
+    """On Windows the app folder carries the C++ runtime its NPU libraries need (riffstudio.spec); a build
+    machine without it makes an app that needs the runtime installed: a note, as the self-test would say."""
+    if sys.platform != "win32":
+        return
+    sys.path.insert(0, str(REPO))
+    from engine.vc_runtime import REDIST_URL, architecture, missing, needed
+
+    lacking = missing(needed(), [folder / "_internal"])
+    if lacking:
+        print(f"build: note: the app folder carries no {', '.join(lacking)} (not on this machine): users need the "
+              f"Visual C++ runtime installed ({REDIST_URL.format(arch=architecture())}); install it here and "
+              "build again to carry it", flush=True)
 
 
 def archived_modules(program: Path) -> list[str]:

@@ -5,12 +5,16 @@ Windows', the code paths are the ones Windows runs.
   bpo-35797), so the engine a client spawns is not the process it spawned.
 - Windows refuses a rename while another process holds the target open (Defender, the indexer, OneDrive,
   Excel with summary.csv open): os.replace fails with a sharing violation for a moment.
+- Windows' os.access says a folder is writable whatever its ACL says (it reads only the read-only attribute).
+- A Windows machine may lack the Visual C++ runtime the QNN libraries link against (a System32 of our own).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -271,3 +275,105 @@ def test_a_normal_and_an_elevated_client_each_get_their_own_engine(monkeypatch, 
             monkeypatch.setenv(ELEVATED_TEST_ENV, "1")
             assert elevated.status().pid == elevated.pid  # the elevated one serves on
             elevated.shutdown()
+
+
+
+@contextlib.contextmanager
+def closed_to_us(folder: Path) -> Iterator[Path]:
+    """`folder`, made one this process cannot create files in, as an ACL that refuses us makes one on Windows: by
+    its mode (which binds a normal user), or for root, whom modes do not bind, by the immutable attribute."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o755)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("running as root, whom a folder's mode does not bind, and chattr +i is not available here")
+    try:
+        yield folder
+    finally:
+        subprocess.run([chattr, "-i", str(folder)], check=True)
+
+
+def test_a_folder_an_acl_closes_is_not_taken_for_writable(monkeypatch, tmp_path):
+    """Windows' os.access reads only the read-only attribute, which folders ignore: it says yes to a folder whose
+    ACL refuses us. The writability checks probe instead: they make (and remove) a file of their own there."""
+    from engine.atomic import can_write_in
+
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: True)  # Windows' answer for any folder
+    (tmp_path / "closed").mkdir()
+    with closed_to_us(tmp_path / "closed") as closed:
+        assert not can_write_in(closed)
+    assert can_write_in(tmp_path)
+    assert list(tmp_path.iterdir()) == [tmp_path / "closed"]  # the probe left nothing
+
+
+def test_npu_contexts_go_to_the_user_cache_when_the_bundles_cache_folder_refuses_us(monkeypatch, tmp_path,
+                                                                                   fp32_bundle):
+    """A bundle under Program Files (or a share) whose `cache` folder the user may not write: the compiled
+    contexts go to the user's cache instead of failing minutes later, whatever os.access says."""
+    import shutil
+
+    from engine.bundle import open_bundle
+    from engine.bundle.bundle import CACHE_FOLDER
+
+    shutil.copytree(fp32_bundle, tmp_path / "bundle", copy_function=os.link)
+    bundle = open_bundle(tmp_path / "bundle")
+    (tmp_path / "bundle" / CACHE_FOLDER).mkdir(exist_ok=True)
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: True)  # Windows' answer for any folder
+    assert bundle.cache_dir() == tmp_path / "bundle" / CACHE_FOLDER  # open to us: the bundle's own
+    with closed_to_us(tmp_path / "bundle" / CACHE_FOLDER):
+        assert bundle.cache_dir() == bundle.cache_dirs()[1] and bundle.cache_dir().is_dir()
+
+
+def test_the_self_test_names_a_missing_visual_cpp_runtime(monkeypatch, tmp_path):
+    """onnxruntime-qnn's provider and the QNN libraries link against Microsoft's C++ runtime, which a new
+    Snapdragon laptop may lack: the provider's load then fails as "The specified module could not be found"
+    (error 126), naming neither the DLL nor the fix. The self-test's QNN line names both. Simulated: Windows
+    here, with a Windows folder of our own, first without the runtime, then with it."""
+    from engine import vc_runtime
+    from ui.selftest import checks
+
+    monkeypatch.setattr(vc_runtime, "WINDOWS", True)
+    system32 = tmp_path / "Windows" / "System32"
+    system32.mkdir(parents=True)
+    monkeypatch.setenv("SYSTEMROOT", str(system32.parent))
+    status, line, _ = checks.qnn_provider()
+    assert status == "fail", line
+    assert "Visual C++ runtime (x64)" in line and "msvcp140.dll, vcruntime140.dll, vcruntime140_1.dll" in line
+    assert "https://aka.ms/vs/17/release/vc_redist.x64.exe" in line and "\n" not in line
+    for name in ("MSVCP140.dll", "VCRUNTIME140.dll", "vcruntime140_1.dll"):  # as the redistributable names them
+        (system32 / name).write_bytes(b"MZ")
+    status, line, _ = checks.qnn_provider()
+    assert status != "fail" and "Visual C++" not in line, line  # on to the provider itself: the HTP simulator here
+    assert vc_runtime.missing_runtime_line(tmp_path, machine="ARM64") is None
+    (system32 / "MSVCP140.dll").unlink()
+    arm64 = vc_runtime.missing_runtime_line(tmp_path, machine="ARM64")
+    assert arm64 is not None and "(arm64)" in arm64 and "(msvcp140.dll)" in arm64 and "vc_redist.arm64.exe" in arm64
+
+
+def test_the_app_folder_takes_the_runtime_from_the_redistributables_folder_first(monkeypatch, tmp_path):
+    """packaging/riffstudio.spec copies the runtime into the app folder from the build machine: the Visual Studio
+    redistributable's own folder where a developer prompt names it, else System32 (simulated Windows folders)."""
+    from engine.vc_runtime import app_local_copies
+
+    redist = tmp_path / "Redist" / "MSVC" / "14.42.34433"
+    (redist / "arm64" / "Microsoft.VC143.CRT").mkdir(parents=True)
+    for name in ("msvcp140.dll", "vcruntime140.dll", "concrt140.dll"):
+        (redist / "arm64" / "Microsoft.VC143.CRT" / name).write_bytes(b"MZ")
+    system32 = tmp_path / "Windows" / "System32"
+    system32.mkdir(parents=True)
+    (system32 / "VCRUNTIME140.dll").write_bytes(b"MZ")
+    monkeypatch.setenv("SYSTEMROOT", str(system32.parent))
+    monkeypatch.setenv("VCTOOLSREDISTDIR", str(redist))
+    assert app_local_copies("ARM64") == [redist / "arm64" / "Microsoft.VC143.CRT" / name
+                                         for name in ("msvcp140.dll", "vcruntime140.dll")]
+    assert app_local_copies("AMD64") == [system32 / "VCRUNTIME140.dll"]  # no x64 folder: what System32 has
+    monkeypatch.delenv("VCTOOLSREDISTDIR")
+    assert app_local_copies("ARM64") == [system32 / "VCRUNTIME140.dll"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from engine.atomic import recover_replaced
+from engine.atomic import can_write_in, recover_replaced
 from engine.bundle.manifest import TOKENIZER_NAME, FileEntry, Manifest, bundle_identity
 from engine.errors import InvalidInputError, ModelBundleError
 from engine.file_hash import file_sha256
@@ -66,10 +66,11 @@ class Bundle:
         inside, outside = self.cache_dirs()
         try:
             inside.mkdir(exist_ok=True)
-            if os.access(inside, os.W_OK):
-                return inside
         except OSError:
             pass
+        else:
+            if can_write_in(inside):  # a probe, not os.access: Windows' ignores the folder's ACL
+                return inside
         outside.mkdir(parents=True, exist_ok=True)
         return outside
 

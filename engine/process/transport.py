@@ -1,12 +1,13 @@
 """Local transport: `multiprocessing.connection` (a Unix-domain socket, a named pipe on Windows), framed
 bytes only, with a mutual HMAC-SHA256 challenge at connect.
 
-We use the stdlib's framing (`send_bytes` / `recv_bytes`: a 4-byte big-endian length, then the bytes)
-but never its pickling `send` / `recv`, and we run the challenge ourselves rather than through
-`authkey=`: the stdlib's is HMAC-MD5 on 3.11, and it runs inside `Listener.accept()`, where one client
-that connects and then says nothing would block every other client. Here each connection authenticates
-on its own thread, with a timeout. The socket lives in the user's private (0700) runtime dir: local
-only, never a network interface.
+We use the stdlib's framing (`send_bytes` / `recv_bytes`: on a socket a 4-byte big-endian length, then the
+bytes; on a message-mode pipe one message per frame) but never its pickling `send` / `recv`, and we run
+the challenge ourselves rather than through `authkey=`: the stdlib's is HMAC-MD5 on 3.11, and it runs inside
+`Listener.accept()`, where one client that connects and then says nothing would block every other client.
+Here each connection authenticates on its own thread, with a timeout. The socket lives in the user's
+private (0700) runtime dir: local only, never a network interface. On Windows the pipe is our own
+listener's (engine/process/windows_pipe.py): local clients only, and a DACL that lets in this user alone.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from engine.errors import EngineError
 from engine.process.protocol import MAX_MESSAGE_BYTES, Message, ProtocolError, decode, encode
+from engine.process.windows_pipe import UserOnlyPipeListener, pipe_client
 
 CHALLENGE = b"#CHALLENGE#{sha256}"
 WELCOME = b"#WELCOME#"
@@ -53,7 +55,11 @@ def new_address(folder: Path) -> tuple[str, str]:
     return str(path), "AF_UNIX"
 
 
-def listen(address: str, family: str) -> Listener:
+def listen(address: str, family: str) -> Listener | UserOnlyPipeListener:
+    """The engine's listener at `address`: a socket only this user may open (0600 in a 0700 folder), or a
+    named pipe with a user-only DACL that refuses remote clients."""
+    if family == "AF_PIPE":
+        return UserOnlyPipeListener(address)
     listener = Listener(address, family, backlog=32)
     if family == "AF_UNIX":
         os.chmod(address, 0o600)
@@ -62,7 +68,7 @@ def listen(address: str, family: str) -> Listener:
 
 def connect(address: str, family: str, key: bytes, timeout: float = HANDSHAKE_TIMEOUT) -> Connection:
     """An authenticated connection to the engine at `address` (OSError if nothing listens there)."""
-    conn = Client(address, family)
+    conn = pipe_client(address) if family == "AF_PIPE" else Client(address, family)
     try:
         _answer(conn, key, timeout)
         _deliver(conn, key, timeout)

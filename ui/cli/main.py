@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from engine.errors import RiffstudioError
+from engine.errors import PathTooLongError, RiffstudioError
 from engine.version import __version__
 
 COMMANDS = ("app", "model", "codec", "generate", "interpolate", "engine", "loop", "batch")  # ui/cli/<name>.py
@@ -77,6 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit must not fail again
         return 141  # 128 + SIGPIPE, as tools killed by it report
+    except OSError as error:  # a path too long even to look at (the checks' own stat, before any work)
+        too_long = PathTooLongError.of(error)
+        if too_long is None:
+            raise
+        print(f"riffstudio: {too_long}", file=sys.stderr)
+        return too_long.exit_code
 
 
 if __name__ == "__main__":

@@ -46,7 +46,19 @@ def python_platform() -> tuple[Status, str, dict]:
 
 
 def onnx_runtime() -> tuple[Status, str, dict]:
-    import onnxruntime as ort
+    try:
+        import onnxruntime as ort
+    except ImportError:  # on Windows, often the C++ runtime its libraries need: say which, and where to get it
+        import importlib.util
+
+        from engine.vc_runtime import missing_runtime_line
+
+        spec = importlib.util.find_spec("onnxruntime")
+        folders = list(spec.submodule_search_locations or []) if spec else []
+        runtime = missing_runtime_line(Path(folders[0]) / "capi", needs="ONNX Runtime needs") if folders else None
+        if runtime:
+            return "fail", runtime, {}
+        raise
 
     providers = ort.get_available_providers()
     data = {"version": ort.__version__, "providers": providers}
@@ -72,6 +84,11 @@ def qnn_provider() -> tuple[Status, str, dict]:
     missing = [path.name for path in (library, htp) if not path.is_file()]
     if missing:
         return "fail", f"onnxruntime-qnn lacks {', '.join(missing)} in {library.parent}", data
+    from engine.vc_runtime import missing_runtime_line
+
+    runtime = missing_runtime_line(library.parent)  # Windows' load failure would not name it
+    if runtime:
+        return "fail", runtime, data
     available, why = qnn_available()
     data["available"] = available
     if not available:
