@@ -8,6 +8,7 @@ against the installed library; OutputStream's parameters checked here): this mac
 from __future__ import annotations
 
 import inspect
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ ONLY_A_MICROPHONE = DEVICES[:1]  # an input, no output
 class BusyStream:
     """An output PortAudio will not open (held exclusively by another app), with OutputStream's parameters."""
 
-    opened: list[dict] = []
+    opened: ClassVar[list[dict]] = []
 
     def __init__(self, **kwargs):
         BusyStream.opened.append(kwargs)
