@@ -1,6 +1,7 @@
 """`riffstudio batch --json`, what the app's batch window reads: one JSON line per event (planned, each item as it
 starts, its progress with the time left, its end, done), nothing else on stdout; a `stop` line on stdin stops at
-once keeping what is complete, and the same command carries on; a bad preset file writes no line at all."""
+once keeping what is complete, and the same command carries on; a bad preset file writes no line at all and
+starts no engine (it is checked first)."""
 
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ def test_the_json_lines_count_the_loops_and_say_the_time_left(tmp_path, fp32_bun
 
 
 def test_a_stop_line_stops_at_once_and_the_same_command_carries_on(tmp_path, fp32_bundle, batch):
-    presets, out = preset_file(tmp_path, fp32_bundle, steps=8), tmp_path / "pack"
+    presets, out = preset_file(tmp_path, fp32_bundle, steps=4), tmp_path / "pack"
     process = batch(str(presets), "--out", str(out), stdin=subprocess.PIPE)
     for line in process.stdout:  # the first loop finished, the second under way
         event = json.loads(line)
@@ -115,14 +116,17 @@ def test_a_stop_line_stops_at_once_and_the_same_command_carries_on(tmp_path, fp3
     assert lines[-1]["done"] == 2 and lines[-1]["skipped"] == 1
 
 
-def test_a_bad_preset_file_writes_no_json_line_and_one_error_line(tmp_path, batch):
+def test_a_bad_preset_file_writes_no_json_line_and_one_error_line_and_starts_no_engine(tmp_path, batch):
+    from engine.process.connection_file import live_engine
+
     presets = tmp_path / "broken.toml"
     presets.write_text('[[preset]]\nprompt = "x"\nbars = -1\n', encoding="utf-8")
-    process = batch(str(presets), "--out", str(tmp_path / "out"))
+    process = batch(str(presets), "--out", str(tmp_path / "out"), "--engine")
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode != 0 and stdout == ""
     assert stderr.startswith("riffstudio: broken.toml:3: bars: ") and stderr.count("\n") == 1
     assert not (tmp_path / "out").exists()
+    assert live_engine() is None  # checked before the engine was asked for
 
 
 def test_json_is_for_one_machine_not_a_cluster(tmp_path, batch):

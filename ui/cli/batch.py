@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.errors import InvalidInputError
-    from plugin.batch import EngineRenderer, InProcessRenderer, Interrupt, run_batch
+    from plugin.batch import EngineRenderer, InProcessRenderer, Interrupt, plan, run_batch
     from ui.cli.batch_progress import BatchJsonLines, stop_when_asked
     from ui.cli.progress import TerminalProgress
 
@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError("--workers and --cpus-per-worker go with --cluster ADDRESS")
     if args.json and args.cluster:
         raise InvalidInputError("--json is for one machine's batch (here or --engine): leave out --cluster")
+    # The preset file checked before anything starts (the engine, a cluster) or is written: a mistake is one line.
+    plan(args.presets, out, default_bundle=default_bundle)
     connection = None
     if args.cluster:  # joined before anything is written: an unreachable cluster leaves no output folder
         from ui.cli.cluster_bar import start_cluster
