@@ -73,6 +73,13 @@ def loop_files(out: Path) -> list[Path]:
     return sorted(p for p in out.rglob("*") if p.is_file() and p.name not in (SUMMARY, "summary.csv"))
 
 
+def batch_jobs_in_the_engine(states: tuple[str, ...]) -> list:
+    from engine.client import EngineClient
+
+    with EngineClient(start=False, name="test") as client:
+        return [job for job in client.jobs(limit=100) if job.priority == "batch" and job.state in states]
+
+
 def process_gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -177,6 +184,8 @@ def test_stop_ends_the_child_and_render_carries_on_where_it_stopped(qtbot, home,
     qtbot.waitUntil(lambda: bool(stopped), timeout=30_000)
     assert stopped == [str(out)] and runner.state == "idle"
     assert process_gone(pid)  # the child has ended (no orphan)
+    assert batch_jobs_in_the_engine(("done",))  # the engine's journal lists the batch's loops...
+    assert batch_jobs_in_the_engine(("queued", "running")) == []  # ...and none still going: cancelled there too
     assert "Render again to carry on" in batch.status.text()
     summary = summary_of(out)
     done = {e["audio"]: (out / e["audio"]).stat().st_ino for e in summary["items"] if e["state"] == "done"}
