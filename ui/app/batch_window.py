@@ -55,10 +55,10 @@ class BatchWindow(QDialog):
         close = QPushButton("Close")
         close.setToolTip("Close this window; a batch keeps rendering (File > Render a batch… shows it again)")
         close.clicked.connect(self.hide)
-        self.progress = QProgressBar(objectName="batch_progress")
-        self.progress.setFormat("%v of %m loops")
-        self.progress.setRange(0, 1)
+        self.progress = QProgressBar(objectName="batch_progress")  # the whole batch, moving within each loop
+        self.progress.setRange(0, 1000)
         self.progress.setValue(0)
+        self.progress.setFormat("")
         self.status = QLabel("", objectName="batch_status", wordWrap=True)
         self.message = QLabel("", objectName="batch_message", wordWrap=True)
         self.message.setStyleSheet("color: #ff6b6b;")
@@ -142,14 +142,14 @@ class BatchWindow(QDialog):
     def _on_started(self, run: BatchRun) -> None:
         self.message.hide()
         self.log.clear()
-        self.progress.setRange(0, 1)
         self.progress.setValue(0)
+        self.progress.setFormat("")
         self.status.setText(f"Checking {run.presets.name}, then rendering in the engine…")
         self._update_buttons()
 
     def _show_progress(self, progress: BatchProgress) -> None:
-        self.progress.setRange(0, max(progress.total, 1))
-        self.progress.setValue(progress.finished)
+        self.progress.setValue(round(progress.fraction * self.progress.maximum()))
+        self.progress.setFormat(f"{progress.finished} of {progress.total} loops")
         self.status.setText(progress.describe())
         self._update_buttons()
 
@@ -163,8 +163,7 @@ class BatchWindow(QDialog):
         self.show_message(line)
 
     def _on_stopped(self, out: str) -> None:
-        self.status.setText(f"Stopped: {self.progress.value()} of {self.progress.maximum()} loops are in {out}. "
-                            f"{RESUMABLE}")
+        self.status.setText(f"Stopped: {self.progress.text()} are in {out}. {RESUMABLE}")
         self._update_buttons()
 
     def _update_buttons(self) -> None:
