@@ -87,6 +87,18 @@ class Outcome:
     seconds: float = 0.0  # rendering time, where it ran
 
 
+class BatchWatch(Protocol):
+    """What a watcher hears of a run beside `say`'s words, as numbers (the CLI's `--json` lines, which the app's
+    batch window reads): how many items and how many were already complete, each item as it starts (its number
+    among all of them), and each as it ends ("done" or "failed", with the error's words)."""
+
+    def planned(self, total: int, complete: int) -> None: ...
+
+    def started(self, number: int, item: BatchItem) -> None: ...
+
+    def ended(self, item: BatchItem, state: str, error: str) -> None: ...
+
+
 class ManyRenderer(Renderer, Protocol):
     """A renderer that runs many items at once (a cluster): outcomes in the order they finish. It stops taking
     new items once `stop()` is true and ends when those it started are back; items it never yields stay pending."""
@@ -272,7 +284,7 @@ def plan(presets_path: Path, out: Path, *, default_bundle: str | None = None) ->
 
 def run_batch(presets_path: Path, out: Path, renderer: Renderer, *, default_bundle: str | None = None,
               say: Callable[[str], None] | None = None, item_progress: Callable[[str, float], None] | None = None,
-              interrupt: Interrupt | None = None) -> BatchResult:
+              interrupt: Interrupt | None = None, watch: BatchWatch | None = None) -> BatchResult:
     say = say or (lambda text: print(text, file=sys.stderr))
     items, summary = plan(presets_path, out, default_bundle=default_bundle)
     check_writable_folder(out)
@@ -299,9 +311,11 @@ def run_batch(presets_path: Path, out: Path, renderer: Renderer, *, default_bund
     pending = [item for item in items if entries[item.key]["state"] != "done"]
     if skipped:
         say(f"{skipped} of {total} item(s) already complete: kept")
+    if watch is not None:
+        watch.planned(total, skipped)
     many = getattr(renderer, "render_many", None)
     outcomes = many(pending, lambda: interrupt.requested) if many else _one_by_one(
-        renderer, pending, interrupt, say, skipped, total, item_progress or (lambda stage, fraction: None))
+        renderer, pending, interrupt, say, skipped, total, item_progress or (lambda stage, fraction: None), watch)
     with interrupt.installed():
         try:
             for outcome in outcomes:
@@ -325,6 +339,8 @@ def run_batch(presets_path: Path, out: Path, renderer: Renderer, *, default_bund
                     entry["seconds"] = round(outcome.seconds + time.perf_counter() - started, 3)
                     done += 1
                 write_summary(out, summary)
+                if watch is not None:
+                    watch.ended(item, entry["state"], entry.get("error", ""))
         except (CancelledError, KeyboardInterrupt):
             write_summary(out, summary)  # what finished is kept; the rest stays pending for the next run
             raise
@@ -334,13 +350,15 @@ def run_batch(presets_path: Path, out: Path, renderer: Renderer, *, default_bund
 
 
 def _one_by_one(renderer: Renderer, items: list[BatchItem], interrupt: Interrupt, say: Callable[[str], None],
-                skipped: int, total: int, progress: Progress) -> Iterator[Outcome]:
+                skipped: int, total: int, progress: Progress, watch: BatchWatch | None = None) -> Iterator[Outcome]:
     """The items rendered one at a time in order (in this process or the engine), each announced as it starts;
     a first Ctrl+C stops before the next one."""
     for number, item in enumerate(items, start=skipped + 1):
         if interrupt.requested:
             return
         say(f"[{number}/{total}] {item.label}")
+        if watch is not None:
+            watch.started(number, item)
         started = time.perf_counter()
         try:
             rendered = renderer.render(item, progress)

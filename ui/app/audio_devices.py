@@ -7,6 +7,10 @@ kept as "HOST API: NAME" and resolved to the index of exactly that device. A set
 
 WASAPI in shared mode plays only at the device's own rate: a stream at another rate is opened with
 WASAPI's own conversion (`auto_convert`), so a 44.1 kHz loop plays on a 48 kHz interface.
+
+When nothing plays, the app says what to check in a producer's words (`no_audio_words`): no output at all,
+an output that would not open (most often another app holding it exclusively: a DAW's ASIO driver, WASAPI
+exclusive mode), or no PortAudio library.
 """
 
 from __future__ import annotations
@@ -19,6 +23,31 @@ from typing import Any
 # system mixer's rate) first on Windows; the others as PortAudio lists them.
 PREFERRED_HOST_APIS = ("Windows WASAPI", "Core Audio", "ALSA", "JACK Audio Connection Kit", "Windows DirectSound",
                        "MME", "Windows WDM-KS")
+
+
+# What to check, in the producer's words. NO_OUTPUTS_FOUND is Settings' Audio output list when it would be empty.
+NO_OUTPUT = ("No audio output found: check that speakers or headphones are connected and not used exclusively by "
+             "another app (the DAW's ASIO driver), then choose one in Settings")
+CHECK_OUTPUT = ("Check that speakers or headphones are connected and not used exclusively by another app "
+                "(the DAW's ASIO driver)")
+NO_OUTPUTS_FOUND = "No outputs found"
+NO_PORTAUDIO = ("No audio output: the PortAudio library is missing (on Linux, install libportaudio2), so loops "
+                "cannot play here; everything else works")
+
+
+def cannot_open_words(device_label: str) -> str:
+    """The line for an output that exists but would not open."""
+    return (f"Cannot play on {device_label}: check that it is connected and not used exclusively by another app "
+            "(the DAW's ASIO driver), or choose another output in Settings")
+
+
+def no_audio_words(outputs: int, device: OutputDevice | None, *, portaudio: bool = True) -> str:
+    """Why nothing plays and what to check: `outputs` found, `device` the one chosen (None: the system default)."""
+    if not portaudio:
+        return NO_PORTAUDIO
+    if outputs == 0:
+        return NO_OUTPUT
+    return cannot_open_words(device.label if device is not None else "the system's default output")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ One child at a time, read as it writes (never waited on, except by `stop` at shu
   source continues it (an HTTP Range). `cancel(source)`: killed, then `model get --discard` removes it.
 
 A failing child's message is its last stderr line (`riffstudio: <what went wrong and what to do>`; a crash's
-last line otherwise), never a traceback.
+last line otherwise), never a traceback. The child itself is ui/app/child_output.py's RiffstudioChild, as the
+batch window's is.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QProcess, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
 from engine.model_get.download import DEFAULT_REPO
 from engine.model_get.installed import bundle_name
+from ui.app.child_output import RiffstudioChild
 
-REPO = Path(__file__).resolve().parents[2]
-STDERR_KEPT = 16_384  # bytes of a child's stderr kept for its last line
 AUTO = "auto"
 
 
@@ -141,26 +141,25 @@ class ModelGetRunner(QObject):
 
     def __init__(self, parent: QObject | None = None, command: list[str] | None = None) -> None:
         super().__init__(parent)
-        if command is None:  # the same `riffstudio` as this app: riffstudio-cli in the app folder
-            from engine.process.launch import riffstudio_command
-
-            command = riffstudio_command()
-        self.command = list(command)
+        self.child = RiffstudioChild(self, command)
+        self.child.event.connect(self._event)
+        self.child.ended.connect(self._ended)
         self.request: GetRequest | None = None  # the get under way (or the last one)
-        self._process: QProcess | None = None
         self._action = ""  # "plan", "get" or "discard"
         self._stopping = ""  # why we killed the child we still report on: "pause" or "cancel"
         self._discard_source = DEFAULT_REPO
         self._then_get: GetRequest | None = None  # a get waiting for its plan (precision auto)
-        self._stdout = b""
-        self._stderr = b""
         self._plan: GetPlan | None = None
         self._bundle = ""
 
     @property
+    def command(self) -> list[str]:
+        return self.child.command
+
+    @property
     def state(self) -> str:
         """"idle", "planning", "getting" (a plan before a get counts as getting) or "discarding"."""
-        if self._process is None:
+        if not self.child.running:
             return "idle"
         if self._action == "plan":
             return "getting" if self._then_get is not None else "planning"
@@ -170,15 +169,14 @@ class ModelGetRunner(QObject):
 
     def plan(self, request: GetRequest) -> None:
         """Ask what getting `request` takes (`planned` or `plan_failed`); nothing when a child is running."""
-        if self._process is None:
+        if not self.child.running:
             self._start("plan", request.arguments("--plan"))
 
     def get(self, request: GetRequest) -> None:
         """Get `request`'s bundle (a plan first when its precision is `auto`). A plan under way is dropped."""
         if self.state in ("getting", "discarding"):
             return
-        if self._process is not None:  # a plan the window no longer waits for
-            self._abandon(self._process)
+        self.child.abandon()  # a plan the window no longer waits for
         self.request = request
         if request.precision == AUTO:
             self._then_get = request
@@ -189,34 +187,31 @@ class ModelGetRunner(QObject):
     def drop_plan(self) -> None:
         """Forget a plan under way (a bundle was chosen meanwhile): the child is ended, nothing reported."""
         if self.state == "planning":
-            self._abandon(self._process)
+            self.child.abandon()
 
     def pause(self) -> None:
         """Stop the get; its download so far is kept for the next get of the same source (`paused`)."""
         if self.state == "getting":
             self._then_get = None
             self._stopping = "pause"
-            self._process.kill()
+            self.child.kill()
 
     def cancel(self, source: str | None = None) -> None:
         """Stop the get (if one runs) and remove its kept download (`cancelled`, or `failed`)."""
         source = source or (self.request.source if self.request else DEFAULT_REPO)
         self._then_get = None
-        if self._process is not None and self._action != "discard":
+        if self.child.running and self._action != "discard":
             self._discard_source = source
             self._stopping = "cancel"
-            self._process.kill()  # the discard starts once it has ended (finished)
-        elif self._process is None:
+            self.child.kill()  # the discard starts once it has ended
+        elif not self.child.running:
             self._start("discard", ["model", "get", source, "--discard", "--json"])
 
     def stop(self, wait_ms: int = 3000) -> None:
         """Shutdown: end any child, without news (the window is closing). A partial download is kept."""
         self._then_get = None
         self.blockSignals(True)
-        if self._process is not None:
-            process = self._process
-            self._abandon(process)
-            process.waitForFinished(wait_ms)
+        self.child.stop(wait_ms)
 
     # -- the child -----------------------------------------------------------------------------------
 
@@ -226,63 +221,10 @@ class ModelGetRunner(QObject):
         self.started.emit(request)
 
     def _start(self, action: str, arguments: list[str]) -> None:
-        from ui.app.child_output import asking_for_utf8
+        self._action, self._stopping, self._plan, self._bundle = action, "", None, ""
+        self.child.start(arguments)
 
-        process = asking_for_utf8(QProcess(self))
-        if (REPO / "ui" / "cli").is_dir():  # a source tree: `-m ui.cli.main` finds it from there
-            process.setWorkingDirectory(str(REPO))
-        # Bound slots (the child is `sender()`), not closures: a closure holding this runner, owned by the child's
-        # connection, would let the child's deletion delete the runner, and so the child again, mid-destruction.
-        process.readyReadStandardOutput.connect(self._on_stdout)
-        process.readyReadStandardError.connect(self._on_stderr)
-        process.finished.connect(self._on_finished)
-        process.errorOccurred.connect(self._on_error)
-        self._process, self._action, self._stopping = process, action, ""
-        self._stdout, self._stderr, self._plan, self._bundle = b"", b"", None, ""
-        process.start(self.command[0], [*self.command[1:], *arguments])
-
-    def _abandon(self, process: QProcess) -> None:
-        """Kill `process` and forget it: its end reports nothing."""
-        if process is self._process:
-            self._process = None
-        process.setProperty("abandoned", True)
-        process.kill()
-
-    @Slot()
-    def _on_stdout(self) -> None:
-        self._read_stdout(self.sender())
-
-    @Slot()
-    def _on_stderr(self) -> None:
-        self._read_stderr(self.sender())
-
-    @Slot(QProcess.ProcessError)
-    def _on_error(self, error: QProcess.ProcessError) -> None:
-        self._error(self.sender(), error)
-
-    @Slot(int, QProcess.ExitStatus)
-    def _on_finished(self, code: int, status: QProcess.ExitStatus) -> None:
-        self._finished(self.sender(), code, status)
-
-    def _read_stdout(self, process: QProcess) -> None:
-        if process is not self._process:
-            return
-        self._stdout += bytes(process.readAllStandardOutput())
-        *lines, self._stdout = self._stdout.split(b"\n")  # a line written in pieces waits for its end
-        for line in lines:
-            self._event(line)
-
-    def _read_stderr(self, process: QProcess) -> None:
-        if process is self._process:
-            self._stderr = (self._stderr + bytes(process.readAllStandardError()))[-STDERR_KEPT:]
-
-    def _event(self, line: bytes) -> None:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            return  # not ours (a library's stray print): the JSON lines are the contract
-        if not isinstance(event, dict):
-            return
+    def _event(self, event: dict) -> None:
         kind = event.get("event")
         if kind == "progress":
             self.progress.emit(GetProgress.from_event(event))
@@ -294,38 +236,20 @@ class ModelGetRunner(QObject):
         elif kind == "done":
             self._bundle = str(event.get("bundle", ""))
 
-    def _last_line(self) -> str:
-        lines = [line.strip() for line in self._stderr.decode(errors="replace").splitlines() if line.strip()]
-        return lines[-1] if lines else ""
-
-    def _error(self, process: QProcess, error: QProcess.ProcessError) -> None:
-        if error == QProcess.ProcessError.FailedToStart and process is self._process:  # no `finished` follows
-            process.deleteLater()
-            self._process = None
-            self._then_get = None
-            message = f"riffstudio: could not start {self.command[0]} ({process.errorString()})"
-            (self.plan_failed if self._action == "plan" else self.failed).emit(message)
-
-    def _finished(self, process: QProcess, code: int, status: QProcess.ExitStatus) -> None:
-        process.deleteLater()
-        if process.property("abandoned") or process is not self._process:
-            return
-        self._read_stdout(process)
-        self._read_stderr(process)
-        if self._stdout.strip():  # the last line, unterminated
-            self._event(self._stdout)
-            self._stdout = b""
-        self._process = None
+    def _ended(self, code: int, crashed: bool, last_line: str) -> None:
         action, stopping = self._action, self._stopping
+        if code == -1:  # could not start: `last_line` says so
+            self._then_get = None
+            (self.plan_failed if action == "plan" else self.failed).emit(last_line)
+            return
         if stopping == "pause":
             self.paused.emit()
             return
         if stopping == "cancel":
             self._start("discard", ["model", "get", self._discard_source, "--discard", "--json"])
             return
-        crashed = status == QProcess.ExitStatus.CrashExit
-        failure = self._last_line() or (f"riffstudio: model get stopped unexpectedly (exit code {code}"
-                                        f"{', crashed' if crashed else ''})")
+        failure = last_line or (f"riffstudio: model get stopped unexpectedly (exit code {code}"
+                                f"{', crashed' if crashed else ''})")
         if action == "plan":
             then, self._then_get = self._then_get, None
             if code != 0 or crashed or self._plan is None:

@@ -1,8 +1,9 @@
 """Playback through sounddevice's callback (PortAudio's own thread), never blocking the GUI.
 
 sounddevice is imported when the producer first presses play, not at start: without PortAudio (or an
-output device) the import or the stream raises, and the app must simply say "no audio output" once and
-carry on. Streams are opened and closed on one long-lived audio thread (on Windows with COM initialised
+output device) the import or the stream raises, and the app says once what to check (no output found, an
+output that would not open, no PortAudio: ui/app/audio_devices.py's words) and carries on; once more after
+another output is chosen. Streams are opened and closed on one long-lived audio thread (on Windows with COM initialised
 there once: WASAPI's objects belong to the thread that made them, and a thread per play left them to
 threads that had ended); the file is read there too. The playhead is polled by the window (`position_s`).
 The output is chosen by host API and name (ui/app/audio_devices.py), never by an ambiguous bare name.
@@ -17,19 +18,20 @@ import threading
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-# What to check, in the producer's words (Settings > Audio output lists each output by host API).
-NO_AUDIO = "No audio output: connect headphones or speakers, or pick an output in Settings"
+from ui.app.audio_devices import NO_OUTPUT
+
+NO_AUDIO = NO_OUTPUT  # no output found: what to check, in the producer's words
 
 
 class Player(QObject):
-    unavailable = Signal(str)  # emitted once: the status bar's NO_AUDIO
+    unavailable = Signal(str)  # what to check, once (again after another output is chosen): the status bar's
     state_changed = Signal(bool)  # playing
 
     def __init__(self) -> None:
         super().__init__()
         self.volume = 0.8
         self.looping = True
-        self.device: str | None = None
+        self._device: str | None = None
         self._stream = None
         self._audio: np.ndarray | None = None
         self._rate = 44100
@@ -39,6 +41,17 @@ class Player(QObject):
         self.path: str | None = None
         self._actions: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
+
+    @property
+    def device(self) -> str | None:
+        """The output chosen in Settings ("HOST API: NAME"; None: the system default)."""
+        return self._device
+
+    @device.setter
+    def device(self, choice: str | None) -> None:
+        if choice != self._device:
+            self._warned = False  # another output: if it does not play either, say so again
+        self._device = choice
 
     @property
     def playing(self) -> bool:
@@ -108,22 +121,31 @@ class Player(QObject):
         with self._lock:
             self._audio, self._rate = audio, rate
             self._frame = int(min(start_s * rate, max(len(audio) - 1, 0)))
+        from ui.app.audio_devices import no_audio_words, output_devices, resolve, stream_options
+
         try:
             import sounddevice
-
-            from ui.app.audio_devices import resolve, stream_options
-
-            device = resolve(self.device or "", sounddevice.query_devices(), sounddevice.query_hostapis())
+        except Exception:  # OSError: no PortAudio library
+            self._say_once(no_audio_words(0, None, portaudio=False))
+            return
+        device, outputs = None, 0
+        try:
+            devices, host_apis = sounddevice.query_devices(), sounddevice.query_hostapis()
+            outputs = len(output_devices(devices, host_apis))
+            device = resolve(self.device or "", devices, host_apis)
             stream = sounddevice.OutputStream(samplerate=rate, channels=audio.shape[1], dtype="float32",
                                               callback=self._callback, **stream_options(device, rate))
             stream.start()
-        except Exception:  # OSError (no PortAudio), PortAudioError (no device): say it once
-            if not self._warned:
-                self._warned = True
-                self.unavailable.emit(NO_AUDIO)
+        except Exception:  # PortAudioError: no output, or one that would not open
+            self._say_once(no_audio_words(outputs, device))
             return
         self._stream = stream
         self.state_changed.emit(True)
+
+    def _say_once(self, words: str) -> None:
+        if not self._warned:
+            self._warned = True
+            self.unavailable.emit(words)
 
     def _callback(self, out, frames, time, status) -> None:  # PortAudio's thread
         with self._lock:

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from engine.choices import BIT_DEPTHS, GET_PRECISIONS, PROVIDERS
 from engine.qnn import HTP_PERFORMANCE_MODES
+from ui.app.audio_devices import CHECK_OUTPUT, NO_OUTPUTS_FOUND
 from ui.app.settings import EXPORT_FORMATS, THEMES, AppSettings
 
 
@@ -53,16 +55,19 @@ class SettingsDialog(QDialog):
         self.bit_depth = QComboBox()
         self.bit_depth.addItems(list(BIT_DEPTHS))
         self.bit_depth.setCurrentText(str(settings.bit_depth))
-        self.device = QComboBox()
-        self.device.addItem("System default", "")
+        self.device = QComboBox(objectName="audio_output")
         devices, chosen = output_devices(settings.audio_device)
+        # No outputs: the list says so (an empty list, or a "System default" that plays nowhere, told nothing).
+        self.device.addItem("System default" if devices else NO_OUTPUTS_FOUND, "")
         for device in devices:
             self.device.addItem(device.label, device.key)
         if chosen and self.device.findData(chosen) < 0:  # saved, but not here now (unplugged): kept, not lost
             self.device.addItem(f"{chosen} (not connected)", chosen)
         self.device.setCurrentIndex(max(self.device.findData(chosen), 0))
+        self.device_hint = QLabel(CHECK_OUTPUT, objectName="audio_output_hint", wordWrap=True)
+        self.device_hint.setVisible(not devices)
         if not devices:
-            self.device.setToolTip("No audio output was found: connect one, or check that PortAudio is installed")
+            self.device.setToolTip(CHECK_OUTPUT)
         self.provider = QComboBox()
         self.provider.addItems(list(PROVIDERS))
         self.provider.setCurrentText(settings.provider)
@@ -94,6 +99,7 @@ class SettingsDialog(QDialog):
         form.addRow("Format", self.export_format)
         form.addRow("Bit depth", self.bit_depth)
         form.addRow("Audio output", self.device)
+        form.addRow("", self.device_hint)
         form.addRow("Provider", self.provider)
         form.addRow("NPU mode", self.npu_mode)
         form.addRow("Engine threads", self.threads)

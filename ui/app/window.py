@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.version import __version__
+from ui.app.batch_runner import BatchRunner
 from ui.app.controller import EngineController, FinishedJob, JobRequest
 from ui.app.drag import AUDIO_SUFFIXES, dropped_audio, file_mime_data, reveal_in_file_manager
 from ui.app.elided_label import ElidedLabel
@@ -46,7 +47,7 @@ from ui.app.job_requests import (
 )
 from ui.app.library import Intent, Library, LibraryLoop
 from ui.app.library_drafts import daw_folder, drafts_folder
-from ui.app.library_imports import import_made_elsewhere, import_results
+from ui.app.library_imports import import_batch, import_made_elsewhere, import_results
 from ui.app.loop_length import loop_region
 from ui.app.model_get_runner import GetPlan, GetRequest, ModelGetRunner
 from ui.app.playback import Player
@@ -101,6 +102,8 @@ class MainWindow(QMainWindow):
         self.getter = ModelGetRunner(self)  # "Get Riffusion": `model get` as a child process
         self.getting_model = False  # a get under way or paused in this session (the empty state stays)
         self.get_plan: GetPlan | None = None
+        self.batch_runner = BatchRunner(self)  # File > Render a batch…: `riffstudio batch` as a child process
+        self.batch_window = None  # ui/app/batch_window.py's, made when first opened
 
         self._build()
         self._connect()
@@ -274,6 +277,7 @@ class MainWindow(QMainWindow):
                 (getter.paused, self._on_get_paused),
                 (getter.cancelled, self._on_get_cancelled)):
             signal.connect(self._while_open(slot))
+        self.batch_runner.finished.connect(self._while_open(self.batch_rendered))
         library.query_changed.connect(self.refresh_library)
         library.loop_chosen.connect(self._library_loop_chosen)
         library.audition_requested.connect(self.audition)
@@ -293,6 +297,10 @@ class MainWindow(QMainWindow):
         self.riff_file_action = QAction("&Riff on a file…", self, shortcut=QKeySequence("Ctrl+R"))
         self.riff_file_action.triggered.connect(self.riff_on_chosen_file)
         file_menu.addAction(self.riff_file_action)
+        self.batch_action = QAction("Render a &batch…", self)
+        self.batch_action.setToolTip("Render every loop of a preset file (a sample pack) in the engine")
+        self.batch_action.triggered.connect(lambda: self.open_batch())
+        file_menu.addAction(self.batch_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         view_menu = self.menuBar().addMenu("&View")
@@ -612,6 +620,33 @@ class MainWindow(QMainWindow):
         return self.submit(riff_request(self.settings, path, values, random.randint(0, MAX_SEED), prompt=prompt,
                                         base=base))
 
+    def open_batch(self, presets: str | Path | None = None):
+        """File > Render a batch…: the batch window, with `presets` chosen (None: a preset file is asked for,
+        unless the window has one). A batch rendering is shown as it is, with why another cannot start."""
+        from ui.app.batch_window import BatchWindow
+
+        if self.batch_window is None:
+            self.batch_window = BatchWindow(self.batch_runner, lambda: self.settings.export_folder(),
+                                            lambda: self.settings.bundle, self)
+        window = self.batch_window
+        window.show()
+        window.raise_()
+        busy = self.batch_runner.busy_line()
+        if busy:
+            window.show_message(busy)
+        elif presets is not None:
+            window.set_presets(Path(presets))
+        elif not window.presets.text():
+            window.choose_presets()
+        return window
+
+    def batch_rendered(self, out: str) -> None:
+        """A batch is complete: its loops are in `out` (each preset's in a folder of its own, with sidecars) and
+        join the library now, as the collection of their preset file (the next start would find them too)."""
+        added = import_batch(self.library, Path(out))
+        self.refresh_library()
+        self.statusBar().showMessage(f"Batch rendered into {out}: {len(added)} new loop(s) in the library")
+
     # -- job events ----------------------------------------------------------------------------------
 
     def _on_queued(self, job: str, request: JobRequest) -> None:
@@ -865,6 +900,7 @@ class MainWindow(QMainWindow):
         self.playhead_timer.stop()
         self.player.stop()
         self.getter.stop()  # a get under way stays remembered (unfinished_get): the next start offers to resume it
+        self.batch_runner.stop()  # a batch stops keeping its finished loops: rendering it again carries on
         self.controller.close()
         self.settings = replace(self.settings, volume=self.result_pane.volume_fraction(),
                                 loop_playback=self.result_pane.looping(), window_geometry=saved_geometry(self))

@@ -1,5 +1,6 @@
-"""`riffstudio batch PRESETS.toml [--model BUNDLE] [--out DIR] [--engine | --cluster ADDRESS]`: render a preset
-file, resumably, here, in the engine or on a Ray cluster (ui/cli/cluster_bar.py, imported only then)."""
+"""`riffstudio batch PRESETS.toml [--model BUNDLE] [--out DIR] [--engine | --cluster ADDRESS] [--json]`: render a
+preset file, resumably, here, in the engine or on a Ray cluster (ui/cli/cluster_bar.py, imported only then);
+with --json, for a parent process (ui/cli/batch_progress.py)."""
 
 from __future__ import annotations
 
@@ -29,12 +30,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "--cpus-per-worker CPUs of the cluster)")
     parser.add_argument("--cpus-per-worker", type=float, metavar="C", help="with --cluster: CPUs (ONNX Runtime "
                         "threads) per worker, each holding the model in memory (default: 4, at most a node's)")
+    parser.add_argument("--json", action="store_true",
+                        help="progress as JSON lines on stdout (for the desktop app); a line `stop` on stdin stops "
+                        "at once, keeping what is complete (run again to carry on)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from engine.errors import InvalidInputError
-    from plugin.batch import EngineRenderer, InProcessRenderer, run_batch
+    from plugin.batch import EngineRenderer, InProcessRenderer, Interrupt, plan, run_batch
+    from ui.cli.batch_progress import BatchJsonLines, stop_when_asked
     from ui.cli.progress import TerminalProgress
 
     out = args.out or args.presets.with_suffix("")
@@ -43,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     default_bundle = str(args.model.resolve()) if args.model else None
     if (args.workers is not None or args.cpus_per_worker is not None) and not args.cluster:
         raise InvalidInputError("--workers and --cpus-per-worker go with --cluster ADDRESS")
+    if args.json and args.cluster:
+        raise InvalidInputError("--json is for one machine's batch (here or --engine): leave out --cluster")
+    # The preset file checked before anything starts (the engine, a cluster) or is written: a mistake is one line.
+    plan(args.presets, out, default_bundle=default_bundle)
     connection = None
     if args.cluster:  # joined before anything is written: an unreachable cluster leaves no output folder
         from ui.cli.cluster_bar import start_cluster
@@ -51,22 +60,33 @@ def run(args: argparse.Namespace) -> int:
         say = bar.say
     else:
         renderer = EngineRenderer() if args.engine else InProcessRenderer()
-        bar = TerminalProgress()
-        say = lambda text: (bar.close(), print(text, file=sys.stderr, flush=True))  # noqa: E731
+        bar = BatchJsonLines(out) if args.json else TerminalProgress()
+        say = bar.note if args.json else lambda text: (bar.close(), print(text, file=sys.stderr, flush=True))
     if args.engine:
         from ui.cli.engine import say_engine_notes
 
         say_engine_notes(renderer.client)
+    interrupt = Interrupt(renderer, say)
+    if args.json:
+        def stop_now() -> None:  # the app's Stop: the current item is cancelled too (in the engine as well)
+            interrupt.requested = True
+            renderer.cancel_now.set()
+
+        stop_when_asked(stop_now)
     try:
         result = run_batch(args.presets, out, renderer, default_bundle=default_bundle, say=say,
-                           item_progress=None if connection else bar)
+                           item_progress=None if connection else bar, interrupt=interrupt,
+                           watch=bar if args.json else None)
     finally:
         bar.close()
         renderer.close()
         if connection is not None:
             connection.close()
-    print(f"batch: {result.done} rendered, {result.skipped} already complete, {result.failed} failed, "
-          f"{result.remaining} left; summary: {result.summary}")
+    if args.json:
+        bar.done(result)
+    else:
+        print(f"batch: {result.done} rendered, {result.skipped} already complete, {result.failed} failed, "
+              f"{result.remaining} left; summary: {result.summary}")
     if result.interrupted:
         print("riffstudio: stopped after the current item; run the same command again to carry on",
               file=sys.stderr)
