@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from engine.atomic import atomic_path, check_writable_folder, remove_leftovers, write_errors
+from engine.atomic import atomic_path, check_writable, check_writable_folder, remove_leftovers, write_errors
 from engine.errors import CancelledError, InvalidInputError, RiffstudioError
 from engine.version import __version__
 from plugin.grid_loop import fit_image, is_complete, write_grid_loop
@@ -287,13 +287,16 @@ def run_batch(presets_path: Path, out: Path, renderer: Renderer, *, default_bund
               interrupt: Interrupt | None = None, watch: BatchWatch | None = None) -> BatchResult:
     say = say or (lambda text: print(text, file=sys.stderr))
     items, summary = plan(presets_path, out, default_bundle=default_bundle)
+    finals = [out / SUMMARY, out / SUMMARY_CSV]
+    finals += [out / e[name] for e in summary["items"] for name in ("audio", "sidecar")]
     check_writable_folder(out)
+    # The longest path this run will write, tried before the first loop renders: a preset's folder and loop
+    # name past the system's limit (Windows' 260 characters) fails here in one line, not hours into a run.
+    check_writable(max(finals, key=lambda path: len(str(path))))
     out.mkdir(parents=True, exist_ok=True)
     note = remember_batch(out)  # the app's library lists the loops of every batch run
     if note:
         say(f"note: {note}")
-    finals = [out / SUMMARY, out / SUMMARY_CSV]
-    finals += [out / e[name] for e in summary["items"] for name in ("audio", "sidecar")]
     removed = remove_leftovers(finals)
     if removed:
         say(f"removed {removed} unfinished temporary file(s) from an interrupted run")

@@ -87,3 +87,29 @@ def test_batch_with_an_output_folder_too_long_says_so_in_one_line(run_cli, tmp_p
     before = set(tmp_path.rglob("*"))
     check_refused(run_cli("batch", presets, "--out", tmp_path / "packs" / TOO_LONG), tmp_path, before)
     assert os.listdir(tmp_path) == ["pack.toml"]
+
+
+def test_batch_whose_longest_loop_path_is_past_max_path_stops_before_the_first_loop(monkeypatch, tmp_path,
+                                                                                   fp32_bundle):
+    """The output folder is short enough, but a preset's folder and loop name take the path past Windows'
+    limit: the run stops with the long-path line before it renders anything (not at that loop's write, hours in)."""
+    import tempfile
+
+    from plugin.batch import InProcessRenderer, run_batch
+
+    presets = tmp_path / "pack.toml"
+    presets.write_text(f'[defaults]\nmodel = "{fp32_bundle}"\n{FAST}\n[[preset]]\nname = "a long preset name for a '
+                       f'very long folder"\nprompt = "warm dusty tape loop of jazz piano chords"\nseeds = [1]\n')
+    out = tmp_path / "packs"
+    limit = len(str(out)) + 70  # MAX_PATH as Windows counts it: past the folder's own files, short of a loop's
+    real_mkstemp = tempfile.mkstemp
+
+    def windows_mkstemp(suffix=None, prefix=None, dir=None, text=False):
+        if len(os.path.join(str(dir), (prefix or "") + "12345678" + (suffix or ""))) > limit:
+            raise windows_error(206, os.path.join(str(dir), prefix or ""))
+        return real_mkstemp(suffix, prefix, dir, text)
+
+    monkeypatch.setattr(tempfile, "mkstemp", windows_mkstemp)
+    with pytest.raises(PathTooLongError, match="too long a path"):
+        run_batch(presets, out, InProcessRenderer())
+    assert not out.exists()  # refused before the output folder was made: no loop rendered, nothing written
