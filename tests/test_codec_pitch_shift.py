@@ -53,6 +53,17 @@ def test_a_tone_moves_by_the_ratio_within_a_cent(semitones):
     assert abs(cents(autocorrelation_pitch(shifted, expected / 1.3, expected * 1.3), expected)) < 5.0
 
 
+@pytest.mark.parametrize(("f0", "semitones"), [(55.0, -6), (55.0, 6), (41.2, -1)])
+def test_a_bass_notes_harmonics_move_together(f0, semitones):
+    """Low notes' harmonics sit a few bins apart: each must land on its own note, not on a neighbour's lobe."""
+    shifted = shift_pitch(harmonic_tone(f0), RATE, semitones)
+    expected = f0 * 2 ** (semitones / 12)
+    for harmonic in (1, 2, 3, 4):
+        target = harmonic * expected
+        assert abs(cents(fft_pitch(shifted, target / 1.1, target * 1.1), target)) < 2.0, harmonic
+    assert abs(cents(autocorrelation_pitch(shifted, expected / 1.3, expected * 1.3), expected)) < 2.0
+
+
 def plucks_and_hats(rate: int = RATE) -> tuple[np.ndarray, np.ndarray]:
     """Two bars at 120 bpm of decaying notes on every 8th, a noise hat on every other: (audio, onset samples)."""
     count = round(4.0 * rate)
