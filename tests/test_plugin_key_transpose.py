@@ -172,3 +172,19 @@ def test_a_preset_without_a_key_keeps_its_identity():
     with pytest.raises(InvalidInputError, match="not a key"):
         GridOptions(bpm=120, bars=2, key="Hm").validate()
 
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", [[], ["--engine"]], ids=["in process", "through the engine"])
+def test_generate_key_runs_where_the_grid_fit_runs(home, run_cli, fp32_bundle, tmp_path, engine):
+    """`generate --bpm --key`, in this process and with the engine's audio: the key step follows the fit either way
+    (the tiny random model paints noise: no key found, so the loop is left as it is and says so)."""
+    out = tmp_path / "loop.wav"
+    result = run_cli("generate", "bass", "--model", fp32_bundle, "--steps", "2", "--width", "64", "--seed", "5",
+                     "--quality", "draft", "--provider", "cpu", "--bpm", "150", "--bars", "1", "--key", "F# minor",
+                     *engine, "--out", out)
+    assert result.returncode == 0, result.stderr
+    fit = json.loads(out.with_suffix(".json").read_text())["fit"]
+    assert fit["key"] is None
+    assert fit["transposed"] == {"detected": None, "target": "F#min", "semitones": 0, "note": NOT_TRANSPOSED}
+    assert "no key found: not transposed" in result.stdout
