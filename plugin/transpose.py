@@ -11,9 +11,10 @@ after the shift, so the sidecar, the acid chunk's root note and a file name agre
 
 Why after the grid fit and not before: the fit finds the beat in the source, cuts a span starting on a
 hit and decodes exactly that span to the grid's length; the pitch shift keeps every frame where it was
-(the same hop, the same length), so shifting the finished loop moves no onset off the grid (by 1.5 ms at
-most on plucks and hats, measured in tests/test_plugin_transpose.py), and shifting it as a loop (its end
-read before its start) keeps the seam the fit made. Before the fit, the image (which the fit decodes
+(the same hop, the same length), so shifting the finished loop moves no onset off the grid (by under 2 ms
+on plucks and hats: tests/test_codec_pitch_shift.py, tests/benchmarks/results/pitch-shift.md), and shifting
+it as a loop (its end read before its start) keeps the seam the fit made (it clicks no more than before).
+Before the fit, the image (which the fit decodes
 itself) and the audio it analyses would both have to be shifted: two shifts of which only one is heard,
 and the beat found on shifted audio.
 """

@@ -124,6 +124,20 @@ def test_a_loop_already_in_the_session_key_or_its_relative_is_not_shifted():
     assert np.array_equal(fitted.audio, plain.audio)
 
 
+@pytest.mark.parametrize("key", ["Dm", "Ebm", "Gb"])
+def test_a_transposed_loop_wraps_as_the_fit_made_it(key):
+    """The shift treats the fitted loop as a circle: its seam clicks no more than the untransposed loop's."""
+    from test_codec_pitch_shift import seam_click
+    from test_plugin_key import cadence
+
+    audio = cadence(0, False)
+    image = encode_audio(audio[:, None], RATE).pixels
+    loops = [fit_image(image, GridOptions(bpm=100, bars=1, fit="length", key=session), analysis_audio=audio,
+                       analysis_rate=RATE, quality="draft") for session in (None, key)]
+    assert loops[1].report.transposed["semitones"] in (5, 6)
+    assert seam_click(loops[1].audio[:, 0]) <= seam_click(loops[0].audio[:, 0]) + 1.0
+
+
 @pytest.mark.parametrize("args", [["--key", "H"], ["--key", "Am7"], ["--key", ""]])
 def test_a_bad_key_is_one_line_before_any_work(tmp_path, capsys, args):
     out = tmp_path / "loop.wav"

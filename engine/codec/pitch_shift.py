@@ -19,7 +19,7 @@ Griffin-Lim in `griffin_lim`), so a pitch shift is the codec's decode of a moved
 3. the phase rebuilt from the moved magnitudes by the codec's own reconstruction: the phase-gradient
    heuristic along the magnitudes' spanning tree, then fast Griffin-Lim against the moved magnitudes;
 4. the same frames and hop as the analysis, so every frame sits where it was: the length is exact,
-   the tempo and the onsets are unchanged (an onset moves by 1.5 ms at most, measured on plucks and hats).
+   the tempo and the onsets are unchanged (an onset moves by under 2 ms, measured on plucks and hats).
 
 A loop is shifted as a loop (`looped=True`): the frames past its end read its start and the ones before
 its start read its end, so the shifted loop still wraps without a click.
@@ -28,11 +28,13 @@ its start read its end, so the shifted loop still wraps without a click.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from engine.codec import fft, pghi
 from engine.codec.griffin_lim import SynthesisFrames, polar
+from engine.codec.stft import hann
 from engine.errors import InvalidInputError
 
 MAX_SEMITONES = 12
@@ -41,8 +43,9 @@ MAX_SEMITONES = 12
 # and the shift smears an onset no more than the decode that made the loop already did.
 WINDOW_S = 0.1
 HOPS_PER_WINDOW = 8  # Griffin-Lim needs a dense overlap for a clean reconstruction
-ITERATIONS = 32
+ITERATIONS = 16  # spectral convergence on a shifted codec loop: -15.7 dB from PGHI alone, -23.1 at 16, -23.3 at 32
 DENSITY = 4  # the analysis FFT zero-padded 4x: the spectrum read between bins
+_BLOCK_FRAMES = 64
 MOMENTUM = 0.99  # fast Griffin-Lim (Perraudin et al. 2013)
 
 
@@ -63,16 +66,18 @@ def shift_pitch(audio: np.ndarray, sample_rate: int, semitones: float, *, looped
         return (samples[:, 0] if mono else samples).copy()
     frames = _frames(samples.shape[0], sample_rate)
     ratio = 2.0 ** (semitones / 12.0)
-    dense = _dense(frames)
-    dense_mix = [np.abs(dense.analyze(_padded(samples[:, channel], frames, looped)))
-                 for channel in range(samples.shape[1])]
-    moved = [move_partials(magnitudes, ratio) for magnitudes in dense_mix]
-    targets = [target for target, _ in moved]
+    moved = [_moved_spectrogram(_padded(samples[:, channel], frames, looped), frames, ratio)
+             for channel in range(samples.shape[1])]
+    # Nothing lies above the highest moved partial (a loop decoded by the codec stops at max_hz): the phase and
+    # Griffin-Lim run below it, a third of the bins for a codec loop.
+    frames = replace(frames, bins=_used_bins([target for target, _ in moved]))
+    targets = [np.ascontiguousarray(target[:, : frames.bins]) for target, _ in moved]
     # One first phase for all channels keeps a stereo image coherent (as the decoder does), each partial's
     # phase advancing at the frequency it was moved to.
     loudest = int(np.argmax([float(np.sum(target)) for target in targets]))
     phase = pghi.spanning_tree_phase(sum(targets) / len(targets), frames.hop, frames.window, frames.n_fft,
-                                     frequencies=moved[loudest][1])
+                                     frequencies=np.ascontiguousarray(moved[loudest][1][:, : frames.bins]))
+    del moved
     outputs = []
     for target in targets:
         z = _griffin_lim(polar(target, phase), target, frames, samples.shape[0], looped, iterations)
@@ -147,11 +152,28 @@ def _peak_places(dense: np.ndarray, density: int) -> np.ndarray:
     return (best + offset) / density
 
 
-def _dense(frames: SynthesisFrames) -> SynthesisFrames:
-    """The same frames with their FFT zero-padded DENSITY times (the spectrum between the bins)."""
-    n_fft = frames.n_fft * DENSITY
-    return SynthesisFrames(columns=frames.columns, hop=frames.hop, window=frames.window, n_fft=n_fft,
-                           bins=n_fft // 2 + 1)
+def _moved_spectrogram(z: np.ndarray, frames: SynthesisFrames, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """`move_partials` of the padded signal z's frames, DENSITY-times zero-padded, a block of frames at a time
+    (the dense spectra of a whole 30 s loop would take a gigabyte): ((columns, bins), (columns, bins)) float32."""
+    view = np.lib.stride_tricks.sliding_window_view(z, frames.window)[:: frames.hop][: frames.columns]
+    window = hann(frames.window)
+    magnitudes = np.empty((frames.columns, frames.bins), dtype=np.float32)
+    frequencies = np.empty_like(magnitudes)
+    for first in range(0, frames.columns, _BLOCK_FRAMES):
+        dense = np.abs(fft.rfft(view[first : first + _BLOCK_FRAMES] * window, frames.n_fft * DENSITY))
+        last = first + dense.shape[0]
+        magnitudes[first:last], frequencies[first:last] = move_partials(dense, ratio)
+    return magnitudes, frequencies
+
+
+def _used_bins(targets: list[np.ndarray]) -> int:
+    """Bins up to the highest one any frame holds above -120 dB of the loudest (a few more for the lobe's edge)."""
+    peak = max(float(target.max()) for target in targets)
+    loud = np.zeros(targets[0].shape[1], dtype=bool)
+    for target in targets:
+        loud |= np.any(target > peak * 1e-6, axis=0)
+    last = int(np.flatnonzero(loud)[-1]) if loud.any() else 0
+    return min(targets[0].shape[1], max(last + 8, 16))
 
 
 def _padded(samples: np.ndarray, frames: SynthesisFrames, looped: bool) -> np.ndarray:
@@ -179,8 +201,16 @@ def _griffin_lim(start: np.ndarray, target: np.ndarray, frames: SynthesisFrames,
     previous = accepted = start
     for done in range(iterations):
         rebuilt = frames.analyze(_edges(frames.synthesize(accepted), length, frames, looped))
-        size = np.maximum(np.abs(rebuilt), floor)
-        rebuilt *= target / size
-        accepted = rebuilt + np.complex64(MOMENTUM) * (rebuilt - previous) if done else rebuilt
+        size = np.abs(rebuilt)
+        np.maximum(size, floor, out=size)
+        np.divide(target, size, out=size)
+        rebuilt *= size  # the rebuilt phase with the moved magnitudes: the projection onto the magnitude set
+        if done:  # fast Griffin-Lim: accepted = projected + momentum * (projected - previous)
+            np.subtract(rebuilt, previous, out=previous)
+            previous *= np.complex64(MOMENTUM)
+            previous += rebuilt
+            accepted = previous
+        else:
+            accepted = rebuilt
         previous = rebuilt
     return _edges(frames.synthesize(previous), length, frames, looped)

@@ -7,6 +7,8 @@ move, and whether the key detector hears a transposed clip in the key it was mov
   fundamental, by the peak of a 2**20-point FFT and by the autocorrelation (neither shares code with the shift).
 - Onsets: two bars of plucks and noise hats on every 8th (tests/test_codec_pitch_shift.py's clip): how far
   each note's onset (1 ms RMS reaching half its peak) moves.
+- Seam: how much the wrap of a loop clicks after the shift (tests/test_codec_pitch_shift.py's `seam_click`).
+- Cost: time and memory for a 5.1 s and a 16 s stereo loop.
 - Keys: General MIDI clips of tests/key_corpus.py (clean, and the codec's round trip: what generated loops
   sound like), each shifted by one of -5..+6 semitones. "as moved": the detector's key of the shifted clip
   is its key of the clip moved by the shift (the shift does what it says); "true": it is the clip's true
@@ -35,6 +37,7 @@ from test_codec_pitch_shift import (  # noqa: E402
     harmonic_tone,
     onset_times,
     plucks_and_hats,
+    seam_click,
 )
 
 from engine.codec.pitch_shift import shift_pitch  # noqa: E402
@@ -69,6 +72,33 @@ def onset_rows() -> list[str]:
         seconds = time.perf_counter() - start
         moved = np.abs(onset_times(shifted, onsets) - before) * 1000
         rows.append(f"| {semitones:+d} | {np.median(moved):.2f} | {moved.max():.2f} | {seconds:.2f} |")
+    return rows
+
+
+def seam_rows() -> list[str]:
+    tone = harmonic_tone(220.0, 1.0)
+    audio, _ = plucks_and_hats()
+    plucks = np.roll(audio, RATE // 8 + 123)  # the seam in the middle of a note
+    rows = ["| loop | shift | seam click, shifted as a loop (dB) | shifted as a clip, ends mirrored (dB) | "
+            "before the shift (dB) |", "| --- | --- | --- | --- | --- |"]
+    for name, loop in (("tone, 220 whole periods", tone), ("plucks and hats", plucks)):
+        for semitones in (-4, -1, 3, 5):
+            looped, mirrored = (seam_click(shift_pitch(loop, RATE, semitones, looped=flag)) for flag in (True, False))
+            rows.append(f"| {name} | {semitones:+d} | {looped:.1f} | {mirrored:.1f} | {seam_click(loop):.1f} |")
+    return rows
+
+
+def cost_rows() -> list[str]:
+    import resource
+
+    rows = ["| stereo loop (s) | time (s) | peak memory of the process so far (MB) |", "| --- | --- | --- |"]
+    audio, _ = plucks_and_hats()
+    for seconds in (5.1, 16.0):
+        mono = np.tile(audio, 5)[: round(seconds * RATE)]
+        start = time.perf_counter()
+        shift_pitch(np.stack([mono, 0.8 * mono], axis=1), RATE, -5)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        rows.append(f"| {seconds:g} | {time.perf_counter() - start:.2f} | {peak} |")
     return rows
 
 
@@ -114,6 +144,8 @@ def main() -> None:
     lines = ["# The codec's pitch shift (engine/codec/pitch_shift.py)", "", machine_line(), "",
              "## A tone's fundamental after the shift", "", *tone_rows(), "",
              "## Onsets (plucks and hats, 2 bars at 120 bpm)", "", *onset_rows(), "",
+             "## The seam (second-difference energy over 4 ms at the wrap against its median along the loop)", "",
+             *seam_rows(), "", "## Cost", "", *cost_rows(), "",
              "## The key detector on shifted General MIDI clips (tests/key_corpus.py)", "", *keys, "",
              "Clips not read as their key moved:", "", *(f"- {miss}" for miss in misses or ["none"])]
     publish(lines, args.out)
