@@ -6,7 +6,8 @@
 A renderer with `render_many` (plugin/cluster.py's ClusterRenderer: Ray actors) renders many items at once and
 hands them back as they finish; run_batch still plans, names, writes and summarises every one of them here.
 
-Layout: OUT/<preset>/<prompt>_<bpm>bpm_<bars>bars_seed<N>.wav with its JSON sidecar, and OUT/summary.json
+Layout: OUT/<preset>/<prompt>_<bpm>bpm_<bars>bars[_<key>]_seed<N>.wav with its JSON sidecar (the key, "Amin",
+when the detector found one: planned without it, added once the loop is fitted), and OUT/summary.json
 (+ summary.csv): every item with its key, state and paths, and the seeds drawn for `count = N` presets.
 
 Exactly once: an item is keyed by its settings (prompt, seed, model, grid, format...). Its audio is
@@ -261,12 +262,7 @@ def plan(presets_path: Path, out: Path, *, default_bundle: str | None = None) ->
         seen.add(item.key)
         entry = known.get(item.key)
         if entry is None or "audio" not in entry:
-            options = item.options
-            grid = options.grid() if options else None
-            by_beats = options is not None and options.beats is not None
-            stem = loop_name(item.settings.prompt, bpm=options.bpm if options else None,
-                             bars=float(grid.bars) if grid and not by_beats else None,
-                             beats=float(grid.beats) if grid and by_beats else None, seed=item.settings.seed)
+            stem = item_stem(item)
             folder_taken = {name.split("/", 1)[1] for name in taken if name.startswith(item.folder.casefold() + "/")}
             path = unique_path(out / item.folder, stem, f".{item.audio_format}", taken=folder_taken)
             relative = f"{item.folder}/{path.name}"
@@ -328,7 +324,8 @@ def run_batch(presets_path: Path, out: Path, renderer: Renderer, *, default_bund
                 try:
                     if outcome.error is not None:
                         raise outcome.error
-                    write_item(item, out / entry["audio"], outcome.rendered, presets_path)
+                    write_item(item, out / entry["audio"], outcome.rendered, presets_path,
+                               named=lambda path, entry=entry: _renamed(out, summary, entry, path))
                 except CancelledError:
                     raise
                 except RiffstudioError as error:
@@ -373,13 +370,38 @@ def _one_by_one(renderer: Renderer, items: list[BatchItem], interrupt: Interrupt
             yield Outcome(item, rendered, seconds=time.perf_counter() - started)
 
 
-def render_item(item: BatchItem, path: Path, renderer: Renderer, presets_path: Path, progress: Progress) -> None:
-    write_item(item, path, renderer.render(item, progress), presets_path)
+def item_stem(item: BatchItem, key: str | None = None) -> str:
+    """The file stem of an item's loop (plugin/names.loop_name): prompt, tempo, length, key when found, seed."""
+    options = item.options
+    grid = options.grid() if options else None
+    by_beats = options is not None and options.beats is not None
+    return loop_name(item.settings.prompt, bpm=options.bpm if options else None,
+                     bars=float(grid.bars) if grid and not by_beats else None,
+                     beats=float(grid.beats) if grid and by_beats else None, key=key, seed=item.settings.seed)
 
 
-def write_item(item: BatchItem, path: Path, rendered: Rendered, presets_path: Path) -> None:
-    """An item's loop written at its planned path, with the batch's record (its key) in the sidecar: the one
-    place batch results are written, whichever renderer made them."""
+def keyed_path(item: BatchItem, planned: Path, key: dict[str, Any] | None) -> Path:
+    """Where a loop whose key was found goes: its planned name with the key ("..._2bars_Amin_seed7.wav"), a
+    free one in its folder; the planned path itself when no key was found, or when it already holds the key
+    (a rerun of a write that an earlier run recorded, or killed)."""
+    if not key:
+        return planned
+    stem = item_stem(item, key["name"])
+    if planned.stem == stem or planned.stem.startswith(f"{stem}-"):
+        return planned
+    return unique_path(planned.parent, stem, planned.suffix)
+
+
+def render_item(item: BatchItem, path: Path, renderer: Renderer, presets_path: Path, progress: Progress) -> Path:
+    return write_item(item, path, renderer.render(item, progress), presets_path)
+
+
+def write_item(item: BatchItem, path: Path, rendered: Rendered, presets_path: Path,
+               named: Callable[[Path], None] | None = None) -> Path:
+    """An item's loop written at its planned path (with the loop's key in the name when one was found:
+    `keyed_path`), with the batch's record (its key) in the sidecar: the one place batch results are written,
+    whichever renderer made them. named(path) is told the final path before anything is written there (run_batch
+    records it in the summary, so a killed write's files are known to the next run). Returns the path."""
     batch = {"key": item.key, "presets": presets_path.name, "item": item.label}
     if item.seed_draw is not None:
         batch["seed_draw"] = {"preset": item.seed_draw[0], "index": item.seed_draw[1]}
@@ -387,10 +409,22 @@ def write_item(item: BatchItem, path: Path, rendered: Rendered, presets_path: Pa
     seed = rendered.record.get("settings", {}).get("seed", item.settings.seed)
     if item.options is None:
         write_plain_loop(path, rendered, record)
-        return
+        return path
     fitted = fit_image(rendered.image, item.options, analysis_audio=rendered.audio,
                        analysis_rate=rendered.sample_rate, quality=item.settings.quality)
+    path = keyed_path(item, path, fitted.report.key)
+    if named is not None:
+        named(path)
     write_grid_loop(path, fitted, item.options, record, prompt=item.settings.prompt, seed=seed)
+    return path
+
+
+def _renamed(out: Path, summary: dict[str, Any], entry: dict[str, Any], path: Path) -> None:
+    """Record an item's final name (its key added) in the summary before its files are written there."""
+    relative = path.relative_to(out).as_posix()
+    if relative != entry["audio"]:
+        entry["audio"], entry["sidecar"] = relative, Path(relative).with_suffix(".json").as_posix()
+        write_summary(out, summary)
 
 
 def write_plain_loop(path: Path, rendered: Rendered, record: dict[str, Any]) -> None:

@@ -145,6 +145,8 @@ class FitReport:
     samples: int
     sample_rate: int
     key: dict[str, Any] | None = None  # KeyEstimate.to_dict() of the analysis audio: name, tonic, mode, confidence
+    # (after a transposition, the loop's key: plugin/transpose.py)
+    transposed: dict[str, Any] | None = None  # with a session key: {"detected", "target", "semitones"[, "note"]}
 
     def to_dict(self) -> dict[str, Any]:
         return {key: (round(value, 6) if isinstance(value, float) else value) for key, value in asdict(self).items()}

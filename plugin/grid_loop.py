@@ -22,11 +22,14 @@ from engine.errors import InvalidInputError
 from engine.loop_files import read_loop, sidecar_path, spectrogram_image, write_loop
 from plugin.fit import FIT_MODES, FittedLoop, Grid, fit_to_grid, image_seconds_for
 from plugin.loop_file import LoopFileSettings, loop_file_format, write_loop_file
+from plugin.musical_key import MusicalKey, NotAKey
+from plugin.transpose import to_key
 
 
 @dataclass(frozen=True)
 class GridOptions:
-    """bars or beats (one of them), bpm, meter ("4/4"), fit ("auto", "beat", "length") and the file's form."""
+    """bars or beats (one of them), bpm, meter ("4/4"), fit ("auto", "beat", "length"), the session's key
+    ("Am", or None: the loop's own) and the file's form."""
 
     bpm: float
     bars: float | None = None
@@ -36,6 +39,7 @@ class GridOptions:
     bit_depth: str = "24"
     sample_rate: int = 44100
     normalize_lufs: float | None = None
+    key: str | None = None
 
     def grid(self) -> Grid:
         if self.fit not in FIT_MODES:
@@ -45,17 +49,32 @@ class GridOptions:
             bars = 1
         return Grid.parse(bpm=self.bpm, bars=bars, beats=self.beats, meter=self.meter)
 
+    def session_key(self) -> MusicalKey | None:
+        """The key to transpose to, or None; a key that cannot be read is the producer's one-line error."""
+        if self.key is None:
+            return None
+        try:
+            return MusicalKey.parse(self.key)
+        except NotAKey as error:
+            raise InvalidInputError(str(error)) from None
+
     def file_settings(self) -> LoopFileSettings:
         return LoopFileSettings(bit_depth=str(self.bit_depth), sample_rate=self.sample_rate,
                                 normalize_lufs=self.normalize_lufs)
 
     def validate(self, out: str | os.PathLike[str] | None = None) -> GridOptions:
         self.grid()
+        self.session_key()
         self.file_settings().validate(out)
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The options as data (a batch item's identity: without a key, as before keys existed, so the
+        loops of an existing preset file keep their identities)."""
+        data = asdict(self)
+        if data["key"] is None:
+            del data["key"]
+        return data
 
 
 def paint_width(grid: Grid, width: int, *, min_width: int = 64, max_width: int = 2048, width_step: int = 8,
@@ -80,8 +99,12 @@ def check_grid_outputs(out: Path, options: GridOptions, inputs: Iterable[Path | 
 def fit_image(image: np.ndarray, options: GridOptions, *, analysis_audio: np.ndarray | None = None,
               analysis_rate: int | None = None, quality: str = "standard", stereo: bool | None = False,
               params: SpectrogramParams = DEFAULT_PARAMS) -> FittedLoop:
-    return fit_to_grid(image, options.grid(), params=params, analysis_audio=analysis_audio,
-                       analysis_rate=analysis_rate, quality=quality, mode=options.fit, stereo=stereo)
+    """The image on the grid (plugin/fit.py), then in the session's key when one is given (plugin/transpose.py:
+    why after the fit)."""
+    fitted = fit_to_grid(image, options.grid(), params=params, analysis_audio=analysis_audio,
+                         analysis_rate=analysis_rate, quality=quality, mode=options.fit, stereo=stereo)
+    key = options.session_key()
+    return fitted if key is None else to_key(fitted, key)
 
 
 def write_grid_loop(out: Path, fitted: FittedLoop, options: GridOptions, record: dict[str, Any], *,

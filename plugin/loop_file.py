@@ -155,15 +155,17 @@ def write_loop_file(path: str | os.PathLike[str], fitted: FittedLoop, settings: 
             soundfile.write(buffer, audio, rate, format="WAV", subtype=subtype)
             beats = float(grid.beats)
             bars = float(grid.bars)
+            key = fitted.report.key
             info = LoopInfo(
                 num_samples=num_samples, sample_rate=rate, bpm=grid.bpm, beats=round(beats),
                 meter_numerator=grid.meter.numerator, meter_denominator=grid.meter.denominator,
                 bar_starts=tuple(grid.bar_starts(rate)), name=name or path.stem, comment=prompt,
                 software=f"riffstudio {__version__}",
                 keywords="; ".join(part for part in (f"seed {seed}" if seed is not None else "", f"{grid.bpm:g} bpm",
-                                                     f"{bars:g} bars", f"meter {grid.meter}") if part),
+                                                     f"{bars:g} bars", f"meter {grid.meter}",
+                                                     f"key {key['name']}" if key else "") if part),
                 created=time.strftime("%Y-%m-%d"),
-                root_note=48 + int(fitted.report.key["tonic"]) if fitted.report.key else None)
+                root_note=48 + int(key["tonic"]) if key else None)
             temporary.write_bytes(add_loop_chunks(buffer.getvalue(), info))
         else:
             soundfile.write(temporary, audio, rate, format=file_format, subtype=subtype)

@@ -1,9 +1,11 @@
 """File names for loops, safe on Windows, macOS and Linux, and never two results on one name.
 
     loop_name("funky slap bass", bpm=100, bars=2, seed=7)  -> "funky-slap-bass_100bpm_2bars_seed7"
+    loop_name("funky slap bass", bpm=100, bars=2, key="Am", seed=7)  -> "..._100bpm_2bars_Amin_seed7"
     unique_path(folder, stem, ".wav", taken=set())          -> a path no file (and no earlier pick) has
 
-The BPM goes into the name (Ableton Live, and sample packs, read it from there). Names are Unicode
+The BPM goes into the name (Ableton Live, and sample packs, read it from there), and the key as sample packs
+write it ("Amin", "F#maj": plugin/musical_key's spelling), given only when the detector found one. Names are Unicode
 NFC (macOS stores NFD; the same prompt must give the same name everywhere), hold letters, digits
 and `-_.` only (no path separators, Windows' forbidden `<>:"/\\|?*`, controls or bidirectional marks
 that make a name display reversed), never a Windows reserved device name (CON, NUL, COM1, LPT1...),
@@ -20,6 +22,8 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
+
+from plugin.musical_key import MusicalKey
 
 MAX_STEM_BYTES = 120  # UTF-8 bytes of the prompt part: the whole name stays far below 255
 _RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
@@ -56,8 +60,11 @@ def slug(text: str, *, fallback: str = "loop", max_bytes: int = MAX_STEM_BYTES) 
 
 
 def loop_name(prompt: str, *, bpm: float | None = None, bars: float | None = None, seed: int | None = None,
-              beats: float | None = None) -> str:
-    """The file stem for a loop: prompt, tempo, length and seed."""
+              beats: float | None = None, key: str | None = None) -> str:
+    """The file stem for a loop: prompt, tempo, length, key and seed.
+
+    key: any spelling MusicalKey.parse reads ("Am", "A minor", "Amin"), written "Amin"; None leaves it out
+    (pass a key only when the detector is confident: KeyEstimate.has_key, a fit record's non-empty key)."""
     parts = [slug(prompt)]
     if bpm is not None:
         parts.append(f"{_number(bpm)}bpm")
@@ -65,6 +72,8 @@ def loop_name(prompt: str, *, bpm: float | None = None, bars: float | None = Non
         parts.append(f"{_number(bars)}bar" + ("" if float(bars) == 1 else "s"))
     elif beats is not None:
         parts.append(f"{_number(beats)}beat" + ("" if float(beats) == 1 else "s"))
+    if key is not None:
+        parts.append(MusicalKey.parse(key).name)
     if seed is not None:
         parts.append(f"seed{int(seed)}")
     return "_".join(parts)

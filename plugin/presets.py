@@ -34,14 +34,15 @@ KEYS: dict[str, str] = {
     "provider": _STR, "steps": _INT, "guidance": _NUM, "scheduler": _STR, "quality": _STR, "width": _INT,
     "seconds": _NUM, "init_audio": _STR, "strength": _NUM, "format": _STR, "bpm": _NUM, "bars": _NUM,
     "beats": _NUM, "meter": _STR, "fit": _STR, "bit_depth": _STR, "sample_rate": _INT, "normalize": _NUM,
-    "guidance_interval": _PAIR, "speed": _STR,
+    "guidance_interval": _PAIR, "speed": _STR, "key": _STR,
 }
 # The first words of a settings check's message -> the preset key it is about.
 _MESSAGE_KEYS = {"guidance_interval": "guidance_interval", "unknown speed": "speed",
                  "the prompt": "prompt", "steps": "steps", "guidance": "guidance", "seed": "seeds", "width": "width",
                  "quality": "quality", "strength": "strength", "unknown scheduler": "scheduler", "bpm": "bpm",
                  "bars": "bars", "beats": "beats", "meter": "meter", "fit": "fit", "bit depth": "bit_depth",
-                 "sample rate": "sample_rate", "loudness": "normalize", "give the length": "bars"}
+                 "sample rate": "sample_rate", "loudness": "normalize", "give the length": "bars",
+                 "not a key": "key"}
 
 
 class PresetFileError(InvalidInputError):
@@ -204,12 +205,13 @@ def _settings(path: Path, preset: Preset, base: Path) -> tuple[GenerationSetting
         options = GridOptions(bpm=values["bpm"], bars=values.get("bars"), beats=values.get("beats"),
                               meter=values.get("meter", "4/4"), fit=values.get("fit", "auto"),
                               bit_depth=str(values.get("bit_depth", "24")),
-                              sample_rate=values.get("sample_rate", 44100), normalize_lufs=values.get("normalize"))
+                              sample_rate=values.get("sample_rate", 44100), normalize_lufs=values.get("normalize"),
+                              key=values.get("key"))
         if "seconds" in values:  # it was silently ignored: the grid's bars or beats set the length
             raise PresetFileError(f"{path.name}:{preset.lines['seconds']}: seconds: not with bpm (the length is "
                                   "bars or beats at that tempo): leave out seconds, or bpm")
     else:
-        for key in ("bars", "beats", "meter", "fit", "normalize"):
+        for key in ("bars", "beats", "meter", "fit", "normalize", "key"):
             if key in values:
                 raise PresetFileError(f"{path.name}:{preset.lines[key]}: {key}: needs bpm (the session tempo)")
     return settings, options

@@ -5,10 +5,11 @@
 - `acid` (ACID / Sony): loop (not one-shot), stretch on, root note (the key's tonic, when one was found:
   0x30 = C3 ... 0x3B = B3, with the 'root note set' flag; otherwise unset), beats, meter, tempo.
   Cubase switches such files to musical mode; FL Studio and Pro Tools read the tempo.
-- `smpl`: one forward loop over the whole file, played forever (FL Studio and samplers).
+- `smpl`: one forward loop over the whole file, played forever (FL Studio and samplers); its MIDI unity
+  note is the acid root note when a key was found (a sampler then maps the loop to its key), else 60.
 - `cue ` + `LIST/adtl` labels: a marker at the start of every bar ("Bar 1", "Bar 2", ...).
 - `LIST/INFO`: INAM (the name), ICMT (the prompt), ISFT (riffstudio and its version), IKEY (seed,
-  tempo, bars), ICRD (date).
+  tempo, bars, meter, key), ICRD (date).
 
 Layouts: the ACID chunk as libsndfile reads it (wav.c `wav_read_acid_chunk`), `smpl` and `cue ` as
 in the Microsoft/IBM RIFF spec (Multimedia Programming Interface and Data Specifications 1.0).
@@ -57,7 +58,8 @@ def acid_chunk(info: LoopInfo) -> bytes:
 
 def smpl_chunk(info: LoopInfo) -> bytes:
     period_ns = round(1e9 / info.sample_rate)
-    header = struct.pack("<IIIIIIIII", 0, 0, period_ns, 60, 0, 0, 0, 1, 0)
+    unity = 60 if info.root_note is None else int(info.root_note)  # a sampler plays the loop at its key's tonic
+    header = struct.pack("<IIIIIIIII", 0, 0, period_ns, unity, 0, 0, 0, 1, 0)
     loop = struct.pack("<IIIIII", 0, 0, 0, max(info.num_samples - 1, 0), 0, 0)  # forward, whole file, forever
     return _chunk(b"smpl", header + loop)
 

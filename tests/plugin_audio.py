@@ -118,7 +118,7 @@ def libsndfile_instrument(path) -> dict:
         raw = bytes(_ffi.buffer(buffer, size))
     loop_count = struct.unpack("<i", raw[12:16])[0]
     loops = [struct.unpack("<iIII", raw[16 + 16 * i : 32 + 16 * i]) for i in range(max(loop_count, 0))]
-    return {"found": bool(found), "loop_count": loop_count,
+    return {"found": bool(found), "loop_count": loop_count, "basenote": raw[4],
             "loops": [{"mode": m, "start": s, "end": e, "count": c} for m, s, e, c in loops]}
 
 

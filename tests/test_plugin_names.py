@@ -79,3 +79,11 @@ def test_concurrent_exports_of_one_loop_never_share_a_name(tmp_path, grid):
     assert written == sorted(p.name for p in paths)
     assert not [p for p in (tmp_path / "exports").iterdir() if p.name.startswith(".")]  # no marker or temporary left
     assert all(soundfile.info(path).frames > 0 for path in paths)
+
+
+@pytest.mark.parametrize(("key", "written"), [("Am", "Amin"), ("C minor", "Cmin"), ("F#maj", "F#maj"), ("Bb", "A#maj")])
+def test_the_key_goes_between_the_length_and_the_seed_as_sample_packs_write_it(key, written):
+    stem = loop_name("funky slap bass", bpm=120, bars=2, key=key, seed=7)
+    assert stem == f"funky-slap-bass_120bpm_2bars_{written}_seed7"
+    assert is_safe_name(f"{stem}.wav")
+    assert loop_name("funky slap bass", bpm=120, bars=2, seed=7) == "funky-slap-bass_120bpm_2bars_seed7"  # no key

@@ -66,7 +66,7 @@ def _central_difference(values: np.ndarray, axis: int) -> np.ndarray:
 def frame_recursive_phase(magnitudes: np.ndarray, hop: int, window: int, n_fft: int) -> np.ndarray:
     """Fast PGHI substitute: peaks carry phase through time, their neighbourhoods through frequency."""
     along_time, along_freq = phase_gradients(magnitudes, hop, window, n_fft)
-    owner = _peak_owners(magnitudes)
+    owner = peak_owners(magnitudes)
     across = np.zeros(along_freq.shape, dtype=np.float64)  # phase of each bin relative to bin 0
     np.cumsum((along_freq[:, 1:] + along_freq[:, :-1]) * 0.5, axis=1, dtype=np.float64, out=across[:, 1:])
     relative = across - np.take_along_axis(across, owner, axis=1)  # ... relative to its owning peak
@@ -80,7 +80,7 @@ def frame_recursive_phase(magnitudes: np.ndarray, hop: int, window: int, n_fft: 
 
 
 def spanning_tree_phase(magnitudes: np.ndarray, hop: int, window: int, n_fft: int,
-                        floor_db: float = -60.0) -> np.ndarray:
+                        floor_db: float = -60.0, frequencies: np.ndarray | None = None) -> np.ndarray:
     """Better PGHI substitute: integrate the gradients along the minimum spanning tree of the grid.
 
     Every bin hangs off its neighbour on the loudest path to a local peak, so phase flows along tonal
@@ -88,9 +88,16 @@ def spanning_tree_phase(magnitudes: np.ndarray, hop: int, window: int, n_fft: in
     Borůvka). Bins more than `floor_db` below the loudest take part in no path (their phase is
     arbitrary: 0), as in PGHI; that also halves the work. Each island of louder bins starts from its
     loudest bin (phase 0 there).
+
+    frequencies: (columns, bins) each bin's instantaneous frequency in bins, when it is known better than
+    the magnitudes tell (a pitch shift knows where it put each partial: the magnitudes' slope, through the
+    Gaussian approximation of the Hann window, places a partial a few cents off, which Griffin-Lim never
+    corrects); the phase then advances by exactly that frequency from frame to frame.
     """
     columns, bins = magnitudes.shape
     along_time, along_freq = phase_gradients(magnitudes, hop, window, n_fft)
+    if frequencies is not None:
+        along_time = (frequencies * (2.0 * np.pi * hop / n_fft)).astype(np.float32)
     count = columns * bins
     peak = float(magnitudes.max())
     if peak <= 0:
@@ -163,7 +170,7 @@ def _drop_square_maxima(along_bins: np.ndarray, along_columns: np.ndarray, to_ne
     to_next_column[:-1, 1:] &= ~(complete & sides[3])
 
 
-def _peak_owners(magnitudes: np.ndarray) -> np.ndarray:
+def peak_owners(magnitudes: np.ndarray) -> np.ndarray:
     """For each bin, the index of the spectral peak whose slope it sits on: (columns, bins) intp.
 
     Peaks are local maxima along frequency; a bin belongs to the peak it climbs to, going towards its

@@ -73,7 +73,11 @@ def run(args: argparse.Namespace) -> int:
     settings.validate()
     check_output_paths(args.out, args.image, input_files(args))
     noise = read_latents(args.latents) if args.latents else None
-    if getattr(args, "bpm", None) is not None:  # on the grid: plugin's fitting (ui/cli/generate_grid.py)
+    if getattr(args, "bpm", None) is None:  # grid options (--bars, --key...) without a tempo: refused, not ignored
+        from ui.cli.grid_args import grid_options
+
+        grid_options(args)
+    else:  # on the grid: plugin's fitting (ui/cli/generate_grid.py)
         from ui.cli.generate_grid import run_generate_on_grid
 
         return run_generate_on_grid(args, settings, noise)
