@@ -34,16 +34,18 @@ class ExportRequest:
     normalize_lufs: float | None = None  # a loudness target (Export...); None: peak at -1 dBFS on the grid
 
 
-def export_stem(prompt: str, *, bpm: float | None, bars: float | None, seed: int | None) -> str:
+def export_stem(prompt: str, *, bpm: float | None, bars: float | None, seed: int | None,
+                key: str | None = None) -> str:
     """The DAW name's stem (plugin/names.loop_name) with one tempo: on the grid the name states the rendered
     BPM, so a tempo written in the prompt ("funky slap bass, 100 bpm") is left out of the prompt part (a loop
     rendered at 120 was named `funky-slap-bass-100-bpm_120bpm_...`, and a DAW reading tempo from names could
-    take either). Without a grid the prompt's tempo is the only one and stays."""
+    take either). Without a grid the prompt's tempo is the only one and stays. key: the fitted loop's key
+    ("Amin") when the detector found one, as sample packs name it; None leaves it out."""
     from plugin.names import loop_name
     from ui.app.prompt_tempo import without_tempo
 
     named = without_tempo(prompt) if bpm else prompt
-    return loop_name(named, bpm=bpm, bars=bars if bpm else None, seed=seed)
+    return loop_name(named, bpm=bpm, bars=bars if bpm else None, seed=seed, key=key)
 
 
 def export_loop(request: ExportRequest) -> Path:
@@ -53,16 +55,21 @@ def export_loop(request: ExportRequest) -> Path:
     settings = request.sidecar.get("settings", {})
     prompt = str(settings.get("prompt", "loop"))
     seed = settings.get("seed")
+    suffix = f".{request.audio_format}"
+    if request.bpm and request.bars:  # fitted first: the key it finds goes into the name
+        options, fitted = _fitted(request, Path(request.folder) / f"loop{suffix}")
+        key = (fitted.report.key or {}).get("name")
+        stem = export_stem(prompt, bpm=request.bpm, bars=request.bars, seed=seed, key=key)
+        with reserved_path(request.folder, stem, suffix) as out:
+            _write_on_grid(request, out, options, fitted, prompt, seed)
+        return out
     stem = export_stem(prompt, bpm=request.bpm, bars=request.bars, seed=seed)
-    with reserved_path(request.folder, stem, f".{request.audio_format}") as out:
-        _write_export(request, out, prompt, seed)
+    with reserved_path(request.folder, stem, suffix) as out:
+        _write_in_seconds(request, out)
     return out
 
 
-def _write_export(request: ExportRequest, out: Path, prompt: str, seed: int | None) -> None:
-    if request.bpm and request.bars:
-        _export_on_grid(request, out, prompt, seed)
-        return
+def _write_in_seconds(request: ExportRequest, out: Path) -> None:
     from engine.atomic import write_errors
     from engine.loop_files import write_loop
 
@@ -109,17 +116,24 @@ def _converted(request: ExportRequest):
     return write
 
 
-def _export_on_grid(request: ExportRequest, out: Path, prompt: str, seed: int | None) -> None:
+def _fitted(request: ExportRequest, named_like: Path):
+    """The grid options (checked against a file of the export's format) and the loop fitted from the engine's
+    image and audio (plugin/grid_loop.fit_image: the grid fit, then the key found)."""
     from engine.codec.audio_io import read_audio
     from engine.codec.image_file import read_spectrogram_image
-    from plugin.grid_loop import GridOptions, fit_image, write_grid_loop
+    from plugin.grid_loop import GridOptions, fit_image
 
     options = GridOptions(bpm=float(request.bpm), bars=float(request.bars), bit_depth=request.bit_depth,
-                          sample_rate=request.sample_rate, normalize_lufs=request.normalize_lufs).validate(out)
+                          sample_rate=request.sample_rate, normalize_lufs=request.normalize_lufs).validate(named_like)
     image = read_spectrogram_image(request.image)
     audio, rate = read_audio(request.audio)
     quality = str(request.sidecar.get("settings", {}).get("quality", "standard"))
-    fitted = fit_image(image.pixels, options, analysis_audio=audio, analysis_rate=rate, quality=quality)
+    return options, fit_image(image.pixels, options, analysis_audio=audio, analysis_rate=rate, quality=quality)
+
+
+def _write_on_grid(request: ExportRequest, out: Path, options, fitted, prompt: str, seed: int | None) -> None:
+    from plugin.grid_loop import write_grid_loop
+
     record = {"settings": request.sidecar.get("settings", {}), "bundle": request.sidecar.get("bundle", {}),
               "source": {"audio": request.audio}}
     write_grid_loop(out, fitted, options, record, prompt=prompt, seed=seed)
