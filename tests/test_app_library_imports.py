@@ -1,8 +1,8 @@
 """Every loop the engine made for this user is in the library as it was written (#26: `generate --engine` loops
 came back "as raw 5.1 s clips without their grid or sidecar, and batch renders never appear"): a real CLI
-`generate --engine` job (on the grid and as painted) and a real batch render on the tiny bundle, then the app
-started in the same private home. Plus the library side alone: a painting adopted before its loop was
-registered gives way to the loop."""
+`generate --engine` job (on the grid and as painted), a plain in-process `generate` and a real batch render on
+the tiny bundle, then the app started in the same private home. Plus the library side alone: a painting adopted
+before its loop was registered gives way to the loop."""
 
 from __future__ import annotations
 
@@ -43,6 +43,10 @@ def test_cli_engine_loops_and_a_batch_render_appear_at_start_with_their_grid(qtb
     done = run_cli("generate", "pad", "--model", fp32_bundle, *FAST, "--seed", "6", "--width", "64", "--engine",
                    "--out", painted)
     assert done.returncode == 0, done.stderr
+    in_process = tmp_path / "cli" / "keys.wav"  # plain generate, no engine: listed too
+    done = run_cli("generate", "keys", "--model", fp32_bundle, *FAST, "--seed", "4", "--width", "64", "--out",
+                   in_process)
+    assert done.returncode == 0, done.stderr
     presets = tmp_path / "pack.toml"
     presets.write_text(f'[defaults]\nmodel = "{fp32_bundle}"\nsteps = 2\nscheduler = "euler"\nquality = "draft"\n'
                        'bpm = 200\nbeats = 2\n[[preset]]\nprompt = "funky slap bass"\nseeds = [1, 2]\n')
@@ -56,13 +60,15 @@ def test_cli_engine_loops_and_a_batch_render_appear_at_start_with_their_grid(qtb
         loops = {Path(loop.audio).name: loop for loop in window.library_pane.loops}
         batch = json.loads((tmp_path / "pack-out" / "summary.json").read_text())["items"]
         batch_files = [Path(item["audio"]).name for item in batch]
-        assert sorted(loops) == sorted(["bass_150.wav", "pad.wav", *batch_files])  # no raw painting beside them
+        # no raw painting beside them
+        assert sorted(loops) == sorted(["bass_150.wav", "pad.wav", "keys.wav", *batch_files])
         grid_loop = loops["bass_150.wav"]
         assert (grid_loop.bpm, grid_loop.bars, grid_loop.origin) == (150.0, 1.0, "cli")
         assert grid_loop.drag_file == str(on_grid.resolve())  # its DAW file is the file the CLI wrote
         assert grid_loop.duration_s == pytest.approx(seconds(grid_loop.drag_file)) == pytest.approx(1.6, abs=1e-3)
         assert grid_loop.engine_job in engine_jobs and loops["pad.wav"].engine_job in engine_jobs
         assert loops["pad.wav"].duration_s == pytest.approx(seconds(str(painted)))
+        assert loops["keys.wav"].drag_file == str(in_process.resolve()) and not loops["keys.wav"].engine_job
         for name in batch_files:
             loop = loops[name]
             assert (loop.bpm, loop.bars, loop.collection, loop.origin) == (200.0, 0.5, "pack", "batch")

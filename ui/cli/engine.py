@@ -152,6 +152,8 @@ def run_generate_in_engine(args: argparse.Namespace, settings) -> int:
     for note in done.notes:
         print(f"note: {note}", file=sys.stderr)
     sidecar = copy_results(done, args.out, args.image)
+    from ui.cli.generate import remembered
+
     remembered(args.out, done.job)
     timings = done.timings
     seconds = sidecar["audio"]["samples"] / sidecar["audio"]["sample_rate"]
@@ -159,15 +161,6 @@ def run_generate_in_engine(args: argparse.Namespace, settings) -> int:
           f"{timings.get('denoise_s', 0) + timings.get('vae_decode_s', 0) + timings.get('audio_s', 0):.1f} s, "
           f"engine job {done.job})")
     return 0
-
-
-def remembered(out: Path, engine_job: str | None) -> None:
-    """The loop at `out` recorded for the app's library (plugin/made_loops.py), or a note why not."""
-    from plugin.made_loops import remember_loop
-
-    note = remember_loop(out, engine_job=engine_job)
-    if note:
-        print(f"note: {note}", file=sys.stderr)
 
 
 def copy_results(done, out: Path, image: Path | None) -> dict:

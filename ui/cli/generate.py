@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     for note in loop.result.notes:
         print(f"note: {note}", file=sys.stderr)
     write_loop_files(loop, generator, args.out, args.image)
+    remembered(args.out, None)
     timings = loop.result.timings
     print(f"wrote {args.out} (seed {loop.result.settings.seed}, {loop.audio.shape[0] / loop.sample_rate:.2f} s, "
           f"{timings.get('denoise_s', 0) + timings.get('vae_decode_s', 0) + timings.get('audio_s', 0):.1f} s)")
@@ -143,6 +144,16 @@ def read_latents(path: Path):
         raise InvalidInputError(f"cannot read latents from {path} ({error}): give a .npy file of "
                                 "float32 [1, 4, 64, width/8]") from None
     return latents.astype(np.float32) if latents.dtype == np.float64 else latents
+
+
+def remembered(out: Path, engine_job: str | None) -> None:
+    """The loop at `out` recorded for the app's library (plugin/made_loops.py: every loop `generate` writes,
+    in this process or through the engine, on the grid or not), or a note why not."""
+    from plugin.made_loops import remember_loop
+
+    note = remember_loop(out, engine_job=engine_job)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def write_loop_files(loop, generator, out: Path, image: Path | None) -> dict:

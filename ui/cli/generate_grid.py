@@ -44,10 +44,9 @@ def run_generate_on_grid(args: argparse.Namespace, settings, noise) -> int:
     seed = record.get("settings", {}).get("seed")
     sidecar = write_grid_loop(args.out, fitted, options, record, prompt=settings.prompt, seed=seed, image=args.image,
                               pixels=image)
-    if getattr(args, "engine", False):  # a loop the engine made: the app's library lists it
-        from ui.cli.engine import remembered
+    from ui.cli.generate import remembered
 
-        remembered(args.out, record.get("engine_job"))
+    remembered(args.out, record.get("engine_job"))  # the app's library lists it
     report = fitted.report
     print(f"wrote {args.out} (seed {seed}, {sidecar['audio']['samples']} samples = {float(fitted.grid.bars):g} bars "
           f"at {fitted.grid.bpm:g} bpm; {fit_summary(report)})")
