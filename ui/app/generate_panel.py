@@ -267,9 +267,11 @@ class GeneratePanel(QWidget):
         self.prompt_history.setStringList(prompts)
         self.negative_history.setStringList(negatives)
 
-    def values(self) -> GenerateValues:
-        """The choices now; an unlocked seed is rolled first, so each generate gets a new one (shown)."""
-        if not self.seed_lock.isChecked():
+    def values(self, *, new_seed: bool = True) -> GenerateValues:
+        """The choices now. new_seed: a job that takes the panel's seed is about to be queued, so an unlocked seed
+        is rolled first (each generate gets a new one, and the box shows the one it used); False for a look at
+        the choices (a refine keeps its loop's seed, an empty prompt queues nothing): the box is left alone."""
+        if new_seed and not self.seed_lock.isChecked():
             self.roll_seed()
         bars_mode = self.length_mode.currentText() == "bars"
         return GenerateValues(prompt=self.prompt.text().strip(), negative=self.negative.text().strip(),

@@ -563,10 +563,11 @@ class MainWindow(QMainWindow):
     # -- generating ----------------------------------------------------------------------------------
 
     def generate_now(self, *, draft: bool = False) -> None:
-        values = self.generate_panel.values()
-        if not values.prompt:
+        if not self.generate_panel.values(new_seed=False).prompt:
+            self.statusBar().showMessage("Type a prompt first: what the loop should sound like")
             self.generate_panel.focus_prompt()
             return
+        values = self.generate_panel.values()
         if self.submit((draft_request if draft else generate_request)(self.settings, values)) and values.bpm \
                 and values.prompt_bpm and values.prompt_bpm != values.bpm:
             self.statusBar().showMessage(f"Queued at {values.bpm:g} bpm, the Tempo box's (the prompt says "
@@ -579,7 +580,7 @@ class MainWindow(QMainWindow):
     def generate_refined(self) -> None:
         """The current loop again with the panel's full settings (steps, scheduler, quality), same seed."""
         if self.current is not None:
-            self.submit(refined_request(self.settings, self.current, self.generate_panel.values()))
+            self.submit(refined_request(self.settings, self.current, self.generate_panel.values(new_seed=False)))
 
     def submit(self, request: JobRequest) -> bool:
         if not request.bundle:
@@ -616,9 +617,8 @@ class MainWindow(QMainWindow):
 
     def riff_on_file(self, path: str, *, prompt: str | None = None, base: LibraryLoop | None = None) -> bool:
         """Audio-to-audio from `path` (a dropped file or a library loop), at the panel's strength."""
-        values = self.generate_panel.values()
-        return self.submit(riff_request(self.settings, path, values, random.randint(0, MAX_SEED), prompt=prompt,
-                                        base=base))
+        values = self.generate_panel.values()  # the seed box's (rolled unless locked): the seed the riff uses
+        return self.submit(riff_request(self.settings, path, values, values.seed, prompt=prompt, base=base))
 
     def open_batch(self, presets: str | Path | None = None):
         """File > Render a batch…: the batch window, with `presets` chosen (None: a preset file is asked for,
