@@ -208,13 +208,17 @@ def test_cancel_stops_the_get_and_discards_its_download(qtbot, hub, home, held_u
     window.shutdown()
 
 
-def test_offline_the_empty_state_shows_the_one_line_reason_and_the_other_ways(qtbot, home, monkeypatch):
+def test_offline_the_empty_state_says_quietly_it_could_not_check_and_a_get_says_why(qtbot, home, monkeypatch):
+    """Offline at the start: the window's own size check fails, which nobody asked for, so a quiet line (the
+    child's in its tooltip), not a red error; pressing Get then fails with the one-line reason, in red."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
     window = open_window(qtbot)
     panel = window.empty_state
     qtbot.waitUntil(lambda: panel.reason.isVisible(), timeout=TIMEOUT_MS)
-    reason = panel.reason.text()
+    assert panel.reason.text().startswith("Could not check the download's size just now (no connection?)")
+    assert "ff6b6b" not in panel.reason.styleSheet()
+    reason = panel.reason.toolTip()
     assert reason.startswith("riffstudio: cannot download riffusion/riffusion-model-v1: HF_HUB_OFFLINE is set")
     assert "\n" not in reason and "Traceback" not in reason
     for button in (panel.get_button, panel.browse_button, panel.convert_button):
@@ -223,6 +227,7 @@ def test_offline_the_empty_state_shows_the_one_line_reason_and_the_other_ways(qt
     click(qtbot, panel.get_button)  # trying anyway: the same line, and nothing left running
     qtbot.waitUntil(lambda: bool(failed), timeout=TIMEOUT_MS)
     assert failed == [reason] and panel.reason.text() == reason and window.getter.state == "idle"
+    assert "ff6b6b" in panel.reason.styleSheet()
     assert panel.get_button.isVisible() and not panel.progress.isVisible()
     window.shutdown()
 

@@ -15,6 +15,8 @@ EMPTY_STATE = ("No model yet. Get Riffusion: it is downloaded once and then runs
                "anywhere. Or use a model bundle folder you have, or convert a checkpoint.")
 GETTING = ("Getting Riffusion: downloaded once, then it runs on this machine. Pause keeps the download so far, as "
            "closing the app does: the next start offers to continue it.")
+UNPLANNED = ("Could not check the download's size just now (no connection?): Get Riffusion tries again when you "
+             "press it.")
 STEPS = 1000  # the progress bar's resolution
 
 
@@ -43,7 +45,6 @@ class GetModelPanel(QFrame):
         self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.get_button = QPushButton("Get Riffusion", objectName="get_model")
         self.reason = QLabel("", objectName="get_model_reason")  # why the plan or the get failed: one line
-        self.reason.setStyleSheet("color: #ff6b6b;")
         self.reason.setWordWrap(True)
         self.reason.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.progress = QProgressBar(maximum=STEPS, textVisible=False)
@@ -98,8 +99,19 @@ class GetModelPanel(QFrame):
         self.show_reason(reason)
 
     def show_reason(self, text: str) -> None:
+        """Why a get the producer asked for failed: the child's one line, in red."""
+        self.reason.setStyleSheet("color: #ff6b6b;")
+        self.reason.setToolTip("")
         self.reason.setText(text)
         self.reason.setVisible(bool(text))
+
+    def show_unplanned(self, line: str) -> None:
+        """The window's own look at the download's size failed (offline, the Hub down): nobody asked, so no red
+        error, a quiet line that the Get button will try again; the child's line in the tooltip."""
+        self.reason.setStyleSheet("")
+        self.reason.setText(UNPLANNED)
+        self.reason.setToolTip(line)
+        self.reason.setVisible(True)
 
     def show_getting(self, text: str = "starting…") -> None:
         self.text.setText(GETTING)

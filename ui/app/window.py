@@ -268,7 +268,7 @@ class MainWindow(QMainWindow):
                                                                                             source=folder))
         for signal, slot in (
                 (getter.planned, self._on_get_planned),
-                (getter.plan_failed, panel.show_reason),
+                (getter.plan_failed, panel.show_unplanned),
                 (getter.started, self._on_get_started),
                 (getter.progress, panel.show_progress),
                 (getter.note, panel.show_note),
