@@ -41,7 +41,10 @@ def choose_provider(choice: str, bundle: Bundle,
                                                "the HTP simulator (--provider qnn runs it anyway)")
     if bundle.precision == "qnn":
         return replace(base, provider="cpu"), f"CPU: the bundle is for the NPU but {why_not}"
-    reason = "the NPU needs a qnn bundle" if available and npu_present() else (why_not or "no Snapdragon NPU here")
+    if available:  # qnn_available's second value is then the device QNN offers, not a reason
+        reason = "the NPU needs a qnn bundle" if npu_present() else "no NPU here"
+    else:
+        reason = why_not or "no Snapdragon NPU here"
     return replace(base, provider="cpu"), f"CPU: {bundle.precision} bundle ({reason})"
 
 
