@@ -69,6 +69,10 @@ def test_cli_engine_loops_and_a_batch_render_appear_at_start_with_their_grid(qtb
         assert grid_loop.engine_job in engine_jobs and loops["pad.wav"].engine_job in engine_jobs
         assert loops["pad.wav"].duration_s == pytest.approx(seconds(str(painted)))
         assert loops["keys.wav"].drag_file == str(in_process.resolve()) and not loops["keys.wav"].engine_job
+        # The engine's loops show their job's painting (their writers keep only the audio and sidecar)
+        for name in ("bass_150.wav", "pad.wav"):
+            assert loops[name].image == str(results_dir() / loops[name].engine_job / "loop.png")
+        assert loops["keys.wav"].image == ""  # made in the CLI's own process: no painting kept
         for name in batch_files:
             loop = loops[name]
             assert (loop.bpm, loop.bars, loop.collection, loop.origin) == (200.0, 0.5, "pack", "batch")

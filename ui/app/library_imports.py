@@ -82,7 +82,10 @@ def import_loop_file(library: Library, audio: str | Path, *, origin: str, collec
     if found is None:
         return ""
     engine_job = engine_job or str(found.sidecar.get("engine_job") or "")
-    library.add_result(job, found.paths(), found.sidecar, export=str(found.audio.resolve()),
+    paths = found.paths()
+    if "image" not in paths and engine_job:
+        paths.update(_painting_of(engine_job))
+    library.add_result(job, paths, found.sidecar, export=str(found.audio.resolve()),
                        created=found.sidecar_file.stat().st_mtime, origin=origin, collection=collection,
                        engine_job=engine_job)
     if known is not None:
@@ -90,6 +93,17 @@ def import_loop_file(library: Library, audio: str | Path, *, origin: str, collec
     if engine_job:
         library.replace_adopted(engine_job, job)
     return job
+
+
+def _painting_of(engine_job: str) -> dict[str, str]:
+    """{"image": the engine job's painting} when its results folder still holds one, else {}: the spectrogram a
+    CLI or batch loop shows in the library (their writers keep only the audio and sidecar the producer asked
+    for); a loop made in the CLI's own process has none."""
+    from engine.process.paths import results_dir
+    from engine.process.results import read_results
+
+    found = read_results(results_dir() / engine_job) if engine_job.replace("-", "").isalnum() else None
+    return {"image": str(found.image.resolve())} if found is not None and found.image is not None else {}
 
 
 def import_results(library: Library, results_dir: Path, *, known: Iterable[str] | None = None) -> list[str]:
