@@ -47,8 +47,9 @@ from ui.app.job_requests import (
 )
 from ui.app.library import Intent, Library, LibraryLoop
 from ui.app.library_drafts import daw_folder, drafts_folder
-from ui.app.library_imports import import_batch, import_made_elsewhere, import_results
+from ui.app.library_imports import batch_loops, file_job, import_batch, import_made_elsewhere, import_results
 from ui.app.loop_length import loop_region
+from ui.app.made_loops_watch import MadeLoopsWatch
 from ui.app.model_get_runner import GetPlan, GetRequest, ModelGetRunner
 from ui.app.playback import Player
 from ui.app.queue_panel import QueuePanel, preview_image
@@ -114,6 +115,9 @@ class MainWindow(QMainWindow):
             if loop is not None:
                 self.export_to(daw_folder(loop.settings, self.settings.export_folder()), [loop])
         self.refresh_library()
+        # Loops the CLI or a batch makes from now on join the library as they land (no restart).
+        self.made_loops_watch = MadeLoopsWatch(self.library, self)
+        self.made_loops_watch.added.connect(self._while_open(self._made_elsewhere))
         if self.library_pane.loops:  # open where the producer left off: the newest loop
             self._show_loop(self.library_pane.loops[0])
             self._select_in_library(self.library_pane.loops[0].job)
@@ -642,10 +646,11 @@ class MainWindow(QMainWindow):
 
     def batch_rendered(self, out: str) -> None:
         """A batch is complete: its loops are in `out` (each preset's in a folder of its own, with sidecars) and
-        join the library now, as the collection of their preset file (the next start would find them too)."""
-        added = import_batch(self.library, Path(out))
+        are in the library, as the collection of their preset file (most joined as they landed)."""
+        import_batch(self.library, Path(out))
+        listed = sum(self.library.get(file_job(audio)) is not None for audio, _ in batch_loops(out))
         self.refresh_library()
-        self.statusBar().showMessage(f"Batch rendered into {out}: {len(added)} new loop(s) in the library")
+        self.statusBar().showMessage(f"Batch rendered into {out}: {listed} loop(s) in the library")
 
     # -- job events ----------------------------------------------------------------------------------
 
@@ -713,6 +718,12 @@ class MainWindow(QMainWindow):
 
         import_made_elsewhere(self.library)
         return import_results(self.library, results_dir())
+
+    def _made_elsewhere(self, jobs: list[str]) -> None:
+        """Loops the CLI or a batch wrote while the app is open are listed; the loop shown stays shown and
+        selected, and nothing starts playing."""
+        self.refresh_library()
+        self.statusBar().showMessage(f"{len(jobs)} new loop(s) from the CLI or a batch in the library")
 
     def _follow_pending(self) -> None:
         known = self.library.known_jobs()
@@ -901,6 +912,7 @@ class MainWindow(QMainWindow):
         self.player.stop()
         self.getter.stop()  # a get under way stays remembered (unfinished_get): the next start offers to resume it
         self.batch_runner.stop()  # a batch stops keeping its finished loops: rendering it again carries on
+        self.made_loops_watch.stop()
         self.controller.close()
         self.settings = replace(self.settings, volume=self.result_pane.volume_fraction(),
                                 loop_playback=self.result_pane.looping(), window_geometry=saved_geometry(self))
