@@ -260,6 +260,7 @@ class MainWindow(QMainWindow):
         result.seek_requested.connect(self._seek)
         result.drag_requested.connect(self.drag_current)
         result.colour_map_changed.connect(library.set_colour_map)
+        result.parent_requested.connect(self.go_to_parent)
         self.choose_model.clicked.connect(self.open_model_manager)
         self.settings_button.clicked.connect(self.open_settings)
         panel, getter = self.empty_state, self.getter
@@ -758,6 +759,19 @@ class MainWindow(QMainWindow):
         """Show `loop` in the result pane, with the span of its painting the DAW file was cut from."""
         self.current = loop
         self.result_pane.show_loop(loop, loop_region(loop) if loop is not None else None)
+
+    def go_to_parent(self, job: str) -> None:
+        """The loop the shown one came from (the header's link): selected in the library and shown; one the search
+        or filters hide is shown, and the status line says why its row is not."""
+        parent = self.library.get(job)
+        if parent is None:  # deleted since the header was drawn
+            self.statusBar().showMessage("That loop is no longer in the library")
+            return
+        self._select_in_library(job)  # its row: shown as any row chosen
+        if self.current is None or self.current.job != job:
+            self.player.stop()
+            self._show_loop(parent)
+            self.statusBar().showMessage(f"“{parent.prompt}” is hidden by the library's search or filters")
 
     def selected_loops(self) -> list[LibraryLoop]:
         return self.library_pane.selected_loops() or ([self.current] if self.current else [])
