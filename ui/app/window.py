@@ -857,10 +857,10 @@ class MainWindow(QMainWindow):
         for loop in loops:
             found = read_loop(loop.audio)
             sidecar = found.sidecar if found else {"settings": loop.settings}
-            # A CLI or batch loop is on its grid already: converted, not fitted again.
-            grid = {"bpm": None, "bars": None} if loop.made_elsewhere else {"bpm": loop.bpm, "bars": loop.bars}
+            # A CLI or batch loop is on its grid already: converted on that grid, not fitted again.
             self.controller.export(ExportRequest(audio=loop.audio, image=loop.image, sidecar=sidecar, folder=folder,
-                                                 **grid, **form), loop.job)
+                                                 bpm=loop.bpm, bars=loop.bars, fitted=loop.made_elsewhere, **form),
+                                   loop.job)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.source() is None and dropped_audio(event.mimeData()):
