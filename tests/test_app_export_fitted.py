@@ -70,3 +70,20 @@ def test_exporting_a_cli_or_batch_loop_keeps_its_grid_in_the_form_chosen(qtbot, 
     assert found.sidecar["fit"] == written["fit"]  # not fitted again: its fit record is the source's
     assert found.sidecar["source"]["audio"] == str(source.resolve())
     assert json.loads(source.with_suffix(".json").read_text()) == written  # the source is left as it was
+
+
+def test_a_cli_loop_made_in_seconds_is_exported_in_seconds(tmp_path):
+    """`generate` without a tempo writes a loop with no grid: its export is converted as it is, named without one."""
+    import numpy as np
+
+    from engine.loop_files import plain_audio, read_loop, write_loop
+    from ui.app.exports import ExportRequest, export_loop
+
+    source = tmp_path / "made" / "pad.wav"
+    source.parent.mkdir()
+    sidecar = write_loop(source, plain_audio(np.full((22050, 2), 0.1, np.float32), 44100),
+                         {"settings": {"prompt": "pad", "seed": 6}})
+    out = export_loop(ExportRequest(audio=str(source), image="", sidecar=sidecar, folder=tmp_path / "out",
+                                    bpm=120.0, bars=1.0, fitted=True, sample_rate=48000))
+    assert out.name == "pad_seed6.wav" and soundfile.info(out).frames == 24000
+    assert "grid" not in read_loop(out).sidecar

@@ -16,7 +16,7 @@ This runs on a worker thread (fitting is DSP): never call it from the GUI thread
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +61,11 @@ def export_loop(request: ExportRequest) -> Path:
     prompt = str(settings.get("prompt", "loop"))
     seed = settings.get("seed")
     suffix = f".{request.audio_format}"
-    if request.fitted and request.sidecar.get("grid"):
-        return _export_fitted(request, prompt, seed, suffix)
+    if request.fitted:  # on its grid already, or never on one: never fitted again
+        fitted = _as_fitted(request)
+        if fitted is not None:
+            return _export_fitted(request, fitted, prompt, seed, suffix)
+        request = replace(request, bpm=None, bars=None)
     if request.bpm and request.bars:  # fitted first: the key it finds goes into the name
         options, fitted = _fitted(request, Path(request.folder) / f"loop{suffix}")
         key = (fitted.report.key or {}).get("name")
@@ -76,12 +79,11 @@ def export_loop(request: ExportRequest) -> Path:
     return out
 
 
-def _export_fitted(request: ExportRequest, prompt: str, seed: int | None, suffix: str) -> Path:
-    """A loop on its grid already, in the export's form and named for its grid and key; its path."""
+def _export_fitted(request: ExportRequest, fitted, prompt: str, seed: int | None, suffix: str) -> Path:
+    """A loop on its grid already (`fitted`), in the export's form and named for its grid and key; its path."""
     from plugin.grid_loop import write_grid_loop
     from plugin.names import reserved_path
 
-    fitted = _as_fitted(request)
     grid = fitted.grid
     options = _grid_options(request, grid).validate(Path(request.folder) / f"loop{suffix}")
     whole_bars = float(grid.bars).is_integer()  # a batch loop of 2 beats is named "2beats", not "0.5bars"
@@ -96,20 +98,19 @@ def _export_fitted(request: ExportRequest, prompt: str, seed: int | None, suffix
 
 def _as_fitted(request: ExportRequest):
     """The fitted loop a CLI or batch file is: its audio, the grid its sidecar states and the fit it records (a fit
-    record that does not read back: a plain one, the length alone)."""
+    record that does not read back: a plain one, the length alone); None when the sidecar states no grid (a loop
+    generated in seconds: exported in seconds)."""
     import soundfile
 
-    from engine.errors import InvalidInputError
     from plugin.fit import FitReport, FittedLoop, Grid
 
-    record = request.sidecar["grid"]
+    record = request.sidecar.get("grid")
     try:
         grid = Grid.parse(bpm=float(record["bpm"]), beats=float(record["beats"]) if record.get("beats") else None,
                           bars=None if record.get("beats") else float(record["bars"]),
                           meter=str(record.get("meter", "4/4")))
-    except (KeyError, TypeError, ValueError) as error:
-        raise InvalidInputError(f"the sidecar of {Path(request.audio).name} has no grid to export it on ({error}): "
-                                "export it in seconds, or fit it again with `riffstudio loop`") from None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
     audio, rate = soundfile.read(request.audio, dtype="float32", always_2d=True)
     try:
         report = FitReport(**request.sidecar["fit"])
