@@ -132,3 +132,28 @@ def test_a_cli_generate_run_while_the_app_is_open_appears_in_its_library(qtbot, 
         assert window.current is None and not window.player.playing  # listed, not shown or played
     finally:
         window.shutdown()
+
+
+def test_a_list_scrolled_down_keeps_its_rows_in_view_when_loops_land(qtbot, window, tmp_path):
+    from plugin.made_loops import remember_loop
+
+    for number in range(30):
+        paths = write_result(tmp_path / f"older{number}", {"prompt": f"older loop {number}", "seed": number})
+        window.library.add_result(f"older{number}", paths, json.loads(Path(paths["sidecar"]).read_text()),
+                                  created=number)
+    window.refresh_library()
+    window.resize(1280, 720)
+    window.show()
+    qtbot.waitExposed(window)
+    pane = window.library_pane
+    pane.library_view.verticalScrollBar().setValue(pane.library_view.verticalScrollBar().maximum() // 2)
+    top = pane.top_row()
+    assert top and top != "mine"
+    remember_loop(loop_file(tmp_path / "cli" / "bass.wav", "bass"))
+    qtbot.waitUntil(lambda: "bass.wav" in listed(window), timeout=SETTLED_MS)
+    assert pane.top_row() == top  # what the producer was looking at stays put
+    assert_undisturbed(window)
+    pane.library_view.verticalScrollBar().setValue(0)  # at the top, a new loop shows at the top
+    remember_loop(loop_file(tmp_path / "cli" / "keys.wav", "keys"))
+    qtbot.waitUntil(lambda: "keys.wav" in listed(window), timeout=SETTLED_MS)
+    assert Path(pane.loops[0].audio).name == "keys.wav" and pane.library_view.verticalScrollBar().value() == 0

@@ -722,8 +722,8 @@ class MainWindow(QMainWindow):
 
     def _made_elsewhere(self, jobs: list[str]) -> None:
         """Loops the CLI or a batch wrote while the app is open are listed; the loop shown stays shown and
-        selected, and nothing starts playing."""
-        self.refresh_library()
+        selected, the rows in view stay in view, and nothing starts playing."""
+        self.refresh_library(keep_view=True)
         self.statusBar().showMessage(f"{len(jobs)} new loop(s) from the CLI or a batch in the library")
 
     def _follow_pending(self) -> None:
@@ -735,14 +735,19 @@ class MainWindow(QMainWindow):
                 self.requests[job] = request
                 self.controller.follow(job, request)
 
-    def refresh_library(self) -> None:
+    def refresh_library(self, *, keep_view: bool = False) -> None:
+        """List the library again, the loop shown selected; with `keep_view`, a list scrolled down stays on the
+        rows in view (loops landing from elsewhere must not move what the producer is looking at)."""
         if self.closed:
             return
         current = self.current.job if self.current else None
+        top = self.library_pane.top_row() if keep_view else ""
         self.library_pane.set_loops(self.library.search(self.library_pane.loop_query()))
         self.generate_panel.set_history(self.library.prompts(), self.library.negatives())
         if current:
-            self._select_in_library(current)
+            self.library_pane.select(current, scroll=not keep_view)
+        if top:
+            self.library_pane.scroll_to_top_row(top)
 
     def _select_in_library(self, job: str) -> None:
         self.library_pane.select(job)
