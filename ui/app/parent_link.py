@@ -36,7 +36,7 @@ class ParentLink(QLabel):
         self.parent_job = loop.parent if words and loop is not None and loop.parent_listed else ""
         self.setVisible(bool(words))
         if self.parent_job:
-            self.setText(f"<a href='#' style='color: inherit'>{html.escape(words)}</a>")
+            self.setText(f"<a href='#'>{html.escape(words)}</a>")
             self.setCursor(Qt.CursorShape.PointingHandCursor)
             self.setToolTip("Select it in the library")
         else:
