@@ -86,7 +86,9 @@ def test_a_registry_replaced_by_an_atomic_writer_is_still_followed(qtbot, window
 
 
 def test_a_batch_running_beside_the_app_lands_loop_by_loop(qtbot, window, tmp_path):
-    """A batch registers its folder when it starts; each loop it renders (its summary rewritten after) appears."""
+    """A batch registers its folder when it starts; each loop it renders (its summary rewritten after) appears,
+    and the folder is let go once its summary says the batch is done (a watched folder cannot be deleted or
+    renamed on Windows)."""
     from engine.atomic import atomic_path
     from plugin.made_loops import remember_batch
 
@@ -96,12 +98,13 @@ def test_a_batch_running_beside_the_app_lands_loop_by_loop(qtbot, window, tmp_pa
     qtbot.waitUntil(lambda: str(out.resolve()) in window.made_loops_watch.watched(), timeout=SETTLED_MS)
     for number in (1, 2):
         loop_file(out / "funky-bass" / f"bass_{number}.wav", "funky bass", batch="pack.toml")
-        with atomic_path(out / "summary.json") as temporary:
-            temporary.write_text(json.dumps({"done": number}))
+        with atomic_path(out / "summary.json") as temporary:  # as plugin/batch.py's write_summary counts them
+            temporary.write_text(json.dumps({"counts": {"done": number, **({"pending": 1} if number < 2 else {})}}))
         qtbot.waitUntil(lambda number=number: f"bass_{number}.wav" in listed(window), timeout=SETTLED_MS)
     batch = [loop for loop in window.library_pane.loops if loop.origin == "batch"]
     assert sorted(loop.collection for loop in batch) == ["pack", "pack"]
     assert_undisturbed(window)
+    assert str(out.resolve()) not in window.made_loops_watch.watched()  # done: let go
 
 
 @pytest.mark.slow
@@ -157,3 +160,22 @@ def test_a_list_scrolled_down_keeps_its_rows_in_view_when_loops_land(qtbot, wind
     remember_loop(loop_file(tmp_path / "cli" / "keys.wav", "keys"))
     qtbot.waitUntil(lambda: "keys.wav" in listed(window), timeout=SETTLED_MS)
     assert Path(pane.loops[0].audio).name == "keys.wav" and pane.library_view.verticalScrollBar().value() == 0
+
+
+def test_a_batch_folder_is_rendering_while_its_summary_has_items_pending_and_moves(tmp_path):
+    from ui.app.made_loops_watch import STALLED_S, rendering
+
+    out = tmp_path / "pack-out"
+    assert not rendering(out)  # not there (yet)
+    out.mkdir()
+    assert rendering(out)  # registered, no summary yet: just started
+    summary = out / "summary.json"
+    summary.write_text(json.dumps({"counts": {"pending": 2, "done": 1}}))
+    assert rendering(out)
+    stalled = time.time() - STALLED_S - 60
+    os.utime(summary, (stalled, stalled))
+    assert not rendering(out)  # stopped or killed long ago
+    summary.write_text(json.dumps({"counts": {"done": 3}}))
+    assert not rendering(out)
+    summary.write_text("{half a summ")
+    assert not rendering(out)

@@ -7,8 +7,10 @@ either changes, so an idle app reads nothing. What is watched:
 
 - the registry's folder (the registry may not exist yet, and a writer that replaces the file instead of
   appending ends the watch on the old file), and the registry itself (appended lines change no folder);
-- the latest registered batch output folders (a batch registers its folder when it starts; its loops land
-  after, one summary rewrite each).
+- the batch output folders still rendering (a batch registers its folder when it starts; its loops land
+  after, one summary rewrite each): of the newest registered, those whose summary has items pending and was
+  rewritten within the hour (or has none yet). A finished batch's folder is let go: on Windows a watched
+  folder cannot be deleted or renamed, and the producer moves a finished pack where it belongs.
 
 A burst (a batch's many lines, a writer's pieces) is one import, once the watched paths have been quiet for
 `settle_ms`. Importing is ui/app/library_imports.py's; this only says when, and which batch folders moved.
@@ -24,7 +26,8 @@ from ui.app.library import Library
 from ui.app.library_imports import import_batch, import_made_elsewhere
 
 SETTLE_MS = 300
-BATCHES_WATCHED = 16  # the newest registered batch folders: older runs are long finished
+BATCHES_WATCHED = 16  # of the newest registered batch folders: older runs are long finished
+STALLED_S = 3600  # a batch whose summary has not changed for this long is not rendering (stopped, or killed)
 
 
 class MadeLoopsWatch(QObject):
@@ -63,15 +66,20 @@ class MadeLoopsWatch(QObject):
 
     def _watch(self) -> None:
         """Watch the registry's folder, the registry once it exists (again after a writer replaced it) and the
-        newest registered batch folders."""
+        batch folders still rendering; let go of the batches that are not."""
         from plugin.made_loops import made_loops
 
         folder = self.registry.parent
         folder.mkdir(parents=True, exist_ok=True)
-        self._batches = [made.path for made in made_loops() if made.batch][-BATCHES_WATCHED:]
-        wanted = [folder, self.registry, *self._batches]
+        registered = [made.path for made in made_loops() if made.batch][-BATCHES_WATCHED:]
+        finished = [str(path) for path in self._batches if not rendering(path)]
+        self._batches = [path for path in registered if rendering(path)]
         have = set(self.watched())
-        new = [str(path) for path in wanted if path.exists() and str(path) not in have]
+        gone = [path for path in finished if path in have and Path(path) not in self._batches]
+        if gone:
+            self.watcher.removePaths(gone)
+        new = [str(path) for path in [folder, self.registry, *self._batches]
+               if path.exists() and str(path) not in have]
         if new:
             self.watcher.addPaths(new)
 
@@ -81,7 +89,7 @@ class MadeLoopsWatch(QObject):
 
     def _settled(self) -> None:
         touched, self._touched = self._touched, set()
-        batches = {str(path): path for path in self._batches}
+        batches = {str(path): path for path in self._batches}  # before _watch lets a finished one go
         self._watch()
         if touched - set(batches):  # the registry (or its folder): new lines, new batch folders
             added = import_made_elsewhere(self.library)
@@ -91,3 +99,22 @@ class MadeLoopsWatch(QObject):
                                                                               known=known)]
         if added:
             self.added.emit(added)
+
+
+def rendering(out: Path) -> bool:
+    """A batch output folder still being rendered into, as its summary says: items pending, rewritten within
+    STALLED_S; or no summary yet (the batch has just started)."""
+    import json
+    import time
+
+    from ui.app.batch_runner import SUMMARY
+
+    summary = out / SUMMARY
+    try:
+        counts = json.loads(summary.read_text(encoding="utf-8")).get("counts") or {}
+        fresh = time.time() - summary.stat().st_mtime < STALLED_S
+    except FileNotFoundError:
+        return out.is_dir()
+    except (OSError, ValueError, AttributeError):
+        return False
+    return fresh and bool(counts.get("pending"))
