@@ -433,7 +433,7 @@ def test_convert_without_the_export_extra_shows_the_one_line_in_the_dialog(qtbot
     dialog.show()
     dialog.source.setText(str(tiny_sd_dir))
     click(qtbot, dialog.convert)
-    qtbot.waitUntil(lambda: dialog.process is None, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not dialog.child.running, timeout=TIMEOUT_MS)
     line = dialog.status.text()
     assert dialog.status.isVisibleTo(dialog) and line.startswith("riffstudio: ") and "export extra" in line
     assert "Traceback" not in line and "\n" not in line and not (tmp_path / "models").exists()

@@ -117,6 +117,21 @@ def test_a_long_status_message_never_widens_the_window(qtbot, window, width, hei
     assert window.minimumSizeHint().width() <= before
 
 
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_the_header_keeps_every_word_of_what_the_loop_came_from(qtbot, window, width, height):
+    """A refinement of a loop with a long prompt: its "refined from …" line wraps, never cut, never wider."""
+    from dataclasses import replace
+
+    window._show_loop(replace(window.current, kind="refined", parent="p", parent_label=f"{LONG_PROMPT} · seed 9",
+                              parent_listed=True))
+    lay_out(qtbot, window, width, height)
+    header = window.result_pane.parent_link
+    assert header.isVisible() and header.words == f"refined from “{LONG_PROMPT} · seed 9”"
+    assert header.height() >= header.heightForWidth(header.width())  # all its lines have room
+    assert header.mapTo(window, header.rect().topRight()).x() <= window.width()
+    assert (window.width(), window.height()) == (width, height) and cut_buttons(window) == []
+
+
 def test_narrow_window_shows_prompt_result_and_library_in_one_column(qtbot, window):
     lay_out(qtbot, window, 560, 900)
     panes = (window.generate_panel, window.result_pane.spectrogram, window.library_pane)

@@ -89,3 +89,61 @@ def test_the_badges_are_painted_on_the_rows_within_the_list(qtbot, window, tmp_p
     colours = {picture.pixelColor(x, y).name() for x in range(0, picture.width(), 2)
                for y in range(0, picture.height(), 2)}
     assert QColor(BADGE_COLOURS["refined"]).name() in colours and QColor(BADGE_COLOURS["draft"]).name() in colours
+
+
+# -- the parent in the result pane's header --------------------------------------------------------------------
+
+
+def test_the_header_names_the_parent_and_a_click_on_it_selects_the_parent(qtbot, window, tmp_path):
+    window.generate_panel.prompt.setText("warm keys")
+    press(qtbot, window.generate_panel.draft_button)
+    draft = finish(window, window.submitted[-1], tmp_path, seed=9)
+    header = window.result_pane.parent_link
+    assert not header.isVisibleTo(window)  # a new loop came from nothing
+    press(qtbot, window.result_pane.refine)
+    refined = finish(window, window.submitted[-1], tmp_path)
+    assert window.current.job == refined
+    assert header.isVisibleTo(window) and header.words == "refined from “warm keys · seed 9”"
+    press(qtbot, header)
+    assert window.current.job == draft
+    assert [loop.job for loop in window.library_pane.selected_loops()] == [draft]
+    assert not header.isVisibleTo(window) and not window.player.playing
+
+
+def test_a_parent_the_search_hides_is_shown_and_the_status_says_why_its_row_is_not(qtbot, window, tmp_path):
+    window.generate_panel.prompt.setText("warm keys")
+    press(qtbot, window.generate_panel.generate_button)
+    first = finish(window, window.submitted[-1], tmp_path, seed=9)
+    press(qtbot, window.result_pane.longer)
+    longer = finish(window, window.submitted[-1], tmp_path)
+    window.library_pane.search.setText("nothing like it")  # the list is empty now; the longer loop stays shown
+    assert window.current.job == longer
+    assert window.result_pane.parent_link.words == f"longer version of {PARENT}"
+    press(qtbot, window.result_pane.parent_link)
+    assert window.current.job == first and "hidden by the library's search" in window.statusBar().currentMessage()
+
+
+def test_a_riff_on_a_file_or_on_a_deleted_loop_names_it_without_a_link(qtbot, window, tmp_path, monkeypatch):
+    kick = tmp_path / "kick.wav"
+    kick.write_bytes(b"RIFF")
+    window.generate_panel.prompt.setText("warm keys")
+    window.riff_on_file(str(kick))
+    made = finish(window, window.submitted[-1], tmp_path)
+    header = window.result_pane.parent_link
+    assert window.current.job == made and header.words == "riff on “kick.wav”"
+    assert header.toolTip() == str(kick) and not header.parent_job
+    press(qtbot, header)
+    assert window.current.job == made  # nothing to go to
+
+    press(qtbot, window.generate_panel.generate_button)
+    first = finish(window, window.submitted[-1], tmp_path, seed=9)
+    press(qtbot, window.result_pane.more_like_this)
+    variation = finish(window, window.submitted[-1], tmp_path)
+    window.library_pane.select(first)
+    monkeypatch.setattr(window, "confirm", lambda words: True)
+    window.delete_selection()
+    window.library_pane.select(variation)
+    assert window.current.job == variation and not header.parent_job
+    assert header.words == "more like a loop no longer in the library"
+    press(qtbot, header)
+    assert window.current.job == variation

@@ -142,8 +142,8 @@ def test_the_model_manager_runs_model_check_in_a_child_process(qtbot, fp32_bundl
     dialog = ModelDialog(str(fp32_bundle), "", models=tmp_path / "models")
     qtbot.addWidget(dialog)
     qtbot.mouseClick(dialog.check, Qt.MouseButton.LeftButton)
-    assert dialog.process is not None  # running, and the dialog (the GUI thread) is free meanwhile
-    qtbot.waitUntil(lambda: dialog.process is None, timeout=120_000)
+    assert dialog.child.running  # running, and the dialog (the GUI thread) is free meanwhile
+    qtbot.waitUntil(lambda: not dialog.child.running, timeout=120_000)
     assert "(exit code 0)" in dialog.log.toPlainText()
 
 

@@ -1,10 +1,13 @@
-"""The app's `riffstudio` children (`model get --json`, `batch --json`): one QProcess at a time, its JSON lines
-as they come, its end with the one line that says why, and UTF-8 output whatever the system's code page.
+"""The app's `riffstudio` children (`model get --json`, `batch --json`, the Model dialog's `model convert` and
+`model check`): one QProcess at a time, its JSON lines as they come, its end with the one line that says why,
+and UTF-8 output whatever the system's code page.
 
-Why one class: the model getter (ui/app/model_get_runner.py) and the batch window (ui/app/batch_runner.py) run
-the same kind of child and must read it the same way: never waited on (the window stays responsive), a line
-written in pieces read whole, stray non-JSON output ignored (the JSON lines are the contract), and a failure
-told by the child's last stderr line (`riffstudio: <what went wrong and what to do>`), never a traceback.
+Why one class: the model getter (ui/app/model_get_runner.py), the batch window (ui/app/batch_runner.py) and the
+Model dialog (ui/app/model_dialog.py) run the same kind of child and must read it the same way: never waited on
+(the window stays responsive), a line written in pieces read whole, a failure told by the child's last stderr
+line (`riffstudio: <what went wrong and what to do>`), never a traceback. The JSON lines are the contract; the
+other lines (a report, a terminal's progress lines, a library's stray print) are only words for a log (`said`),
+which the Model dialog shows and the others ignore.
 
 UTF-8: on Windows a console program writes in the ANSI code page (cp1252 in Western Europe), and the app
 decoded its children's output as UTF-8: a model path under "C:\\Users\\Zoë" or a bundle named in Japanese came
@@ -36,9 +39,10 @@ class RiffstudioChild(QObject):
     """One `riffstudio ARGUMENTS` child at a time (`command` + arguments; by default the same `riffstudio` as this
     app). `event(dict)` for each JSON object line on stdout; `ended(code, crashed, last_line)` once it has ended,
     unless it was abandoned (`abandon`, `stop`, or a new `start`). A child that cannot start ends with code -1
-    and the line "riffstudio: could not start ..."."""
+    and the line "riffstudio: could not start ...". `said(line)` for every other line, stdout's or stderr's."""
 
     event = Signal(object)  # dict: one JSON line
+    said = Signal(str)  # a line that is not a JSON object (a report, progress for a terminal, an error)
     ended = Signal(int, bool, str)  # exit code, crashed, the last stderr line ("" if none)
 
     def __init__(self, parent: QObject | None = None, command: list[str] | None = None) -> None:
@@ -51,6 +55,7 @@ class RiffstudioChild(QObject):
         self._process: QProcess | None = None
         self._stdout = b""
         self._stderr = b""
+        self._stderr_line = b""  # stderr's unfinished line
 
     @property
     def running(self) -> bool:
@@ -73,7 +78,7 @@ class RiffstudioChild(QObject):
         process.readyReadStandardError.connect(self._on_stderr)
         process.finished.connect(self._on_finished)
         process.errorOccurred.connect(self._on_error)
-        self._process, self._stdout, self._stderr = process, b"", b""
+        self._process, self._stdout, self._stderr, self._stderr_line = process, b"", b"", b""
         process.start(self.command[0], [*self.command[1:], *arguments])
 
     def tell(self, line: str) -> None:
@@ -138,6 +143,9 @@ class RiffstudioChild(QObject):
         if self._stdout.strip():  # the last line, unterminated
             self._line(self._stdout)
             self._stdout = b""
+        if self._stderr_line.strip():
+            self._say(self._stderr_line)
+            self._stderr_line = b""
         if process is not self._process:  # abandoned, or another started, by a slot of that last line
             return
         self._process = None
@@ -152,16 +160,29 @@ class RiffstudioChild(QObject):
             self._line(line)
 
     def _read_stderr(self, process: QProcess) -> None:
-        if process is self._process:
-            self._stderr = (self._stderr + bytes(process.readAllStandardError()))[-STDERR_KEPT:]
+        if process is not self._process:
+            return
+        data = bytes(process.readAllStandardError())
+        self._stderr = (self._stderr + data)[-STDERR_KEPT:]
+        *lines, rest = (self._stderr_line + data).split(b"\n")
+        self._stderr_line = rest[-STDERR_KEPT:]  # a line without end is not kept whole
+        for line in lines:
+            self._say(line)
 
     def _line(self, line: bytes) -> None:
         try:
             event = json.loads(line)
         except ValueError:
-            return  # not ours (a library's stray print): the JSON lines are the contract
+            event = None
         if isinstance(event, dict):
             self.event.emit(event)
+        else:  # not an event: words for a log at most
+            self._say(line)
+
+    def _say(self, line: bytes) -> None:
+        text = line.decode(errors="replace").rstrip().rsplit("\r", 1)[-1]  # a bar redrawn in place: as it ended
+        if text.strip():
+            self.said.emit(text)
 
     def _last_line(self) -> str:
         lines = [line.strip() for line in self._stderr.decode(errors="replace").splitlines() if line.strip()]

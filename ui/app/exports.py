@@ -6,14 +6,17 @@ not when the drag starts: a drag must start at once, with a file that is already
 
 On the grid (BPM + bars) the loop goes through plugin/'s fitting (`fit_image` + `write_grid_loop`: exact
 length, acid/smpl/cue/INFO chunks); in seconds mode the engine's audio is written
-under the DAW name in the export's format and bit depth. Either way through the one loop writer
-(engine/loop_files.py): the file with its sidecar beside it.
+under the DAW name in the export's format and bit depth. A loop the CLI or a batch fitted already (`fitted`,
+its sidecar holding its grid and fit) is not fitted again: its audio is the loop, written on its own grid by
+`write_grid_loop` in the export's form (rate, bit depth, loudness), named with its BPM, bars and key, its grid
+and fit record carried over. Every way through the one loop writer (engine/loop_files.py): the file with its
+sidecar beside it.
 This runs on a worker thread (fitting is DSP): never call it from the GUI thread.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +35,22 @@ class ExportRequest:
     sample_rate: int = 44100
     audio_format: str = "wav"  # wav (what drags hand out), flac or aiff (Export...)
     normalize_lufs: float | None = None  # a loudness target (Export...); None: peak at -1 dBFS on the grid
+    fitted: bool = False  # `audio` is a loop on its grid already (a CLI or batch loop): converted, not fitted again
 
 
 def export_stem(prompt: str, *, bpm: float | None, bars: float | None, seed: int | None,
-                key: str | None = None) -> str:
+                key: str | None = None, beats: float | None = None) -> str:
     """The DAW name's stem (plugin/names.loop_name) with one tempo: on the grid the name states the rendered
     BPM, so a tempo written in the prompt ("funky slap bass, 100 bpm") is left out of the prompt part (a loop
     rendered at 120 was named `funky-slap-bass-100-bpm_120bpm_...`, and a DAW reading tempo from names could
     take either). Without a grid the prompt's tempo is the only one and stays. key: the fitted loop's key
-    ("Amin") when the detector found one, as sample packs name it; None leaves it out."""
+    ("Amin") when the detector found one, as sample packs name it; None leaves it out. beats: the length in
+    beats instead of bars (a batch loop made by beats is named so)."""
     from plugin.names import loop_name
     from ui.app.prompt_tempo import without_tempo
 
     named = without_tempo(prompt) if bpm else prompt
-    return loop_name(named, bpm=bpm, bars=bars if bpm else None, seed=seed, key=key)
+    return loop_name(named, bpm=bpm, bars=bars if bpm else None, beats=beats if bpm else None, seed=seed, key=key)
 
 
 def export_loop(request: ExportRequest) -> Path:
@@ -56,6 +61,11 @@ def export_loop(request: ExportRequest) -> Path:
     prompt = str(settings.get("prompt", "loop"))
     seed = settings.get("seed")
     suffix = f".{request.audio_format}"
+    if request.fitted:  # on its grid already, or never on one: never fitted again
+        fitted = _as_fitted(request)
+        if fitted is not None:
+            return _export_fitted(request, fitted, prompt, seed, suffix)
+        request = replace(request, bpm=None, bars=None)
     if request.bpm and request.bars:  # fitted first: the key it finds goes into the name
         options, fitted = _fitted(request, Path(request.folder) / f"loop{suffix}")
         key = (fitted.report.key or {}).get("name")
@@ -67,6 +77,56 @@ def export_loop(request: ExportRequest) -> Path:
     with reserved_path(request.folder, stem, suffix) as out:
         _write_in_seconds(request, out)
     return out
+
+
+def _export_fitted(request: ExportRequest, fitted, prompt: str, seed: int | None, suffix: str) -> Path:
+    """A loop on its grid already (`fitted`), in the export's form and named for its grid and key; its path."""
+    from plugin.grid_loop import write_grid_loop
+    from plugin.names import reserved_path
+
+    grid = fitted.grid
+    options = _grid_options(request, grid).validate(Path(request.folder) / f"loop{suffix}")
+    whole_bars = float(grid.bars).is_integer()  # a batch loop of 2 beats is named "2beats", not "0.5bars"
+    stem = export_stem(prompt, bpm=grid.bpm, bars=float(grid.bars) if whole_bars else None,
+                       beats=None if whole_bars else float(grid.beats), seed=seed,
+                       key=(fitted.report.key or {}).get("name"))
+    record = {key: value for key, value in request.sidecar.items() if key in ("settings", "bundle", "provider")}
+    with reserved_path(request.folder, stem, suffix) as out:
+        write_grid_loop(out, fitted, options, {**record, "source": {"audio": request.audio}}, prompt=prompt, seed=seed)
+    return out
+
+
+def _as_fitted(request: ExportRequest):
+    """The fitted loop a CLI or batch file is: its audio, the grid its sidecar states and the fit it records (a fit
+    record that does not read back: a plain one, the length alone); None when the sidecar states no grid (a loop
+    generated in seconds: exported in seconds)."""
+    import soundfile
+
+    from plugin.fit import FitReport, FittedLoop, Grid
+
+    record = request.sidecar.get("grid")
+    try:
+        grid = Grid.parse(bpm=float(record["bpm"]), beats=float(record["beats"]) if record.get("beats") else None,
+                          bars=None if record.get("beats") else float(record["bars"]),
+                          meter=str(record.get("meter", "4/4")))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    audio, rate = soundfile.read(request.audio, dtype="float32", always_2d=True)
+    try:
+        report = FitReport(**request.sidecar["fit"])
+    except (KeyError, TypeError):
+        report = FitReport(mode="length", reason="exported from a loop on its grid", tempo_found=None,
+                           tempo_confidence=0.0, tempo_octave=None, source_beats=None, repeats=1, stretch=1.0,
+                           start_s=0.0, crossfade_s=0.0, samples=int(audio.shape[0]), sample_rate=int(rate))
+    return FittedLoop(audio=audio, sample_rate=int(rate), grid=grid, report=report)
+
+
+def _grid_options(request: ExportRequest, grid):
+    """The export's form on `grid`, as plugin/'s grid options."""
+    from plugin.grid_loop import GridOptions
+
+    return GridOptions(bpm=grid.bpm, beats=float(grid.beats), meter=str(grid.meter), bit_depth=request.bit_depth,
+                       sample_rate=request.sample_rate, normalize_lufs=request.normalize_lufs)
 
 
 def _write_in_seconds(request: ExportRequest, out: Path) -> None:

@@ -63,6 +63,7 @@ BROWSER_COLUMNS = {
 KINDS = ("draft", "refined", "riff", "longer", "variation")
 ORIGINS = ("app", "cli", "batch", "engine")
 SORTS = ("new", "rating", "bpm", "length")
+GONE_PARENT = "a loop no longer in the library"  # the parent label of a loop whose parent was deleted
 # A loop's length in seconds: the grid's exact span (4/4, as ui/app/loop_length.py), else the audio's.
 _LENGTH_SQL = "(CASE WHEN l.bpm > 0 AND l.bars > 0 THEN l.bars * 240.0 / l.bpm ELSE l.duration_s END)"
 _ORDER_SQL = {"new": "l.created DESC", "rating": "l.rating DESC, l.created DESC",
@@ -96,6 +97,7 @@ class LibraryLoop:
     musical_key: str = ""
     engine_job: str = ""
     parent_label: str = ""  # the parent's prompt and seed (or the riffed file's name), for the row and tooltip
+    parent_listed: bool = False  # the parent is a loop in the library (the result pane's header links to it)
 
     @property
     def drag_file(self) -> str:
@@ -379,12 +381,15 @@ def _loop(row: sqlite3.Row) -> LibraryLoop:
     parent = row["parent"]
     if row["parent_prompt"] is not None:
         label = f"{row['parent_prompt']} · seed {row['parent_seed']}"
-    else:
-        label = Path(parent).name if parent else ""
+    elif parent.startswith("file:") or Path(parent).is_absolute():  # a riffed file, or a CLI loop since removed
+        label = Path(parent).name
+    else:  # a job id means nothing to a producer
+        label = GONE_PARENT if parent else ""
     return LibraryLoop(job=row["job"], prompt=row["prompt"], negative=row["negative"],
                        settings=json.loads(row["settings"]), seed=row["seed"], bundle_identity=row["bundle_identity"],
                        folder=row["folder"], audio=row["audio"], image=row["image"], export=row["export"],
                        duration_s=row["duration_s"], bpm=row["bpm"], bars=row["bars"], rating=row["rating"],
                        favourite=bool(row["favourite"]), created=row["created"], kind=row["kind"], parent=parent,
                        origin=row["origin"], collection=row["collection"], musical_key=row["musical_key"],
-                       engine_job=row["engine_job"], parent_label=label)
+                       engine_job=row["engine_job"], parent_label=label,
+                       parent_listed=row["parent_prompt"] is not None)

@@ -27,7 +27,7 @@ from ui.app.library import Library
 
 FILE_JOB = "file:"
 
-__all__ = ["file_job", "import_batch", "import_loop_file", "import_made_elsewhere", "import_results"]
+__all__ = ["batch_loops", "file_job", "import_batch", "import_loop_file", "import_made_elsewhere", "import_results"]
 
 
 def file_job(audio: str | Path) -> str:
@@ -57,15 +57,30 @@ def import_batch(library: Library, out_dir: str | Path, *, known: set[str] | Non
     to call when a run ends (the app's next start finds every registered folder by itself)."""
     added = []
     known = known if known is not None else library.known_jobs()
-    for sidecar in sorted(Path(out_dir).glob("*/*.json")):
+    for audio, collection in batch_loops(out_dir, known=known):
+        job = import_loop_file(library, audio, origin="batch", collection=collection, known=known)
+        added += [job] if job else []
+    return added
+
+
+def batch_loops(out_dir: str | Path, *, known: set[str] | None = None) -> list[tuple[Path, str]]:
+    """The loop files a batch output folder holds so far, each with its collection (its preset file's stem),
+    as their sidecars say (the summary and foreign files are not loops). With `known` (job ids), a loop whose
+    audio beside its sidecar is known already is left out unread: the app looks again at every batch folder
+    when a loop lands, and reading a thousand sidecars each time took a second."""
+    from engine.choices import LOOP_FILE_FORMATS
+
+    found = []
+    for sidecar in sorted(Path(out_dir).resolve().glob("*/*.json")):  # resolved once: each job id is the path
+        if known and any(FILE_JOB + str(sidecar.with_suffix(f".{suffix}")) in known for suffix in LOOP_FILE_FORMATS):
+            continue
         try:
             data = json.loads(sidecar.read_text(encoding="utf-8"))
             audio, presets = sidecar.with_name(data["audio"]["file"]), str(data["batch"]["presets"])
         except (OSError, ValueError, KeyError, TypeError):
             continue  # not a batch loop (the summary, a foreign file)
-        job = import_loop_file(library, audio, origin="batch", collection=Path(presets).stem, known=known)
-        added += [job] if job else []
-    return added
+        found.append((audio, Path(presets).stem))
+    return found
 
 
 def import_loop_file(library: Library, audio: str | Path, *, origin: str, collection: str = "",

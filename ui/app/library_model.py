@@ -15,7 +15,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QImageReader, QPainter, Q
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from ui.app.drag import file_mime_data
-from ui.app.library import LibraryLoop
+from ui.app.library import GONE_PARENT, LibraryLoop
 
 LOOP_ROLE = Qt.ItemDataRole.UserRole + 1
 BADGES_ROLE = Qt.ItemDataRole.UserRole + 2  # the row's badges, as badges() words them
@@ -169,7 +169,8 @@ def came_from(loop: LibraryLoop) -> str:
     """What the loop came from, in words ("refined from “warm keys · seed 9”"), or "" for a new loop."""
     if not loop.parent_label or loop.kind not in FROM_WORDS:
         return ""
-    return f"{FROM_WORDS[loop.kind]} “{loop.parent_label}”"
+    quoted = loop.parent_label if loop.parent_label == GONE_PARENT else f"“{loop.parent_label}”"
+    return f"{FROM_WORDS[loop.kind]} {quoted}"
 
 
 def tooltip(loop: LibraryLoop) -> str:

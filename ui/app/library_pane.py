@@ -217,13 +217,28 @@ class LibraryPane(QWidget):
         return ("No loops yet. Type a prompt and press Ctrl+Enter: each loop lands here, ready to drag into your "
                 "DAW.")
 
-    def select(self, job: str) -> None:
-        """Make `job`'s row the current one, scrolled into view (if listed)."""
+    def select(self, job: str, *, scroll: bool = True) -> None:
+        """Make `job`'s row the current one, scrolled into view (if listed) unless not `scroll`."""
         row = self.library_model.row_of(job)
         if row >= 0:
             index = self.library_model.index(row)
             self.library_view.setCurrentIndex(index)
-            self.library_view.scrollTo(index)
+            if scroll:
+                self.library_view.scrollTo(index)
+
+    def top_row(self) -> str:
+        """The job of the first row in view while the list is scrolled down ("" at the top: new rows show)."""
+        view = self.library_view
+        if view.verticalScrollBar().value() == 0:
+            return ""
+        loop = view.indexAt(view.viewport().rect().topLeft()).data(LOOP_ROLE)
+        return loop.job if loop is not None else ""
+
+    def scroll_to_top_row(self, job: str) -> None:
+        """Put `job`'s row back at the top of the view (where `top_row` found it)."""
+        row = self.library_model.row_of(job)
+        if row >= 0:
+            self.library_view.scrollTo(self.library_model.index(row), QListView.ScrollHint.PositionAtTop)
 
     def selected_loops(self) -> list[LibraryLoop]:
         rows = sorted({index.row() for index in self.library_view.selectionModel().selectedIndexes()})

@@ -1,13 +1,14 @@
 """The model manager: the bundles in the models folder (size, precision; use, reveal or remove one), pick a
 bundle folder, convert a checkpoint into one, run `model check`, and see which provider runs it. Conversion
-and checking run as `riffstudio` child processes (QProcess): they import torch or open every ONNX session,
-which must never happen in the window's process; a failure shows the child's one line."""
+and checking run as `riffstudio` children (ui/app/child_output.RiffstudioChild, as `model get` and batch do):
+they import torch or open every ONNX session, which must never happen in the window's process; their words
+go to the log as they come, and a failure shows the child's one line."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QProcess, QUrl, Signal
+from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -80,7 +81,13 @@ class ModelDialog(QDialog):
         self.log.setPlaceholderText("Output of model check / convert appears here. Converting takes minutes and "
                                     "needs the export extra (torch); a qnn bundle compiles for the NPU on its "
                                     "first load, which takes minutes once and is cached in the bundle.")
-        self.process: QProcess | None = None
+        from ui.app.child_output import RiffstudioChild
+
+        self.child = RiffstudioChild(self)  # check or convert, one at a time
+        self.asked: list[str] = []  # the arguments of the child running ([]: none)
+        self.then_use = ""  # the bundle a convert running makes: the one to use when it ends well
+        self.child.said.connect(self.log.appendPlainText)
+        self.child.ended.connect(self._ended)
 
         pick = QHBoxLayout()
         pick.addWidget(self.bundle, 1)
@@ -203,48 +210,24 @@ class ModelDialog(QDialog):
         out = self.out.text().strip() or str(self.models / bundle_name(name, precision))
         self._run(["model", "convert", source, "--out", out, "--precision", precision], then_use=out)
 
-    def _run(self, args: list[str], then_use: str | None = None) -> None:
-        if self.process is not None:
+    def _run(self, args: list[str], then_use: str = "") -> None:
+        """`riffstudio ARGS` as a child (unless one is running), its words in the log; `then_use`: the bundle it
+        makes, filled in as the one to use when it ends well."""
+        if self.child.running:
             return
         self._show_status("")
         self.log.appendPlainText("$ riffstudio " + " ".join(args))
-        process = QProcess(self)
-        errors: list[str] = []  # stderr's lines: the last one is the failure's one line
+        self.asked, self.then_use = list(args), then_use
+        self.child.start(args)
 
-        def read_stdout() -> None:
-            text = bytes(process.readAllStandardOutput()).decode(errors="replace").rstrip()
-            if text:
-                self.log.appendPlainText(text)
-
-        def read_stderr() -> None:
-            text = bytes(process.readAllStandardError()).decode(errors="replace")
-            errors[:] = [*errors, *(line for line in text.splitlines() if line.strip())][-50:]
-            if text.strip():
-                self.log.appendPlainText(text.rstrip())
-
-        def finished(code: int, _status) -> None:
-            read_stdout()
-            read_stderr()
-            self.log.appendPlainText(f"(exit code {code})")
-            self.process = None
-            if code != 0:
-                self._show_status(errors[-1].strip() if errors else f"riffstudio {args[0]} {args[1]} stopped "
-                                  f"(exit code {code})")
-            elif then_use:
-                self.bundle.setText(then_use)
-            self.refresh()
-
-        process.readyReadStandardOutput.connect(read_stdout)
-        process.readyReadStandardError.connect(read_stderr)
-        process.finished.connect(finished)
-        process.setWorkingDirectory(str(Path(__file__).resolve().parents[2]))
-        # The same `riffstudio` as this app: this interpreter from source, `riffstudio-cli` in the app folder.
-        from engine.process.launch import riffstudio_command
-        from ui.app.child_output import asking_for_utf8
-
-        command = riffstudio_command()
-        asking_for_utf8(process).start(command[0], [*command[1:], *args])
-        self.process = process
+    def _ended(self, code: int, crashed: bool, last_line: str) -> None:
+        args, self.asked = self.asked, []
+        self.log.appendPlainText(f"(exit code {code})")
+        if code != 0 or crashed:
+            self._show_status(last_line or f"riffstudio {' '.join(args[:2])} stopped (exit code {code})")
+        elif self.then_use:
+            self.bundle.setText(self.then_use)
+        self.refresh()
 
     def _accept(self) -> None:
         self.bundle_chosen.emit(self.bundle.text().strip())

@@ -28,6 +28,7 @@ from ui.app.elided_label import ElidedLabel
 from ui.app.flow_layout import FlowBox
 from ui.app.library import LibraryLoop
 from ui.app.loop_length import loop_length
+from ui.app.parent_link import ParentLink
 from ui.app.spectrogram_view import SpectrogramView
 
 
@@ -46,6 +47,7 @@ class ResultPane(QWidget):
     seek_requested = Signal(float)  # seconds into the loop
     drag_requested = Signal()  # a drag started on the spectrogram: the window says which file it carries
     colour_map_changed = Signal(str)
+    parent_requested = Signal(str)  # the header's "refined from …" clicked: that loop's job
 
     def __init__(self, *, loop_playback: bool = True, volume: float = 0.8) -> None:
         super().__init__()
@@ -53,6 +55,7 @@ class ResultPane(QWidget):
         self.result_title = QLabel("", objectName="title")
         self.result_title.setWordWrap(True)
         self.result_meta = ElidedLabel(objectName="dim")
+        self.parent_link = ParentLink()
         self.play_button = QPushButton("▶ Play", objectName="play")
         self.play_button.setToolTip("Play / stop (Space)")
         self.loop_toggle = QCheckBox("Loop", checked=loop_playback)
@@ -92,6 +95,7 @@ class ResultPane(QWidget):
         centre_layout = QVBoxLayout(self)
         centre_layout.addWidget(QLabel("RESULT", objectName="section"))
         centre_layout.addWidget(self.result_title)
+        centre_layout.addWidget(self.parent_link)
         centre_layout.addWidget(self.result_meta)
         centre_layout.addWidget(self.spectrogram, 1)
         centre_layout.addLayout(hint_row)
@@ -113,6 +117,7 @@ class ResultPane(QWidget):
         self.spectrogram.drag_requested.connect(self.drag_requested)
         self.colour_map.currentTextChanged.connect(self.spectrogram.set_colour_map)
         self.colour_map.currentTextChanged.connect(self.colour_map_changed)
+        self.parent_link.parent_requested.connect(self.parent_requested)
         self.spectrogram.installEventFilter(self)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
@@ -127,11 +132,13 @@ class ResultPane(QWidget):
 
     def show_loop(self, loop: LibraryLoop | None, region: tuple[float, float] | None = None) -> None:
         """Render `loop` (None: the empty view); Refine is offered for a draft only, the loop it improves.
+        Under its title, what it came from (a link to that loop when it is in the library).
 
         The header states the length of the file a drag hands out (ui/app/loop_length.py), and `region` (seconds
         of the painted image the loop was cut from) is marked on the spectrogram."""
         for widget in self.result_actions:
             widget.setEnabled(loop is not None)
+        self.parent_link.show_parent(loop)
         if loop is None:
             self.result_title.setText("")
             self.result_meta.setText("")

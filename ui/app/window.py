@@ -47,8 +47,9 @@ from ui.app.job_requests import (
 )
 from ui.app.library import Intent, Library, LibraryLoop
 from ui.app.library_drafts import daw_folder, drafts_folder
-from ui.app.library_imports import import_batch, import_made_elsewhere, import_results
+from ui.app.library_imports import batch_loops, file_job, import_batch, import_made_elsewhere, import_results
 from ui.app.loop_length import loop_region
+from ui.app.made_loops_watch import MadeLoopsWatch
 from ui.app.model_get_runner import GetPlan, GetRequest, ModelGetRunner
 from ui.app.playback import Player
 from ui.app.queue_panel import QueuePanel, preview_image
@@ -114,6 +115,9 @@ class MainWindow(QMainWindow):
             if loop is not None:
                 self.export_to(daw_folder(loop.settings, self.settings.export_folder()), [loop])
         self.refresh_library()
+        # Loops the CLI or a batch makes from now on join the library as they land (no restart).
+        self.made_loops_watch = MadeLoopsWatch(self.library, self)
+        self.made_loops_watch.added.connect(self._while_open(self._made_elsewhere))
         if self.library_pane.loops:  # open where the producer left off: the newest loop
             self._show_loop(self.library_pane.loops[0])
             self._select_in_library(self.library_pane.loops[0].job)
@@ -256,6 +260,7 @@ class MainWindow(QMainWindow):
         result.seek_requested.connect(self._seek)
         result.drag_requested.connect(self.drag_current)
         result.colour_map_changed.connect(library.set_colour_map)
+        result.parent_requested.connect(self.go_to_parent)
         self.choose_model.clicked.connect(self.open_model_manager)
         self.settings_button.clicked.connect(self.open_settings)
         panel, getter = self.empty_state, self.getter
@@ -642,10 +647,11 @@ class MainWindow(QMainWindow):
 
     def batch_rendered(self, out: str) -> None:
         """A batch is complete: its loops are in `out` (each preset's in a folder of its own, with sidecars) and
-        join the library now, as the collection of their preset file (the next start would find them too)."""
-        added = import_batch(self.library, Path(out))
+        are in the library, as the collection of their preset file (most joined as they landed)."""
+        import_batch(self.library, Path(out))
+        listed = sum(self.library.get(file_job(audio)) is not None for audio, _ in batch_loops(out))
         self.refresh_library()
-        self.statusBar().showMessage(f"Batch rendered into {out}: {len(added)} new loop(s) in the library")
+        self.statusBar().showMessage(f"Batch rendered into {out}: {listed} loop(s) in the library")
 
     # -- job events ----------------------------------------------------------------------------------
 
@@ -714,6 +720,12 @@ class MainWindow(QMainWindow):
         import_made_elsewhere(self.library)
         return import_results(self.library, results_dir())
 
+    def _made_elsewhere(self, jobs: list[str]) -> None:
+        """Loops the CLI or a batch wrote while the app is open are listed; the loop shown stays shown and
+        selected, the rows in view stay in view, and nothing starts playing."""
+        self.refresh_library(keep_view=True)
+        self.statusBar().showMessage(f"{len(jobs)} new loop(s) from the CLI or a batch in the library")
+
     def _follow_pending(self) -> None:
         known = self.library.known_jobs()
         for job in self.library.pending_jobs():
@@ -723,14 +735,19 @@ class MainWindow(QMainWindow):
                 self.requests[job] = request
                 self.controller.follow(job, request)
 
-    def refresh_library(self) -> None:
+    def refresh_library(self, *, keep_view: bool = False) -> None:
+        """List the library again, the loop shown selected; with `keep_view`, a list scrolled down stays on the
+        rows in view (loops landing from elsewhere must not move what the producer is looking at)."""
         if self.closed:
             return
         current = self.current.job if self.current else None
+        top = self.library_pane.top_row() if keep_view else ""
         self.library_pane.set_loops(self.library.search(self.library_pane.loop_query()))
         self.generate_panel.set_history(self.library.prompts(), self.library.negatives())
         if current:
-            self._select_in_library(current)
+            self.library_pane.select(current, scroll=not keep_view)
+        if top:
+            self.library_pane.scroll_to_top_row(top)
 
     def _select_in_library(self, job: str) -> None:
         self.library_pane.select(job)
@@ -747,6 +764,19 @@ class MainWindow(QMainWindow):
         """Show `loop` in the result pane, with the span of its painting the DAW file was cut from."""
         self.current = loop
         self.result_pane.show_loop(loop, loop_region(loop) if loop is not None else None)
+
+    def go_to_parent(self, job: str) -> None:
+        """The loop the shown one came from (the header's link): selected in the library and shown; one the search
+        or filters hide is shown, and the status line says why its row is not."""
+        parent = self.library.get(job)
+        if parent is None:  # deleted since the header was drawn
+            self.statusBar().showMessage("That loop is no longer in the library")
+            return
+        self._select_in_library(job)  # its row: shown as any row chosen
+        if self.current is None or self.current.job != job:
+            self.player.stop()
+            self._show_loop(parent)
+            self.statusBar().showMessage(f"“{parent.prompt}” is hidden by the library's search or filters")
 
     def selected_loops(self) -> list[LibraryLoop]:
         return self.library_pane.selected_loops() or ([self.current] if self.current else [])
@@ -832,10 +862,10 @@ class MainWindow(QMainWindow):
         for loop in loops:
             found = read_loop(loop.audio)
             sidecar = found.sidecar if found else {"settings": loop.settings}
-            # A CLI or batch loop is on its grid already: converted, not fitted again.
-            grid = {"bpm": None, "bars": None} if loop.made_elsewhere else {"bpm": loop.bpm, "bars": loop.bars}
+            # A CLI or batch loop is on its grid already: converted on that grid, not fitted again.
             self.controller.export(ExportRequest(audio=loop.audio, image=loop.image, sidecar=sidecar, folder=folder,
-                                                 **grid, **form), loop.job)
+                                                 bpm=loop.bpm, bars=loop.bars, fitted=loop.made_elsewhere, **form),
+                                   loop.job)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.source() is None and dropped_audio(event.mimeData()):
@@ -901,6 +931,7 @@ class MainWindow(QMainWindow):
         self.player.stop()
         self.getter.stop()  # a get under way stays remembered (unfinished_get): the next start offers to resume it
         self.batch_runner.stop()  # a batch stops keeping its finished loops: rendering it again carries on
+        self.made_loops_watch.stop()
         self.controller.close()
         self.settings = replace(self.settings, volume=self.result_pane.volume_fraction(),
                                 loop_playback=self.result_pane.looping(), window_geometry=saved_geometry(self))
