@@ -165,3 +165,73 @@ def test_the_window_remembers_its_size_and_always_on_top(qtbot, monkeypatch):
             assert again.windowFlags() & Qt.WindowType.WindowStaysOnTopHint
         finally:
             again.shutdown()
+
+
+def fill_library(window, tmp_path, count: int = 8) -> None:
+    """`count` real loops (the one loop writer's files) filed in the window's library and listed."""
+    import json
+    from pathlib import Path
+
+    from library_loops import write_result
+
+    for index in range(count):
+        paths = write_result(tmp_path / f"listed{index}", {"prompt": f"loop number {index}", "seed": index})
+        window.library.add_result(f"listed{index}", paths, json.loads(Path(paths["sidecar"]).read_text()),
+                                  created=float(index))
+    window.refresh_library()
+
+
+def shown_height(widget) -> int:
+    """How many pixels of `widget` are on screen: its visible region, after every scroll area above it clips it."""
+    return widget.visibleRegion().boundingRect().height() if widget.isVisible() else 0
+
+
+def rows_shown(window) -> float:
+    view = window.library_pane.library_view
+    return shown_height(view.viewport()) / view.sizeHintForRow(0)
+
+
+@pytest.mark.parametrize("filters", [False, True])
+@pytest.mark.parametrize("tempo_notice", [False, True])
+def test_the_strip_gives_the_library_room_for_four_rows(qtbot, window, tmp_path, filters, tempo_notice):
+    """Beside the DAW the library is a browser, not a one-row slot: four rows on screen at 560x900, with the
+    filters open and with the prompt's tempo notice showing (shots 49, 50, 54, 59)."""
+    fill_library(window, tmp_path)
+    window.library_pane.filters_toggle.setChecked(filters)
+    if tempo_notice:
+        window.generate_panel.prompt.setText(LONG_PROMPT)
+    lay_out(qtbot, window, 560, 900)
+    assert window.generate_panel.tempo_choice.isVisible() == tempo_notice
+    assert rows_shown(window) >= 4
+    assert (window.width(), window.height()) == (560, 900)
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_a_running_job_shows_its_progress_and_cancel(qtbot, window, width, height):
+    """A queued job, then running: its row, progress bar and Cancel are on screen at both sizes (in the strip the
+    queue had no height at all: shots 51-55)."""
+    from ui.app.controller import JobRequest
+
+    lay_out(qtbot, window, width, height)
+    window.controller.job_queued.emit("j1", JobRequest(settings={"prompt": "funky slap bass"}, bundle="b"))
+    window.controller.job_started.emit("j1")
+    window.controller.job_progress.emit("j1", "denoise", 0.4)
+    lay_out(qtbot, window, width, height)
+    row = window.queue.row("j1")
+    assert shown_height(row.progress) == row.progress.height() > 0
+    assert shown_height(row.cancel) == row.cancel.height() > 0
+    assert shown_height(row.title) >= row.title.fontMetrics().height()
+
+
+def test_advanced_open_keeps_a_whole_queue_row_on_a_laptop(qtbot, window):
+    """At 1280x720 with the tempo notice and Advanced open the queue kept one clipped row (shot 63): the newest
+    row stays whole (the older ones scroll)."""
+    from ui.app.controller import JobRequest
+
+    window.generate_panel.prompt.setText(LONG_PROMPT)
+    window.generate_panel.advanced_toggle.setChecked(True)
+    for job in ("j1", "j2", "j3"):
+        window.controller.job_queued.emit(job, JobRequest(settings={"prompt": "funky slap bass"}, bundle="b"))
+    lay_out(qtbot, window, 1280, 720)
+    row = window.queue.row("j3")
+    assert shown_height(row) == row.sizeHint().height()

@@ -20,6 +20,7 @@ from ui.app.library import LibraryLoop
 LOOP_ROLE = Qt.ItemDataRole.UserRole + 1
 BADGES_ROLE = Qt.ItemDataRole.UserRole + 2  # the row's badges, as badges() words them
 THUMB = QSize(84, 44)
+ROW_HEIGHT = THUMB.height() + 12  # a row: the thumbnail and its margins
 BADGE_COLOURS = {"draft": "#8a90a0", "refined": "#3dbf7f", "riff": "#b07cff", "longer": "#3d9bff",
                  "variation": "#e0b040", "CLI": "#5a6070"}  # anything else (a batch collection): BATCH_COLOUR
 BATCH_COLOUR = "#ff8a3d"
@@ -98,7 +99,7 @@ class LoopDelegate(QStyledItemDelegate):
     """A row like a sample browser's: thumbnail, prompt, then seed / length / tempo / rating / favourite."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
-        return QSize(THUMB.width() + 120, THUMB.height() + 12)  # the width: the view's (rows never scroll sideways)
+        return QSize(THUMB.width() + 120, ROW_HEIGHT)  # the width: the view's (rows never scroll sideways)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem,
               index: QModelIndex | QPersistentModelIndex) -> None:

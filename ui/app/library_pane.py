@@ -28,10 +28,11 @@ from PySide6.QtWidgets import (
 from plugin.musical_key import ALL_KEYS
 from ui.app.flow_layout import FlowBox
 from ui.app.library import SORTS, LibraryLoop, LoopQuery
-from ui.app.library_model import LOOP_ROLE, LibraryModel, LoopDelegate
+from ui.app.library_model import LOOP_ROLE, ROW_HEIGHT, LibraryModel, LoopDelegate
 
 SORT_WORDS = {"new": "Newest", "rating": "Rating", "bpm": "BPM", "length": "Length"}
 BAR_CHOICES = (1, 2, 4, 8, 16)
+LIST_ROWS = 4  # the fewest rows the list shows: a browser, not a slot (in a strip beside the DAW too)
 
 
 class LoopList(QListView):
@@ -90,6 +91,7 @@ class LibraryPane(QWidget):
         self.library_view.setMouseTracking(True)
         self.library_view.setUniformItemSizes(True)
         self.library_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # rows fit its width
+        self.library_view.setMinimumHeight(LIST_ROWS * ROW_HEIGHT + 2 * self.library_view.frameWidth())
         right_layout = QVBoxLayout(self)
         self.library_count = QLabel("", objectName="dim")
         header = QHBoxLayout()

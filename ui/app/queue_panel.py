@@ -4,7 +4,7 @@ latent preview of the current step, and cancel. Rows render what the controller 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QFrame,
@@ -92,12 +92,13 @@ class QueuePanel(QWidget):
         self._list.addStretch(1)
         inner = QWidget()
         inner.setLayout(self._list)
-        scroll = QScrollArea()
+        self._scroll = scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(inner)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        # Any height will do (rows scroll): in one column beside the DAW the queue gives way to the result.
+        # More rows scroll, but the newest row always has its whole height (`_keep_a_row`): with any height
+        # allowed, the strip's one column gave the queue none, and Advanced on a laptop squeezed it to half a row.
         scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -111,7 +112,27 @@ class QueuePanel(QWidget):
             row.cancel_requested.connect(self.cancel_requested)
             self.rows[job] = row
             self._list.insertWidget(0, row)
+            self._keep_a_row()
+            QTimer.singleShot(0, lambda: self._bring_into_view(row))
         return row
+
+    def _keep_a_row(self) -> None:
+        """The list's least height: one whole row while there are rows, none without."""
+        rows = [row for row in self.rows.values() if row.parent() is not None]
+        height = max((row.sizeHint().height() for row in rows), default=0)
+        margins = self._list.contentsMargins()
+        self._scroll.setMinimumHeight(height + margins.top() + margins.bottom() if height else 0)
+
+    def _bring_into_view(self, row: JobRow) -> None:
+        """A job just queued scrolls into view in whatever scrolls the queue (the strip's column): its progress
+        and Cancel are what a producer watches after Ctrl+Enter."""
+        if self.rows.get(row.job) is not row:
+            return
+        outer = self.parentWidget()
+        while outer is not None and not isinstance(outer, QScrollArea):
+            outer = outer.parentWidget()
+        if outer is not None:
+            outer.ensureWidgetVisible(row, 0, 0)
 
     def row(self, job: str) -> JobRow | None:
         return self.rows.get(job)
@@ -144,3 +165,4 @@ class QueuePanel(QWidget):
         for row in finished[:-keep] if len(finished) > keep else []:
             self.rows.pop(row.job, None)
             row.deleteLater()
+        self._keep_a_row()
