@@ -5,8 +5,17 @@ from __future__ import annotations
 
 import pytest
 from engine_fixtures import engine_home
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QAbstractButton, QApplication, QCheckBox, QPushButton, QStyle, QStyleOptionButton
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QApplication,
+    QCheckBox,
+    QLabel,
+    QPushButton,
+    QStyle,
+    QStyleOptionButton,
+)
 
 SIZES = [(1280, 720), (560, 900)]
 LONG_PROMPT = "dusty boom bap drums with vinyl crackle, a lazy swung hi-hat and a deep round kick, 90 bpm"
@@ -70,6 +79,24 @@ def cut_buttons(window) -> list[str]:
     return cut
 
 
+def cut_labels(window) -> list[str]:
+    """Every visible one-line label whose words run past its width with no ellipsis (an elided label shows "…"
+    and its whole text in its tooltip, so it is not cut)."""
+    from ui.app.elided_label import ElidedLabel
+
+    cut = []
+    for label in window.findChildren(QLabel):
+        if not label.isVisible() or label.wordWrap() or isinstance(label, ElidedLabel) or not label.text():
+            continue
+        if label.textFormat() == Qt.TextFormat.RichText or "<" in label.text():
+            continue
+        room = label.contentsRect().width() - 2 * label.margin() - label.indent() * (label.indent() > 0)
+        need = label.fontMetrics().horizontalAdvance(label.text())
+        if need > room and shown_height(label) > 0:
+            cut.append(f"{label.objectName() or label.text()!r}: {need} px of words in {room} px")
+    return cut
+
+
 def lay_out(qtbot, window, width: int, height: int) -> None:
     window.resize(width, height)
     window.show()
@@ -84,6 +111,21 @@ def test_the_window_takes_the_size_asked_and_cuts_no_button_words(qtbot, window,
     lay_out(qtbot, window, width, height)
     assert (window.width(), window.height()) == (width, height)
     assert cut_buttons(window) == []
+    assert cut_labels(window) == []
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_a_long_queue_title_ends_in_an_ellipsis_not_mid_word(qtbot, window, width, height):
+    """A job's title wider than its row was cut mid-word with no ellipsis ("…100 bp", shots 07, 62): elided, with
+    the whole title in its tooltip."""
+    from ui.app.controller import JobRequest
+
+    title = "more like: " + LONG_PROMPT
+    window.controller.job_queued.emit("j1", JobRequest(settings={"prompt": "x"}, bundle="b", label=title))
+    lay_out(qtbot, window, width, height)
+    row = window.queue.row("j1")
+    assert row.title.toolTip() == title
+    assert cut_labels(window) == []
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
@@ -94,6 +136,7 @@ def test_the_tempo_choice_fits_too(qtbot, window, width, height):
     assert window.generate_panel.tempo_choice.isVisible()
     assert (window.width(), window.height()) == (width, height)
     assert cut_buttons(window) == []
+    assert cut_labels(window) == []
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
@@ -104,6 +147,7 @@ def test_the_library_filters_fit_too(qtbot, window, width, height):
     assert window.library_pane.filters.isVisible() and window.library_pane.key.isVisible()
     assert (window.width(), window.height()) == (width, height)
     assert cut_buttons(window) == []
+    assert cut_labels(window) == []
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)

@@ -18,6 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.app.elided_label import ElidedLabel
+
 STAGES = {"load": "loading the model", "text": "reading the prompt", "denoise": "painting",
           "decode": "decoding", "audio": "making audio"}
 
@@ -39,10 +41,7 @@ class JobRow(QFrame):
         self.preview = QLabel(objectName="job_preview")
         self.preview.setFixedSize(64, 40)
         self.preview.setScaledContents(True)
-        self.title = QLabel(label, objectName="job_title")
-        self.title.setMinimumWidth(10)
-        self.title.setToolTip(label)
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title = ElidedLabel(label, objectName="job_title")  # "…" where it does not fit, all of it as a tooltip
         self.status = QLabel("queued", objectName="job_state")
         self.progress = QProgressBar(objectName="job_progress")
         self.progress.setRange(0, 1000)
