@@ -279,3 +279,42 @@ def test_advanced_open_keeps_a_whole_queue_row_on_a_laptop(qtbot, window):
     lay_out(qtbot, window, 1280, 720)
     row = window.queue.row("j3")
     assert shown_height(row) == row.sizeHint().height()
+
+
+def overlapping(labels) -> list[tuple[str, str]]:
+    return [(first[1], second[1]) for index, first in enumerate(labels) for second in labels[index + 1:]
+            if first[0].intersects(second[0])]
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_the_spectrograms_axis_labels_never_overlap(qtbot, window, width, height):
+    """In the strip the spectrogram is short and 500, 200 and 100 Hz were drawn over each other (shot 60): the
+    labels that would overlap are left out, the round ones kept; on a laptop every frequency is labelled."""
+    window.generate_panel.advanced_toggle.setChecked(True)
+    lay_out(qtbot, window, width, height)
+    view = window.result_pane.spectrogram
+    labels = view.axis_labels()
+    words = {label for _, label, _ in labels}
+    assert overlapping(labels) == []
+    assert {"100", "1k", "10k", "1", "2"} <= words  # Hz at the bottom, middle and top; bars 1 and 2
+    if view.height() >= 300:  # a laptop's
+        assert {"200", "500", "2k", "5k"} <= words
+
+
+def test_squeezed_to_its_least_height_the_spectrogram_still_labels_without_overlap(qtbot, window):
+    lay_out(qtbot, window, 560, 900)
+    view = window.result_pane.spectrogram
+    view.setFixedHeight(view.minimumHeight())
+    lay_out(qtbot, window, 560, 900)
+    assert view.height() == view.minimumHeight() and overlapping(view.axis_labels()) == []
+    ys = {label: rect.center().y() for rect, label, _ in view.axis_labels()}
+    assert ys["100"] > ys["1k"] > ys["10k"]
+    from PySide6.QtCore import QRectF
+
+    from ui.app.axes import frequency_ticks
+    from ui.app.spectrogram_view import PARAMS
+
+    plot = view.rect().adjusted(0, 6, 0, -22)  # each tick's 16 px label, as the strip painted them all (shot 60)
+    all_labels = [(QRectF(0, plot.bottom() - fraction * plot.height() - 8, 38, 16), label)
+                  for fraction, label in frequency_ticks(PARAMS)]
+    assert overlapping(all_labels)  # so leaving some out is needed at this height
