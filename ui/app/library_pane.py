@@ -35,6 +35,13 @@ BAR_CHOICES = (1, 2, 4, 8, 16)
 LIST_ROWS = 4  # the fewest rows the list shows: a browser, not a slot (in a strip beside the DAW too)
 
 
+def count_words(listed: int, total: int | None = None) -> str:
+    """The header's count: "4 loops", or with a search or filter leaving some out "1 of 4 loops"."""
+    if total is not None and total > listed:
+        return f"{listed} of {total} loop{'s' * (total != 1)}"
+    return f"{listed} loop{'s' * (listed != 1)}"
+
+
 class LoopList(QListView):
     """The list of loops, auditioned as a sample browser's: a click on a row (or the arrow keys moving to one)
     asks for it to play from the start (`auditioned`). Only the producer's own clicks and keys do: a row made
@@ -198,9 +205,10 @@ class LibraryPane(QWidget):
         """The loops listed, newest first."""
         return self.library_model.loops
 
-    def set_loops(self, loops: list[LibraryLoop]) -> None:
+    def set_loops(self, loops: list[LibraryLoop], *, total: int | None = None) -> None:
+        """`loops` listed; `total`, the library's count, says how many a search or filter left out."""
         self.library_model.set_loops(loops)
-        self.library_count.setText(f"{len(loops)} loop{'s' * (len(loops) != 1)}")
+        self.library_count.setText(count_words(len(loops), total))
         self.empty_note.setText(self.empty_words())
         self.empty_note.setVisible(not loops)
         self.library_view.setVisible(bool(loops))

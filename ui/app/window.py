@@ -727,7 +727,7 @@ class MainWindow(QMainWindow):
         if self.closed:
             return
         current = self.current.job if self.current else None
-        self.library_pane.set_loops(self.library.search(self.library_pane.loop_query()))
+        self.library_pane.set_loops(self.library.search(self.library_pane.loop_query()), total=self.library.count())
         self.generate_panel.set_history(self.library.prompts(), self.library.negatives())
         if current:
             self._select_in_library(current)
