@@ -56,7 +56,7 @@ def apply_theme(app: QApplication, name: str = "dark") -> None:
             border: none; }}
         QPushButton#get_model {{ padding: 8px 18px; }}
         QPushButton#generate:disabled {{ background: {colours['button']}; color: {colours['dim']}; }}
-        QProgressBar {{ border: none; background: {colours['base']}; border-radius: 3px; }}
+        QProgressBar {{ border: none; background: {colours['base']}; border-radius: 3px; text-align: center; }}
         QProgressBar::chunk {{ background: {ACCENT}; border-radius: 3px; }}
         QListView {{ border: 1px solid {colours['border']}; border-radius: 4px; }}
         QToolButton {{ padding: 3px 6px; border-radius: 4px; }}
