@@ -250,12 +250,17 @@ def test_the_strip_gives_the_library_room_for_four_rows(qtbot, window, tmp_path,
     assert (window.width(), window.height()) == (560, 900)
 
 
+@pytest.mark.parametrize("crowded", [False, True])
 @pytest.mark.parametrize(("width", "height"), SIZES)
-def test_a_running_job_shows_its_progress_and_cancel(qtbot, window, width, height):
+def test_a_running_job_shows_its_progress_and_cancel(qtbot, window, tmp_path, width, height, crowded):
     """A queued job, then running: its row, progress bar and Cancel are on screen at both sizes (in the strip the
-    queue had no height at all: shots 51-55)."""
+    queue had no height at all: shots 51-55), with the tempo notice and the library's filters open too."""
     from ui.app.controller import JobRequest
 
+    if crowded:
+        fill_library(window, tmp_path)
+        window.generate_panel.prompt.setText(LONG_PROMPT)
+        window.library_pane.filters_toggle.setChecked(True)
     lay_out(qtbot, window, width, height)
     window.controller.job_queued.emit("j1", JobRequest(settings={"prompt": "funky slap bass"}, bundle="b"))
     window.controller.job_started.emit("j1")
@@ -264,7 +269,7 @@ def test_a_running_job_shows_its_progress_and_cancel(qtbot, window, width, heigh
     row = window.queue.row("j1")
     assert shown_height(row.progress) == row.progress.height() > 0
     assert shown_height(row.cancel) == row.cancel.height() > 0
-    assert shown_height(row.title) >= row.title.fontMetrics().height()
+    assert shown_height(row) == row.height()  # its title and its state's words too
 
 
 def test_advanced_open_keeps_a_whole_queue_row_on_a_laptop(qtbot, window):

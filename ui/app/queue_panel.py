@@ -4,9 +4,10 @@ latent preview of the current step, and cancel. Rows render what the controller 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
+    QApplication,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from ui.app.elided_label import ElidedLabel
 
+LAYOUT_LEVELS = 8  # the widgets between a new row and the scroll area around the queue, and some to spare
 STAGES = {"load": "loading the model", "text": "reading the prompt", "denoise": "painting",
           "decode": "decoding", "audio": "making audio"}
 
@@ -86,6 +88,7 @@ class QueuePanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.rows: dict[str, JobRow] = {}
+        self._to_reveal: JobRow | None = None  # a row just added, to scroll into view once laid out
         self._list = QVBoxLayout()
         self._list.setSpacing(4)
         self._list.addStretch(1)
@@ -112,7 +115,8 @@ class QueuePanel(QWidget):
             self.rows[job] = row
             self._list.insertWidget(0, row)
             self._keep_a_row()
-            QTimer.singleShot(0, lambda: self._bring_into_view(row))
+            self._to_reveal = row
+            QTimer.singleShot(0, self._bring_into_view)
         return row
 
     def _keep_a_row(self) -> None:
@@ -122,16 +126,20 @@ class QueuePanel(QWidget):
         margins = self._list.contentsMargins()
         self._scroll.setMinimumHeight(height + margins.top() + margins.bottom() if height else 0)
 
-    def _bring_into_view(self, row: JobRow) -> None:
+    def _bring_into_view(self) -> None:
         """A job just queued scrolls into view in whatever scrolls the queue (the strip's column): its progress
-        and Cancel are what a producer watches after Ctrl+Enter."""
-        if self.rows.get(row.job) is not row:
-            return
+        and Cancel are what a producer watches after Ctrl+Enter. The layouts settle a level at a time (the row,
+        the queue, the column and its scroll range), each posting a request to the next: those are handled here
+        first, so the row is where it will stay when the column scrolls to it."""
+        row, self._to_reveal = self._to_reveal, None
         outer = self.parentWidget()
         while outer is not None and not isinstance(outer, QScrollArea):
             outer = outer.parentWidget()
-        if outer is not None:
-            outer.ensureWidgetVisible(row, 0, 0)
+        if row is None or self.rows.get(row.job) is not row or outer is None:
+            return
+        for _ in range(LAYOUT_LEVELS):
+            QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
+        outer.ensureWidgetVisible(row, 0, 0)
 
     def row(self, job: str) -> JobRow | None:
         return self.rows.get(job)
