@@ -5,8 +5,17 @@ from __future__ import annotations
 
 import pytest
 from engine_fixtures import engine_home
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QAbstractButton, QApplication, QCheckBox, QPushButton, QStyle, QStyleOptionButton
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QApplication,
+    QCheckBox,
+    QLabel,
+    QPushButton,
+    QStyle,
+    QStyleOptionButton,
+)
 
 SIZES = [(1280, 720), (560, 900)]
 LONG_PROMPT = "dusty boom bap drums with vinyl crackle, a lazy swung hi-hat and a deep round kick, 90 bpm"
@@ -70,6 +79,24 @@ def cut_buttons(window) -> list[str]:
     return cut
 
 
+def cut_labels(window) -> list[str]:
+    """Every visible one-line label whose words run past its width with no ellipsis (an elided label shows "…"
+    and its whole text in its tooltip, so it is not cut)."""
+    from ui.app.elided_label import ElidedLabel
+
+    cut = []
+    for label in window.findChildren(QLabel):
+        if not label.isVisible() or label.wordWrap() or isinstance(label, ElidedLabel) or not label.text():
+            continue
+        if label.textFormat() == Qt.TextFormat.RichText or "<" in label.text():
+            continue
+        room = label.contentsRect().width() - 2 * label.margin() - label.indent() * (label.indent() > 0)
+        need = label.fontMetrics().horizontalAdvance(label.text())
+        if need > room and shown_height(label) > 0:
+            cut.append(f"{label.objectName() or label.text()!r}: {need} px of words in {room} px")
+    return cut
+
+
 def lay_out(qtbot, window, width: int, height: int) -> None:
     window.resize(width, height)
     window.show()
@@ -84,6 +111,21 @@ def test_the_window_takes_the_size_asked_and_cuts_no_button_words(qtbot, window,
     lay_out(qtbot, window, width, height)
     assert (window.width(), window.height()) == (width, height)
     assert cut_buttons(window) == []
+    assert cut_labels(window) == []
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_a_long_queue_title_ends_in_an_ellipsis_not_mid_word(qtbot, window, width, height):
+    """A job's title wider than its row was cut mid-word with no ellipsis ("…100 bp", shots 07, 62): elided, with
+    the whole title in its tooltip."""
+    from ui.app.controller import JobRequest
+
+    title = "more like: " + LONG_PROMPT
+    window.controller.job_queued.emit("j1", JobRequest(settings={"prompt": "x"}, bundle="b", label=title))
+    lay_out(qtbot, window, width, height)
+    row = window.queue.row("j1")
+    assert row.title.toolTip() == title
+    assert cut_labels(window) == []
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
@@ -94,6 +136,7 @@ def test_the_tempo_choice_fits_too(qtbot, window, width, height):
     assert window.generate_panel.tempo_choice.isVisible()
     assert (window.width(), window.height()) == (width, height)
     assert cut_buttons(window) == []
+    assert cut_labels(window) == []
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
@@ -104,6 +147,7 @@ def test_the_library_filters_fit_too(qtbot, window, width, height):
     assert window.library_pane.filters.isVisible() and window.library_pane.key.isVisible()
     assert (window.width(), window.height()) == (width, height)
     assert cut_buttons(window) == []
+    assert cut_labels(window) == []
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
@@ -180,3 +224,117 @@ def test_the_window_remembers_its_size_and_always_on_top(qtbot, monkeypatch):
             assert again.windowFlags() & Qt.WindowType.WindowStaysOnTopHint
         finally:
             again.shutdown()
+
+
+def fill_library(window, tmp_path, count: int = 8) -> None:
+    """`count` real loops (the one loop writer's files) filed in the window's library and listed."""
+    import json
+    from pathlib import Path
+
+    from library_loops import write_result
+
+    for index in range(count):
+        paths = write_result(tmp_path / f"listed{index}", {"prompt": f"loop number {index}", "seed": index})
+        window.library.add_result(f"listed{index}", paths, json.loads(Path(paths["sidecar"]).read_text()),
+                                  created=float(index))
+    window.refresh_library()
+
+
+def shown_height(widget) -> int:
+    """How many pixels of `widget` are on screen: its visible region, after every scroll area above it clips it."""
+    return widget.visibleRegion().boundingRect().height() if widget.isVisible() else 0
+
+
+def rows_shown(window) -> float:
+    view = window.library_pane.library_view
+    return shown_height(view.viewport()) / view.sizeHintForRow(0)
+
+
+@pytest.mark.parametrize("filters", [False, True])
+@pytest.mark.parametrize("tempo_notice", [False, True])
+def test_the_strip_gives_the_library_room_for_four_rows(qtbot, window, tmp_path, filters, tempo_notice):
+    """Beside the DAW the library is a browser, not a one-row slot: four rows on screen at 560x900, with the
+    filters open and with the prompt's tempo notice showing (shots 49, 50, 54, 59)."""
+    fill_library(window, tmp_path)
+    window.library_pane.filters_toggle.setChecked(filters)
+    if tempo_notice:
+        window.generate_panel.prompt.setText(LONG_PROMPT)
+    lay_out(qtbot, window, 560, 900)
+    assert window.generate_panel.tempo_choice.isVisible() == tempo_notice
+    assert rows_shown(window) >= 4
+    assert (window.width(), window.height()) == (560, 900)
+
+
+@pytest.mark.parametrize("crowded", [False, True])
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_a_running_job_shows_its_progress_and_cancel(qtbot, window, tmp_path, width, height, crowded):
+    """A queued job, then running: its row, progress bar and Cancel are on screen at both sizes (in the strip the
+    queue had no height at all: shots 51-55), with the tempo notice and the library's filters open too."""
+    from ui.app.controller import JobRequest
+
+    if crowded:
+        fill_library(window, tmp_path)
+        window.generate_panel.prompt.setText(LONG_PROMPT)
+        window.library_pane.filters_toggle.setChecked(True)
+    lay_out(qtbot, window, width, height)
+    window.controller.job_queued.emit("j1", JobRequest(settings={"prompt": "funky slap bass"}, bundle="b"))
+    window.controller.job_started.emit("j1")
+    window.controller.job_progress.emit("j1", "denoise", 0.4)
+    lay_out(qtbot, window, width, height)
+    row = window.queue.row("j1")
+    assert shown_height(row.progress) == row.progress.height() > 0
+    assert shown_height(row.cancel) == row.cancel.height() > 0
+    assert shown_height(row) == row.height()  # its title and its state's words too
+
+
+def test_advanced_open_keeps_a_whole_queue_row_on_a_laptop(qtbot, window):
+    """At 1280x720 with the tempo notice and Advanced open the queue kept one clipped row (shot 63): the newest
+    row stays whole (the older ones scroll)."""
+    from ui.app.controller import JobRequest
+
+    window.generate_panel.prompt.setText(LONG_PROMPT)
+    window.generate_panel.advanced_toggle.setChecked(True)
+    for job in ("j1", "j2", "j3"):
+        window.controller.job_queued.emit(job, JobRequest(settings={"prompt": "funky slap bass"}, bundle="b"))
+    lay_out(qtbot, window, 1280, 720)
+    row = window.queue.row("j3")
+    assert shown_height(row) == row.sizeHint().height()
+
+
+def overlapping(labels) -> list[tuple[str, str]]:
+    return [(first[1], second[1]) for index, first in enumerate(labels) for second in labels[index + 1:]
+            if first[0].intersects(second[0])]
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_the_spectrograms_axis_labels_never_overlap(qtbot, window, width, height):
+    """In the strip the spectrogram is short and 500, 200 and 100 Hz were drawn over each other (shot 60): the
+    labels that would overlap are left out, the round ones kept; on a laptop every frequency is labelled."""
+    window.generate_panel.advanced_toggle.setChecked(True)
+    lay_out(qtbot, window, width, height)
+    view = window.result_pane.spectrogram
+    labels = view.axis_labels()
+    words = {label for _, label, _ in labels}
+    assert overlapping(labels) == []
+    assert {"100", "1k", "10k", "1", "2"} <= words  # Hz at the bottom, middle and top; bars 1 and 2
+    if view.height() >= 300:  # a laptop's
+        assert {"200", "500", "2k", "5k"} <= words
+
+
+def test_squeezed_to_its_least_height_the_spectrogram_still_labels_without_overlap(qtbot, window):
+    lay_out(qtbot, window, 560, 900)
+    view = window.result_pane.spectrogram
+    view.setFixedHeight(view.minimumHeight())
+    lay_out(qtbot, window, 560, 900)
+    assert view.height() == view.minimumHeight() and overlapping(view.axis_labels()) == []
+    ys = {label: rect.center().y() for rect, label, _ in view.axis_labels()}
+    assert ys["100"] > ys["1k"] > ys["10k"]
+    from PySide6.QtCore import QRectF
+
+    from ui.app.axes import frequency_ticks
+    from ui.app.spectrogram_view import PARAMS
+
+    plot = view.rect().adjusted(0, 6, 0, -22)  # each tick's 16 px label, as the strip painted them all (shot 60)
+    all_labels = [(QRectF(0, plot.bottom() - fraction * plot.height() - 8, 38, 16), label)
+                  for fraction, label in frequency_ticks(PARAMS)]
+    assert overlapping(all_labels)  # so leaving some out is needed at this height

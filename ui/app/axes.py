@@ -4,10 +4,12 @@ spaced), time in seconds or bars|beats. Pure arithmetic on the codec's parameter
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from engine.codec.params import SpectrogramParams
 
 HZ_TICKS = (100, 200, 500, 1000, 2000, 3000, 5000, 7000, 10000)
+HZ_LABEL_ORDER = (1000, 100, 10000, 500, 5000, 200, 2000, 3000, 7000)  # which labels to keep first when crowded
 
 
 def _mel(hz: float) -> float:
@@ -23,6 +25,26 @@ def frequency_ticks(params: SpectrogramParams) -> list[tuple[float, str]]:
             label = f"{hz // 1000}k" if hz >= 1000 else str(hz)
             ticks.append(((_mel(hz) - low) / (high - low), label))
     return ticks
+
+
+def unclashing(spans: Sequence[tuple[float, float]], order: Sequence[int], gap: float = 2.0) -> list[int]:
+    """Which labels to draw so none overlaps another: going through `order` (indexes into `spans`, the most
+    wanted first), each label whose span along the axis (low, high, in pixels) clears by `gap` every label kept.
+    Why: in a strip beside the DAW the spectrogram is 140 px high and 100, 200 and 500 Hz were drawn over each
+    other; a label left out keeps its grid line. Returns the kept indexes, sorted."""
+    kept: list[int] = []
+    for index in order:
+        low, high = spans[index]
+        if all(high + gap <= spans[other][0] or spans[other][1] + gap <= low for other in kept):
+            kept.append(index)
+    return sorted(kept)
+
+
+def frequency_label_order(ticks: Sequence[tuple[float, str]]) -> list[int]:
+    """The indexes of `frequency_ticks`' ticks, the rounder frequencies first (1k, 100, 10k, 500...)."""
+    rank = {hz: place for place, hz in enumerate(HZ_LABEL_ORDER)}
+    hz = [int(label[:-1]) * 1000 if label.endswith("k") else int(label) for _, label in ticks]
+    return sorted(range(len(ticks)), key=lambda index: rank.get(hz[index], len(rank)))
 
 
 def column_seconds(params: SpectrogramParams) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -55,10 +56,13 @@ class BatchWindow(QDialog):
         close = QPushButton("Close")
         close.setToolTip("Close this window; a batch keeps rendering (File > Render a batch… shows it again)")
         close.clicked.connect(self.hide)
-        self.progress = QProgressBar(objectName="batch_progress")  # the whole batch, moving within each loop
+        # The loops finished, as its words say ("1 of 3 loops"): the running loop's share moved the bar to a
+        # third at "0 of 3"; how far that loop is, and the time left, are in the status line below.
+        self.progress = QProgressBar(objectName="batch_progress")
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
         self.progress.setFormat("")
+        self.progress.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.status = QLabel("", objectName="batch_status", wordWrap=True)
         self.message = QLabel("", objectName="batch_message", wordWrap=True)
         self.message.setStyleSheet("color: #ff6b6b;")
@@ -148,7 +152,8 @@ class BatchWindow(QDialog):
         self._update_buttons()
 
     def _show_progress(self, progress: BatchProgress) -> None:
-        self.progress.setValue(round(progress.fraction * self.progress.maximum()))
+        finished = progress.finished / progress.total if progress.total else 0.0
+        self.progress.setValue(round(finished * self.progress.maximum()))
         self.progress.setFormat(f"{progress.finished} of {progress.total} loops")
         self.status.setText(progress.describe())
         self._update_buttons()

@@ -18,12 +18,12 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLineEdit,
     QPushButton,
     QWidget,
 )
 
 from engine.choices import BIT_DEPTHS, LOOP_FILE_FORMATS, SAMPLE_RATES
+from ui.app.folder_field import FolderField
 
 BIT_DEPTH_WORDS = {"16": "16-bit", "24": "24-bit", "32f": "32-bit float"}
 # (label, target): None is off (peak at -1 dBFS); "other" shows the value box.
@@ -48,7 +48,7 @@ class ExportDialog(QDialog):
 
         super().__init__(parent)
         self.setWindowTitle(f"Export {count} loop" + ("" if count == 1 else "s"))
-        self.folder = QLineEdit(str(choice.folder), objectName="export_folder")
+        self.folder = FolderField(str(choice.folder), objectName="export_folder")
         browse = QPushButton("Choose…", objectName="export_browse")
         browse.clicked.connect(self._browse)
         self.audio_format = QComboBox(objectName="export_format")
@@ -90,6 +90,9 @@ class ExportDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         form.addRow(self.buttons)
+        # Opened on Export, not in the folder's field: Enter exports, and the path shows both its ends (a field
+        # being edited shows the path scrolled to its end).
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setFocus()
         self.audio_format.currentTextChanged.connect(self._format_changed)
         self.loudness.currentIndexChanged.connect(lambda _: self.lufs.setVisible(self._other_loudness()))
         self._format_changed(self.audio_format.currentText())

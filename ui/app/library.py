@@ -276,6 +276,10 @@ class Library:
         row = self._db.execute(f"{_SELECT} WHERE l.job = ?", (job,)).fetchone()
         return _loop(row) if row is not None else None
 
+    def count(self) -> int:
+        """How many loops the library holds (what a search or filter narrows from)."""
+        return self._db.execute("SELECT count(*) FROM loops").fetchone()[0]
+
     def search(self, query: LoopQuery | str = "", *, favourites_only: bool = False,
                limit: int = 2000) -> list[LibraryLoop]:
         """The loops `query` asks for, in its order (newest first by default); its words are matched by FTS5 on

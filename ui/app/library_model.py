@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QImageReader, QPainter, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImageReader, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from ui.app.drag import file_mime_data
@@ -20,9 +20,11 @@ from ui.app.library import GONE_PARENT, LibraryLoop
 LOOP_ROLE = Qt.ItemDataRole.UserRole + 1
 BADGES_ROLE = Qt.ItemDataRole.UserRole + 2  # the row's badges, as badges() words them
 THUMB = QSize(84, 44)
+ROW_HEIGHT = THUMB.height() + 12  # a row: the thumbnail and its margins
 BADGE_COLOURS = {"draft": "#8a90a0", "refined": "#3dbf7f", "riff": "#b07cff", "longer": "#3d9bff",
                  "variation": "#e0b040", "CLI": "#5a6070"}  # anything else (a batch collection): BATCH_COLOUR
 BATCH_COLOUR = "#ff8a3d"
+BADGE_INK = "#111111"  # a badge's word on its colour (and its pill on a selected row)
 # What each kind came from, in the tooltip: "refined from “warm keys · seed 9”".
 FROM_WORDS = {"refined": "refined from", "riff": "riff on", "longer": "longer version of",
               "variation": "more like"}
@@ -98,7 +100,7 @@ class LoopDelegate(QStyledItemDelegate):
     """A row like a sample browser's: thumbnail, prompt, then seed / length / tempo / rating / favourite."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
-        return QSize(THUMB.width() + 120, THUMB.height() + 12)  # the width: the view's (rows never scroll sideways)
+        return QSize(THUMB.width() + 120, ROW_HEIGHT)  # the width: the view's (rows never scroll sideways)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem,
               index: QModelIndex | QPersistentModelIndex) -> None:
@@ -130,10 +132,12 @@ class LoopDelegate(QStyledItemDelegate):
         painter.drawText(text_rect.adjusted(0, 2, 0, 0), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, title)
         painter.setFont(small)
         for word, rect in pills:
-            painter.setPen(Qt.PenStyle.NoPen)
+            # A selected row is the accent, as a pack's badge is (and too close to the others): there the pill
+            # gets a dark ring, so its shape stands out and it still wears its colour.
+            painter.setPen(QPen(QColor(BADGE_INK), 2) if selected else Qt.PenStyle.NoPen)
             painter.setBrush(QColor(BADGE_COLOURS.get(word, BATCH_COLOUR)))
             painter.drawRoundedRect(rect, 4, 4)
-            painter.setPen(QColor("#111111"))
+            painter.setPen(QColor(BADGE_INK))
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, word)
         painter.setFont(bold)
         if loop.favourite:

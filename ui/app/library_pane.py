@@ -28,10 +28,18 @@ from PySide6.QtWidgets import (
 from plugin.musical_key import ALL_KEYS
 from ui.app.flow_layout import FlowBox
 from ui.app.library import SORTS, LibraryLoop, LoopQuery
-from ui.app.library_model import LOOP_ROLE, LibraryModel, LoopDelegate
+from ui.app.library_model import LOOP_ROLE, ROW_HEIGHT, LibraryModel, LoopDelegate
 
 SORT_WORDS = {"new": "Newest", "rating": "Rating", "bpm": "BPM", "length": "Length"}
 BAR_CHOICES = (1, 2, 4, 8, 16)
+LIST_ROWS = 4  # the fewest rows the list shows: a browser, not a slot (in a strip beside the DAW too)
+
+
+def count_words(listed: int, total: int | None = None) -> str:
+    """The header's count: "4 loops", or with a search or filter leaving some out "1 of 4 loops"."""
+    if total is not None and total > listed:
+        return f"{listed} of {total} loop{'s' * (total != 1)}"
+    return f"{listed} loop{'s' * (listed != 1)}"
 
 
 class LoopList(QListView):
@@ -90,6 +98,7 @@ class LibraryPane(QWidget):
         self.library_view.setMouseTracking(True)
         self.library_view.setUniformItemSizes(True)
         self.library_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # rows fit its width
+        self.library_view.setMinimumHeight(LIST_ROWS * ROW_HEIGHT + 2 * self.library_view.frameWidth())
         right_layout = QVBoxLayout(self)
         self.library_count = QLabel("", objectName="dim")
         header = QHBoxLayout()
@@ -196,9 +205,10 @@ class LibraryPane(QWidget):
         """The loops listed, newest first."""
         return self.library_model.loops
 
-    def set_loops(self, loops: list[LibraryLoop]) -> None:
+    def set_loops(self, loops: list[LibraryLoop], *, total: int | None = None) -> None:
+        """`loops` listed; `total`, the library's count, says how many a search or filter left out."""
         self.library_model.set_loops(loops)
-        self.library_count.setText(f"{len(loops)} loop{'s' * (len(loops) != 1)}")
+        self.library_count.setText(count_words(len(loops), total))
         self.empty_note.setText(self.empty_words())
         self.empty_note.setVisible(not loops)
         self.library_view.setVisible(bool(loops))

@@ -4,9 +4,10 @@ latent preview of the current step, and cancel. Rows render what the controller 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
+    QApplication,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -18,6 +19,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.app.elided_label import ElidedLabel
+
+LAYOUT_LEVELS = 8  # the widgets between a new row and the scroll area around the queue, and some to spare
 STAGES = {"load": "loading the model", "text": "reading the prompt", "denoise": "painting",
           "decode": "decoding", "audio": "making audio"}
 
@@ -39,10 +43,7 @@ class JobRow(QFrame):
         self.preview = QLabel(objectName="job_preview")
         self.preview.setFixedSize(64, 40)
         self.preview.setScaledContents(True)
-        self.title = QLabel(label, objectName="job_title")
-        self.title.setMinimumWidth(10)
-        self.title.setToolTip(label)
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title = ElidedLabel(label, objectName="job_title")  # "…" where it does not fit, all of it as a tooltip
         self.status = QLabel("queued", objectName="job_state")
         self.progress = QProgressBar(objectName="job_progress")
         self.progress.setRange(0, 1000)
@@ -87,17 +88,19 @@ class QueuePanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.rows: dict[str, JobRow] = {}
+        self._to_reveal: JobRow | None = None  # a row just added, to scroll into view once laid out
         self._list = QVBoxLayout()
         self._list.setSpacing(4)
         self._list.addStretch(1)
         inner = QWidget()
         inner.setLayout(self._list)
-        scroll = QScrollArea()
+        self._scroll = scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(inner)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        # Any height will do (rows scroll): in one column beside the DAW the queue gives way to the result.
+        # More rows scroll, but the newest row always has its whole height (`_keep_a_row`): with any height
+        # allowed, the strip's one column gave the queue none, and Advanced on a laptop squeezed it to half a row.
         scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -111,7 +114,32 @@ class QueuePanel(QWidget):
             row.cancel_requested.connect(self.cancel_requested)
             self.rows[job] = row
             self._list.insertWidget(0, row)
+            self._keep_a_row()
+            self._to_reveal = row
+            QTimer.singleShot(0, self._bring_into_view)
         return row
+
+    def _keep_a_row(self) -> None:
+        """The list's least height: one whole row while there are rows, none without."""
+        rows = [row for row in self.rows.values() if row.parent() is not None]
+        height = max((row.sizeHint().height() for row in rows), default=0)
+        margins = self._list.contentsMargins()
+        self._scroll.setMinimumHeight(height + margins.top() + margins.bottom() if height else 0)
+
+    def _bring_into_view(self) -> None:
+        """A job just queued scrolls into view in whatever scrolls the queue (the strip's column): its progress
+        and Cancel are what a producer watches after Ctrl+Enter. The layouts settle a level at a time (the row,
+        the queue, the column and its scroll range), each posting a request to the next: those are handled here
+        first, so the row is where it will stay when the column scrolls to it."""
+        row, self._to_reveal = self._to_reveal, None
+        outer = self.parentWidget()
+        while outer is not None and not isinstance(outer, QScrollArea):
+            outer = outer.parentWidget()
+        if row is None or self.rows.get(row.job) is not row or outer is None:
+            return
+        for _ in range(LAYOUT_LEVELS):
+            QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
+        outer.ensureWidgetVisible(row, 0, 0)
 
     def row(self, job: str) -> JobRow | None:
         return self.rows.get(job)
@@ -144,3 +172,4 @@ class QueuePanel(QWidget):
         for row in finished[:-keep] if len(finished) > keep else []:
             self.rows.pop(row.job, None)
             row.deleteLater()
+        self._keep_a_row()

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPushButton,
     QSpinBox,
     QWidget,
@@ -22,6 +21,7 @@ from PySide6.QtWidgets import (
 from engine.choices import BIT_DEPTHS, GET_PRECISIONS, PROVIDERS
 from engine.qnn import HTP_PERFORMANCE_MODES
 from ui.app.audio_devices import CHECK_OUTPUT, NO_OUTPUTS_FOUND
+from ui.app.folder_field import FolderField
 from ui.app.settings import EXPORT_FORMATS, THEMES, AppSettings
 
 
@@ -41,13 +41,15 @@ def output_devices(saved: str = ""):
     except Exception:
         return [], saved
 
+MODELS_FOLDER_WORDS = "Where Get Riffusion puts model bundles, and where the app looks for them"
+
 
 class SettingsDialog(QDialog):
     def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.original = settings
-        self.export_dir = QLineEdit(str(settings.export_folder()))
+        self.export_dir = FolderField(str(settings.export_folder()), objectName="export_dir")
         browse = QPushButton("Choose…")
         browse.clicked.connect(self._browse)
         self.export_format = QComboBox()
@@ -79,9 +81,9 @@ class SettingsDialog(QDialog):
         self.theme = QComboBox()
         self.theme.addItems(list(THEMES))
         self.theme.setCurrentText(settings.theme)
-        self.models_dir = QLineEdit(str(settings.models_folder()), objectName="models_dir")
-        self.models_dir.setToolTip("Where Get Riffusion puts model bundles, and where the app looks for them")
+        self.models_dir = FolderField(str(settings.models_folder()), objectName="models_dir")
         browse_models = QPushButton("Choose…")
+        browse_models.setToolTip(MODELS_FOLDER_WORDS)  # the field's own tooltip is its whole path
         browse_models.clicked.connect(self._browse_models)
         self.get_precision = QComboBox()
         self.get_precision.addItems(list(GET_PRECISIONS))
@@ -104,12 +106,15 @@ class SettingsDialog(QDialog):
         form.addRow("NPU mode", self.npu_mode)
         form.addRow("Engine threads", self.threads)
         form.addRow("Theme", self.theme)
-        form.addRow("Models folder", models)
+        models_label = QLabel("Models folder")
+        models_label.setToolTip(MODELS_FOLDER_WORDS)
+        form.addRow(models_label, models)
         form.addRow("Get Riffusion as", self.get_precision)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setFocus()  # not in a folder's field: see FolderField
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export folder", self.export_dir.text())

@@ -10,11 +10,21 @@ from __future__ import annotations
 import itertools
 
 from PySide6.QtCore import QPoint, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QWheelEvent
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QImage,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import QApplication, QSizePolicy, QWidget
 
 from engine.codec.params import SpectrogramParams
-from ui.app.axes import column_seconds, frequency_ticks, time_ticks
+from ui.app.axes import column_seconds, frequency_label_order, frequency_ticks, time_ticks, unclashing
 
 LEFT, BOTTOM, TOP = 44, 22, 6
 PARAMS = SpectrogramParams()
@@ -141,27 +151,21 @@ class SpectrogramView(QWidget):
                         self.image.height())
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         painter.drawImage(plot, self.image, source)
-        small = QFont(self.font())
-        small.setPointSizeF(max(small.pointSizeF() - 1.5, 7))
-        painter.setFont(small)
+        painter.setFont(self.label_font())
         text = palette.text().color()
         faint = QColor(text)
         faint.setAlpha(60)
-        for fraction, label in frequency_ticks(PARAMS):
+        for fraction, _ in frequency_ticks(PARAMS):
             y = plot.bottom() - fraction * plot.height()
             painter.setPen(QPen(faint, 1))
             painter.drawLine(int(plot.left()), int(y), int(plot.right()), int(y))
-            painter.setPen(text)
-            right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-            painter.drawText(QRectF(0, y - 8, LEFT - 6, 16), right, label)
-        for seconds, label, major in time_ticks(start, end, bpm=self.bpm):
+        for seconds, _, major in time_ticks(start, end, bpm=self.bpm):
             x = plot.left() + (seconds - start) / max(end - start, 1e-9) * plot.width()
             painter.setPen(QPen(faint if not major else QColor(text.red(), text.green(), text.blue(), 110), 1))
             painter.drawLine(int(x), int(plot.top()), int(x), int(plot.bottom() + (5 if major else 2)))
-            if major or self.bpm:
-                painter.setPen(text)
-                painter.drawText(QRectF(x - 30, plot.bottom() + 4, 60, BOTTOM - 4), Qt.AlignmentFlag.AlignHCenter,
-                                 label)
+        painter.setPen(text)
+        for rect, label, alignment in self.axis_labels():
+            painter.drawText(rect, alignment, label)
         self._paint_region(painter, plot, start, end)
         if self.is_preview:
             painter.setPen(palette.highlight().color())
@@ -171,6 +175,37 @@ class SpectrogramView(QWidget):
             x = plot.left() + (self.playhead_s - start) / (end - start) * plot.width()
             painter.setPen(QPen(palette.highlight().color(), 2))
             painter.drawLine(int(x), int(plot.top()), int(x), int(plot.bottom()))
+
+    def label_font(self) -> QFont:
+        small = QFont(self.font())
+        small.setPointSizeF(max(small.pointSizeF() - 1.5, 7))
+        return small
+
+    def axis_labels(self) -> list[tuple[QRectF, str, Qt.AlignmentFlag]]:
+        """The axes' labels as painted now, (where, words, alignment): the frequencies on the left and the
+        seconds (or bars) below, only as many as fit without one drawn over another (axes.unclashing)."""
+        if self.image.isNull():
+            return []
+        metrics = QFontMetricsF(self.label_font())
+        plot = self._plot()
+        labels: list[tuple[QRectF, str, Qt.AlignmentFlag]] = []
+        ticks = frequency_ticks(PARAMS)
+        half = metrics.height() / 2
+        ys = [plot.bottom() - fraction * plot.height() for fraction, _ in ticks]
+        right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        for index in unclashing([(y - half, y + half) for y in ys], frequency_label_order(ticks)):
+            labels.append((QRectF(0, ys[index] - half, LEFT - 6, 2 * half), ticks[index][1], right))
+        start, end = self._visible()
+        shown = [(seconds, label, major) for seconds, label, major in time_ticks(start, end, bpm=self.bpm)
+                 if major or self.bpm]
+        xs = [self.x_at(seconds) for seconds, _, _ in shown]
+        widths = [metrics.horizontalAdvance(label) for _, label, _ in shown]
+        spans = [(x - width / 2, x + width / 2) for x, width in zip(xs, widths, strict=True)]
+        order = sorted(range(len(shown)), key=lambda index: (not shown[index][2], index))  # bars first
+        for index in unclashing(spans, order, gap=6):
+            labels.append((QRectF(xs[index] - widths[index] / 2 - 1, plot.bottom() + 4, widths[index] + 2,
+                                  BOTTOM - 4), shown[index][1], Qt.AlignmentFlag.AlignHCenter))
+        return labels
 
     def x_at(self, seconds: float) -> float:
         """The widget x of `seconds` into the image, at the current zoom and scroll."""

@@ -1,5 +1,9 @@
 """Dark by default (studios are dim, and sample browsers are dark), light on request: a palette plus a
-small stylesheet for the few things palettes cannot say (section titles, the banner, job rows)."""
+small stylesheet for the few things palettes cannot say (section titles, the banner, job rows).
+
+Why `QComboBox::item:selected`: a styled combo box's popup paints its rows as menu items, the selected one in
+the palette's highlighted text (near-black) but on the list's own background, not the highlight, so in the
+dark theme the current choice was a blank line; the rule gives that row the accent behind its words."""
 
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ def apply_theme(app: QApplication, name: str = "dark") -> None:
         QFrame#panel {{ background: {colours['window']}; }}
         QLineEdit, QSpinBox, QDoubleSpinBox, QComboBox {{ padding: 4px 6px; border: 1px solid {colours['border']};
             border-radius: 4px; background: {colours['base']}; }}
+        QComboBox::item:selected {{ background: {ACCENT}; color: #111111; }}
         QLineEdit#prompt {{ font-size: 14px; padding: 7px 8px; }}
         QPushButton {{ padding: 5px 12px; border: 1px solid {colours['border']}; border-radius: 4px;
             background: {colours['button']}; }}
@@ -51,7 +56,7 @@ def apply_theme(app: QApplication, name: str = "dark") -> None:
             border: none; }}
         QPushButton#get_model {{ padding: 8px 18px; }}
         QPushButton#generate:disabled {{ background: {colours['button']}; color: {colours['dim']}; }}
-        QProgressBar {{ border: none; background: {colours['base']}; border-radius: 3px; }}
+        QProgressBar {{ border: none; background: {colours['base']}; border-radius: 3px; text-align: center; }}
         QProgressBar::chunk {{ background: {ACCENT}; border-radius: 3px; }}
         QListView {{ border: 1px solid {colours['border']}; border-radius: 4px; }}
         QToolButton {{ padding: 3px 6px; border-radius: 4px; }}

@@ -742,7 +742,7 @@ class MainWindow(QMainWindow):
             return
         current = self.current.job if self.current else None
         top = self.library_pane.top_row() if keep_view else ""
-        self.library_pane.set_loops(self.library.search(self.library_pane.loop_query()))
+        self.library_pane.set_loops(self.library.search(self.library_pane.loop_query()), total=self.library.count())
         self.generate_panel.set_history(self.library.prompts(), self.library.negatives())
         if current:
             self.library_pane.select(current, scroll=not keep_view)

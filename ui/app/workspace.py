@@ -1,52 +1,82 @@
 """The three panes, side by side on a laptop or a desk, in one column in a strip beside the DAW.
 
 Why one splitter that turns: the panes keep their widgets and state (a job's preview, the list's selection)
-while the window is resized; below `NARROW_WIDTH` the splitter lays them top to bottom (prompt, result,
-library), above it left to right. The threshold sits above the side-by-side minimum, so turning never makes
-the window grow."""
+while the window is resized. Above `NARROW_WIDTH` the splitter lays them left to right. Below it the splitter
+stands up with two parts: the prompt over the result in a column of their own that scrolls, and under it the
+library, always on screen with room for `LIBRARY_ROWS` rows or more. The library is a sample browser: a list of
+one row in a scroll inside the window's scroll (the first strip) could neither be browsed nor seen while the
+prompt grew (the tempo notice, Advanced). The threshold sits above the side-by-side minimum, so turning never
+makes the window grow."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QResizeEvent
-from PySide6.QtWidgets import QSplitter, QWidget
+from PySide6.QtWidgets import QFrame, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
 NARROW_WIDTH = 960  # below this (the workspace's width), one column
 SIDE_WIDTHS = (330, 440)  # generate and library, side by side, when there is room
 SIDE_MINIMUMS = (280, 300)
+LIBRARY_SHARE = 0.35  # of a fresh one-column layout's height, at the least (the handle moves it)
 
 
 class Workspace(QSplitter):
-    """generate | result | library, or stacked; `turned` says which (True: one column)."""
+    """generate | result | library, or (generate over result) over library; `turned` says which (True: one
+    column). `column` is the scrolling part of the one-column layout."""
 
     turned = Signal(bool)
 
     def __init__(self, generate: QWidget, result: QWidget, library: QWidget) -> None:
         super().__init__(Qt.Orientation.Horizontal)
-        for pane in (generate, result, library):
-            self.addWidget(pane)
+        self.panes = (generate, result, library)
+        for pane in self.panes:
             if pane.layout() is not None:  # the splitter's handles already part them: slim margins
                 pane.layout().setContentsMargins(6, 4, 6, 4)
         generate.setMinimumWidth(SIDE_MINIMUMS[0])
         library.setMinimumWidth(SIDE_MINIMUMS[1])
-        for index, stretch in enumerate((0, 1, 0)):
-            self.setStretchFactor(index, stretch)
+        self.column = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        self.column.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.column.setMinimumHeight(80)  # a peek at the prompt, whatever the library asks
+        inner = QWidget(objectName="panel")
+        self._column_layout = QVBoxLayout(inner)
+        self._column_layout.setContentsMargins(0, 0, 0, 0)
+        self._column_layout.setSpacing(0)
+        self.column.setWidget(inner)
+        self.column.hide()
         self.setChildrenCollapsible(False)
         self.one_column = False
+        self._side_by_side()
         self._fitted_width = 0
+
+    def _side_by_side(self) -> None:
+        for index, pane in enumerate(self.panes):
+            self.insertWidget(index, pane)  # out of the column, if it was there
+            self.setStretchFactor(index, (0, 1, 0)[index])
+        self.column.hide()
+        self.column.setParent(None)
+        self.setOrientation(Qt.Orientation.Horizontal)
+
+    def _stacked(self) -> None:
+        generate, result, _ = self.panes
+        self._column_layout.addWidget(generate)
+        self._column_layout.addWidget(result, 1)
+        self.insertWidget(0, self.column)
+        self.column.show()
+        self.setOrientation(Qt.Orientation.Vertical)
+        self.setStretchFactor(0, 1)
+        self.setStretchFactor(1, 0)
 
     def minimumSizeHint(self) -> QSize:
         """One column's width whatever the layout now: the window may be made narrow, and this turns before
         its panes are laid out at that width (a side-by-side minimum would have refused the size)."""
-        widths = [self.widget(index).minimumSizeHint().expandedTo(self.widget(index).minimumSize()).width()
-                  for index in range(self.count())]
+        widths = [pane.minimumSizeHint().expandedTo(pane.minimumSize()).width() for pane in self.panes]
         return QSize(max(widths, default=0), super().minimumSizeHint().height())
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         one_column = event.size().width() < NARROW_WIDTH
         if one_column != self.one_column:
             self.one_column = one_column
-            self.setOrientation(Qt.Orientation.Vertical if one_column else Qt.Orientation.Horizontal)
+            self._stacked() if one_column else self._side_by_side()
             self._fitted_width = 0
             self.turned.emit(one_column)
         super().resizeEvent(event)
@@ -56,11 +86,10 @@ class Workspace(QSplitter):
 
     def fit(self, width: int, height: int) -> None:
         """Sizes for a fresh layout: the side panes at their widths and the result the rest (side by side);
-        stacked, the prompt at its natural height, the library a fifth, the result the rest."""
+        stacked, the library `LIBRARY_SHARE` of the height (or its minimum, if more) and the column the rest."""
         if self.one_column:
-            generate = self.widget(0).sizeHint().height()
-            library = max(height // 5, self.widget(2).minimumSizeHint().height())
-            self.setSizes([generate, max(height - generate - library, 1), library])
+            library = max(int(height * LIBRARY_SHARE), self.panes[2].minimumSizeHint().height())
+            self.setSizes([max(height - library, 1), library])
         else:
             left, right = SIDE_WIDTHS
             self.setSizes([left, max(width - left - right, 300), right])
