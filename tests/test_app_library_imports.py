@@ -31,10 +31,11 @@ def seconds(path: str) -> float:
 
 
 @pytest.mark.slow
-def test_cli_engine_loops_and_a_batch_render_appear_at_start_with_their_grid(qtbot, home, run_cli, fp32_bundle,
-                                                                             tmp_path):
+def test_cli_engine_loops_and_a_batch_render_appear_at_start_with_their_grid(qtbot, qtlog, home, run_cli,
+                                                                             fp32_bundle, tmp_path):
     from engine.process.paths import results_dir
     from ui.app.library_model import BADGES_ROLE
+    from ui.app.spectrogram_view import NO_PAINTING_MESSAGE
 
     on_grid, painted = tmp_path / "cli" / "bass_150.wav", tmp_path / "cli" / "pad.wav"
     done = run_cli("generate", "bass", "--model", fp32_bundle, *FAST, "--seed", "5", "--bpm", "150", "--bars", "1",
@@ -73,6 +74,11 @@ def test_cli_engine_loops_and_a_batch_render_appear_at_start_with_their_grid(qtb
         for name in ("bass_150.wav", "pad.wav"):
             assert loops[name].image == str(results_dir() / loops[name].engine_job / "loop.png")
         assert loops["keys.wav"].image == ""  # made in the CLI's own process: no painting kept
+        window.library_pane.select(loops["keys.wav"].job)  # shown and listed without a painting: said so, no errors
+        qtbot.waitUntil(lambda: window.current is not None and window.current.job == loops["keys.wav"].job)
+        assert window.result_pane.spectrogram.message == NO_PAINTING_MESSAGE
+        window.library_pane.library_view.viewport().grab()
+        assert not [record for record in qtlog.records if "No file name specified" in record.message]
         for name in batch_files:
             loop = loops[name]
             assert (loop.bpm, loop.bars, loop.collection, loop.origin) == (200.0, 0.5, "pack", "batch")

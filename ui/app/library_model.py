@@ -8,6 +8,7 @@ multi-selection drags several WAVs at once. Thumbnails are loaded once per row, 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
@@ -75,9 +76,13 @@ class LibraryModel(QAbstractListModel):
         if pixmap is None:
             from ui.app.spectrogram_view import coloured
 
-            reader = QImageReader(loop.image)
-            reader.setScaledSize(THUMB)
-            pixmap = QPixmap.fromImage(coloured(reader.read(), self.colour_map))
+            if loop.image and Path(loop.image).is_file():
+                reader = QImageReader(loop.image)
+                reader.setScaledSize(THUMB)
+                pixmap = QPixmap.fromImage(coloured(reader.read(), self.colour_map))
+            else:  # no painting kept (a loop the CLI made in its own process): an empty tile, not a read error
+                pixmap = QPixmap(THUMB)
+                pixmap.fill(Qt.GlobalColor.transparent)
             self._thumbs[loop.job] = pixmap
         return pixmap
 

@@ -7,6 +7,7 @@ player and the jobs belong to the window and the controller, so the pane never a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
@@ -29,7 +30,7 @@ from ui.app.flow_layout import FlowBox
 from ui.app.library import LibraryLoop
 from ui.app.loop_length import loop_length
 from ui.app.parent_link import ParentLink
-from ui.app.spectrogram_view import SpectrogramView
+from ui.app.spectrogram_view import EMPTY_MESSAGE, NO_PAINTING_MESSAGE, SpectrogramView
 
 
 class ResultPane(QWidget):
@@ -142,7 +143,7 @@ class ResultPane(QWidget):
         if loop is None:
             self.result_title.setText("")
             self.result_meta.setText("")
-            self.spectrogram.clear(self.spectrogram.message)
+            self.spectrogram.clear(EMPTY_MESSAGE)
             return
         draft = speed_of(loop.settings) == "draft"
         self.refine.setEnabled(draft)
@@ -150,7 +151,10 @@ class ResultPane(QWidget):
         self.result_meta.setText(loop_length(loop).words() + f"  ·  seed {loop.seed}  ·  "
                                  f"{loop.settings.get('scheduler', '')} {loop.settings.get('steps', '')} steps"
                                  + ("  ·  draft: Refine for the full loop" if draft else ""))
-        self.spectrogram.set_image(QImage(loop.image), bpm=loop.bpm, region=region)
+        if loop.image and Path(loop.image).is_file():
+            self.spectrogram.set_image(QImage(loop.image), bpm=loop.bpm, region=region)
+        else:  # a loop made in the CLI's own process keeps no painting (its file is the loop)
+            self.spectrogram.clear(NO_PAINTING_MESSAGE)
         self.favourite.blockSignals(True)
         self.favourite.setChecked(loop.favourite)
         self.favourite.blockSignals(False)

@@ -27,6 +27,10 @@ from engine.codec.params import SpectrogramParams
 from ui.app.axes import column_seconds, frequency_label_order, frequency_ticks, time_ticks, unclashing
 
 LEFT, BOTTOM, TOP = 44, 22, 6
+EMPTY_MESSAGE = "Type a prompt and press Ctrl+Enter. Your loop's spectrogram appears here."
+NO_PAINTING_MESSAGE = ("No spectrogram was kept for this loop (the CLI made it in its own process): play it and drag "
+                       "it from the library as any other.")
+
 PARAMS = SpectrogramParams()
 COLOUR_MAPS = ("heat", "painted")
 REGION_COLOUR = QColor(90, 220, 160)  # the loop region's edges: apart from the heat map's reds and the playhead
@@ -74,7 +78,7 @@ class SpectrogramView(QWidget):
         self.image = QImage()
         self.painted = QImage()
         self.colour_map = "heat"
-        self.message = "Type a prompt and press Ctrl+Enter. Your loop's spectrogram appears here."
+        self.message = EMPTY_MESSAGE
         self.bpm: float | None = None
         self.playhead_s: float | None = None
         self.region: tuple[float, float] | None = None  # seconds of the image the DAW file was cut from
