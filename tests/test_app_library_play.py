@@ -102,5 +102,7 @@ def test_space_stops_and_plays_again(qtbot, window, device):
     qtbot.keyClick(view, Qt.Key.Key_Space)
     assert not window.player.playing and window.result_pane.play_button.text() == "▶ Play"
     qtbot.keyClick(view, Qt.Key.Key_Space)
-    qtbot.waitUntil(lambda: playing(window, "newer"), timeout=5000)
-    assert window.player.position_s() == 0.0 and window.result_pane.play_button.text() == "■ Stop"
+    # The audio thread opens the stream, then tells the window (a queued signal): wait for both.
+    qtbot.waitUntil(lambda: playing(window, "newer") and window.result_pane.play_button.text() == "■ Stop",
+                    timeout=5000)
+    assert window.player.position_s() == 0.0

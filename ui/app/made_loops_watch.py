@@ -31,7 +31,7 @@ STALLED_S = 3600  # a batch whose summary has not changed for this long is not r
 
 
 class MadeLoopsWatch(QObject):
-    """Watches the registry of loops made outside the app (and the newest batch folders) and imports what is
+    """Watches the registry of loops made outside the app (and the batch folders rendering) and imports what is
     new into `library`; `added(job ids)` after an import that brought loops in."""
 
     added = Signal(list)
@@ -72,10 +72,9 @@ class MadeLoopsWatch(QObject):
         folder = self.registry.parent
         folder.mkdir(parents=True, exist_ok=True)
         registered = [made.path for made in made_loops() if made.batch][-BATCHES_WATCHED:]
-        finished = [str(path) for path in self._batches if not rendering(path)]
-        self._batches = [path for path in registered if rendering(path)]
+        before, self._batches = self._batches, [path for path in registered if rendering(path)]
         have = set(self.watched())
-        gone = [path for path in finished if path in have and Path(path) not in self._batches]
+        gone = [str(path) for path in before if path not in self._batches and str(path) in have]
         if gone:
             self.watcher.removePaths(gone)
         new = [str(path) for path in [folder, self.registry, *self._batches]
