@@ -36,6 +36,7 @@ class JobRequest:
     session_options: dict[str, Any] = field(default_factory=dict)  # e.g. the NPU mode
     kind: str = ""  # what the library's badge says: draft, refined, riff, longer, variation ('' a new loop)
     parent: str = ""  # the library job it came from, or the file a riff starts from
+    key: str | None = None  # the session's key its DAW file is transposed to on the grid ("Amin"); None: as made
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ class EngineController(QObject):
         sidecar = found.sidecar if found else {"settings": {**request.settings, "seed": done.seed}}
         export_request = ExportRequest(audio=done.paths["audio"], image=done.paths["image"], sidecar=sidecar,
                                        folder=self._export_folder(sidecar.get("settings", request.settings)),
-                                       bpm=request.bpm, bars=request.bars,
+                                       bpm=request.bpm, bars=request.bars, key=request.key,
                                        bit_depth=self.bit_depth)
         export, why = "", ""
         self._writing[threading.get_ident()] = True

@@ -35,6 +35,7 @@ class ExportRequest:
     sample_rate: int = 44100
     audio_format: str = "wav"  # wav (what drags hand out), flac or aiff (Export...)
     normalize_lufs: float | None = None  # a loudness target (Export...); None: peak at -1 dBFS on the grid
+    key: str | None = None  # on the grid: transposed into this key (plugin/transpose.py, as `--key`); None: as made
     fitted: bool = False  # `audio` is a loop on its grid already (a CLI or batch loop): converted, not fitted again
 
 
@@ -184,7 +185,8 @@ def _fitted(request: ExportRequest, named_like: Path):
     from plugin.grid_loop import GridOptions, fit_image
 
     options = GridOptions(bpm=float(request.bpm), bars=float(request.bars), bit_depth=request.bit_depth,
-                          sample_rate=request.sample_rate, normalize_lufs=request.normalize_lufs).validate(named_like)
+                          sample_rate=request.sample_rate, normalize_lufs=request.normalize_lufs,
+                          key=request.key).validate(named_like)
     image = read_spectrogram_image(request.image)
     audio, rate = read_audio(request.audio)
     quality = str(request.sidecar.get("settings", {}).get("quality", "standard"))

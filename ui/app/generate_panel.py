@@ -31,9 +31,11 @@ from PySide6.QtWidgets import (
 
 from engine.choices import QUALITIES, SCHEDULER_NAMES
 from engine.speeds import DEFAULT_SCHEDULER, DEFAULT_STEPS, DRAFT_STEPS
+from plugin.musical_key import ALL_KEYS
 from ui.app.prompt_tempo import tempo_in_prompt
 from ui.app.tempo_choice import TempoChoice
 
+AS_MADE = "as made"  # the Key box's first choice: no transposition
 MAX_SEED = 2**31 - 1  # QSpinBox holds a signed 32-bit int; the engine takes up to 2**32 - 1
 
 
@@ -115,6 +117,13 @@ class GeneratePanel(QWidget):
         self.kept_tempos: tuple[float, float] | None = None  # (prompt's, box's) the producer chose to keep
         self.seconds = QDoubleSpinBox(objectName="seconds", decimals=1, minimum=0.7, maximum=20.0, value=5.1)
         self.seconds.setSuffix(" s")
+        self.key = QComboBox(objectName="session_key")
+        self.key.addItem(AS_MADE, None)
+        for key in ALL_KEYS:
+            self.key.addItem(key.words, key.name)
+        self.key.setToolTip("The session's key: each loop on the bar grid is moved into it (or its relative, keeping "
+                            "its mode; at most 6 semitones, tempo kept), as `--key` does. A loop with no key found "
+                            "(drums) is left as made")
         self.quality = QComboBox(objectName="quality")
         self.quality.addItems(QUALITIES)
         self.quality.setCurrentText("standard")
@@ -165,6 +174,8 @@ class GeneratePanel(QWidget):
         grid.addLayout(seed_row, 2, 1)
         grid.addWidget(QLabel("Quality"), 3, 0)
         grid.addWidget(self.quality, 3, 1)
+        grid.addWidget(QLabel("Key"), 4, 0)
+        grid.addWidget(self.key, 4, 1)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -218,6 +229,7 @@ class GeneratePanel(QWidget):
         bars = mode == "bars"
         self.bars.setVisible(bars)
         self.seconds.setVisible(not bars)
+        self.key.setEnabled(bars)  # a key is reached on the grid's fit; a loop in seconds is as painted
         self._update_tempo_story()
 
     def _update_tempo_story(self) -> None:
@@ -266,6 +278,10 @@ class GeneratePanel(QWidget):
     def set_history(self, prompts: list[str], negatives: list[str]) -> None:
         self.prompt_history.setStringList(prompts)
         self.negative_history.setStringList(negatives)
+
+    def session_key(self) -> str | None:
+        """The key chosen for loops on the grid ("Amin", plugin/musical_key's spelling), or None: as made."""
+        return self.key.currentData()
 
     def values(self, *, new_seed: bool = True) -> GenerateValues:
         """The choices now. new_seed: a job that takes the panel's seed is about to be queued, so an unlocked seed

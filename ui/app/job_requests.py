@@ -8,6 +8,7 @@ no randomness of their own: the window rolls seeds), so they are tested without 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,7 @@ def riff_request(app: AppSettings, path: str, values: GenerateValues, seed: int,
                        parent=base.job if base is not None else str(Path(path).resolve()))
 
 
-def follow_request(app: AppSettings, *, bpm: float | None, bars: float | None) -> JobRequest:
-    """A job queued in an earlier session, followed again: only its grid is known (the engine has the rest)."""
-    return job_request(app, {}, label="from last session", bpm=bpm, bars=bars)
+def follow_request(app: AppSettings, *, bpm: float | None, bars: float | None, key: str | None = None) -> JobRequest:
+    """A job queued in an earlier session, followed again: only its grid and key are known (the engine has the
+    rest)."""
+    return replace(job_request(app, {}, label="from last session", bpm=bpm, bars=bars), key=key)

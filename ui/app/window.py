@@ -594,6 +594,8 @@ class MainWindow(QMainWindow):
         if self.bundle_problem:
             self.statusBar().showMessage(f"riffstudio: {self.bundle_problem}")
             return False
+        if request.bpm and request.bars and request.key is None:  # on the grid: in the session's key, if one is set
+            request = replace(request, key=self.generate_panel.session_key())
         self.statusBar().showMessage("Queued: " + (request.label or request.settings.get("prompt", "")))
         self.controller.submit(request)
         return True
@@ -658,7 +660,8 @@ class MainWindow(QMainWindow):
     def _on_queued(self, job: str, request: JobRequest) -> None:
         self.requests[job] = request
         self.library.remember_intent(job, Intent(bpm=request.bpm, bars=request.bars, kind=request.kind,
-                                                    parent=request.parent))
+                                                    parent=request.parent,
+                                                    extra={"key": request.key} if request.key else {}))
         self.queue.add(job, request.label or request.settings.get("prompt", job))
         self.active_job = job
 
@@ -731,7 +734,8 @@ class MainWindow(QMainWindow):
         for job in self.library.pending_jobs():
             if job not in known and job not in self.requests:
                 intent = self.library.intent(job)
-                request = follow_request(self.settings, bpm=intent.bpm, bars=intent.bars)
+                request = follow_request(self.settings, bpm=intent.bpm, bars=intent.bars,
+                                         key=intent.extra.get("key"))
                 self.requests[job] = request
                 self.controller.follow(job, request)
 
