@@ -39,3 +39,17 @@ def test_an_app_export_without_a_key_has_none_in_its_name(tmp_path):
     noise = np.random.default_rng(3).standard_normal(5 * RATE).astype(np.float32) * 0.1
     out = export_loop(engine_result(tmp_path / "job", noise))
     assert out.name == "dusty-keys_100bpm_1bar_seed7.wav"
+
+
+def test_a_drafts_file_says_it_is_a_draft_beside_its_refinement(tmp_path):
+    """A draft and its refinement share prompt, grid and seed: the draft's name says so, not a bare "-2"."""
+    from dataclasses import replace
+
+    from engine.speeds import SPEED_PRESETS
+
+    request = engine_result(tmp_path / "job", cadence(9, True))
+    refined = export_loop(request)
+    draft_settings = {**request.sidecar["settings"], **SPEED_PRESETS["draft"]}
+    draft = export_loop(replace(request, sidecar={"settings": draft_settings}))
+    assert refined.name == "dusty-keys_100bpm_1bar_Amin_seed7.wav"
+    assert draft.name == "dusty-keys_100bpm_1bar_Amin_seed7_draft.wav"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.atomic import atomic_path
+from engine.speeds import speed_of
 
 
 @dataclass(frozen=True)
@@ -40,18 +41,21 @@ class ExportRequest:
 
 
 def export_stem(prompt: str, *, bpm: float | None, bars: float | None, seed: int | None,
-                key: str | None = None, beats: float | None = None) -> str:
+                key: str | None = None, beats: float | None = None, draft: bool = False) -> str:
     """The DAW name's stem (plugin/names.loop_name) with one tempo: on the grid the name states the rendered
     BPM, so a tempo written in the prompt ("funky slap bass, 100 bpm") is left out of the prompt part (a loop
     rendered at 120 was named `funky-slap-bass-100-bpm_120bpm_...`, and a DAW reading tempo from names could
     take either). Without a grid the prompt's tempo is the only one and stays. key: the fitted loop's key
     ("Amin") when the detector found one, as sample packs name it; None leaves it out. beats: the length in
-    beats instead of bars (a batch loop made by beats is named so)."""
+    beats instead of bars (a batch loop made by beats is named so). draft: a draft's name says so
+    ("…_seed7_draft"): its refinement has the same prompt, grid and seed, and would otherwise take the plain name
+    and leave the draft a meaningless "-2"."""
     from plugin.names import loop_name
     from ui.app.prompt_tempo import without_tempo
 
     named = without_tempo(prompt) if bpm else prompt
-    return loop_name(named, bpm=bpm, bars=bars if bpm else None, beats=beats if bpm else None, seed=seed, key=key)
+    stem = loop_name(named, bpm=bpm, bars=bars if bpm else None, beats=beats if bpm else None, seed=seed, key=key)
+    return stem + "_draft" if draft else stem
 
 
 def export_loop(request: ExportRequest) -> Path:
@@ -61,6 +65,7 @@ def export_loop(request: ExportRequest) -> Path:
     settings = request.sidecar.get("settings", {})
     prompt = str(settings.get("prompt", "loop"))
     seed = settings.get("seed")
+    draft = speed_of(settings) == "draft"
     suffix = f".{request.audio_format}"
     if request.fitted:  # on its grid already, or never on one: never fitted again
         fitted = _as_fitted(request)
@@ -70,11 +75,11 @@ def export_loop(request: ExportRequest) -> Path:
     if request.bpm and request.bars:  # fitted first: the key it finds goes into the name
         options, fitted = _fitted(request, Path(request.folder) / f"loop{suffix}")
         key = (fitted.report.key or {}).get("name")
-        stem = export_stem(prompt, bpm=request.bpm, bars=request.bars, seed=seed, key=key)
+        stem = export_stem(prompt, bpm=request.bpm, bars=request.bars, seed=seed, key=key, draft=draft)
         with reserved_path(request.folder, stem, suffix) as out:
             _write_on_grid(request, out, options, fitted, prompt, seed)
         return out
-    stem = export_stem(prompt, bpm=request.bpm, bars=request.bars, seed=seed)
+    stem = export_stem(prompt, bpm=request.bpm, bars=request.bars, seed=seed, draft=draft)
     with reserved_path(request.folder, stem, suffix) as out:
         _write_in_seconds(request, out)
     return out
