@@ -323,3 +323,31 @@ def test_squeezed_to_its_least_height_the_spectrogram_still_labels_without_overl
     all_labels = [(QRectF(0, plot.bottom() - fraction * plot.height() - 8, 38, 16), label)
                   for fraction, label in frequency_ticks(PARAMS)]
     assert overlapping(all_labels)  # so leaving some out is needed at this height
+
+
+def test_the_dialogs_cut_no_words_either(qtbot, monkeypatch, tmp_path):
+    """Export…, Settings and the batch window at the size they open with, in the app's theme: no button's or
+    label's words cut."""
+    from pathlib import Path
+
+    from ui.app.batch_runner import BatchRunner
+    from ui.app.batch_window import BatchWindow
+    from ui.app.export_dialog import ExportChoice, ExportDialog
+    from ui.app.settings import AppSettings
+    from ui.app.settings_dialog import SettingsDialog
+    from ui.app.theme import apply_theme
+
+    apply_theme(QApplication.instance(), "dark")
+    try:
+        with engine_home(monkeypatch):
+            dialogs = [ExportDialog(ExportChoice(folder=tmp_path), 3), SettingsDialog(AppSettings()),
+                       BatchWindow(BatchRunner(), lambda: tmp_path, lambda: "")]
+            dialogs[2].set_presets(Path(tmp_path) / "pack.toml")
+            for dialog in dialogs:
+                qtbot.addWidget(dialog)
+                dialog.show()
+                qtbot.waitExposed(dialog)
+                QApplication.processEvents()
+                assert cut_buttons(dialog) == [] and cut_labels(dialog) == [], type(dialog).__name__
+    finally:
+        QApplication.instance().setStyleSheet("")
