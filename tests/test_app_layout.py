@@ -250,6 +250,17 @@ def test_the_strip_gives_the_library_room_for_four_rows(qtbot, window, tmp_path,
     assert (window.width(), window.height()) == (560, 900)
 
 
+def test_the_strips_library_keeps_four_rows_as_the_filters_and_the_tempo_notice_open(qtbot, window, tmp_path):
+    """Opened after the strip was laid out (the splitter's sizes already set), the same."""
+    fill_library(window, tmp_path)
+    lay_out(qtbot, window, 560, 900)
+    window.library_pane.filters_toggle.setChecked(True)
+    window.generate_panel.prompt.setText(LONG_PROMPT)
+    lay_out(qtbot, window, 560, 900)
+    assert window.library_pane.filters.isVisible() and window.generate_panel.tempo_choice.isVisible()
+    assert rows_shown(window) >= 4
+
+
 @pytest.mark.parametrize("crowded", [False, True])
 @pytest.mark.parametrize(("width", "height"), SIZES)
 def test_a_running_job_shows_its_progress_and_cancel(qtbot, window, tmp_path, width, height, crowded):
