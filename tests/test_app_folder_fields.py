@@ -4,6 +4,8 @@ dialog returns is the whole path. The real dialogs, offscreen, in the app's them
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from engine_fixtures import engine_home
 from PySide6.QtWidgets import QApplication, QLineEdit
@@ -95,3 +97,20 @@ def test_a_path_keeps_its_start_and_its_last_folder(qtbot, path, ends):
     assert shown.endswith(ends) and shown[:3] == path[:3] and "…" in shown
     assert metrics.horizontalAdvance(shown) <= width
     assert elided_path(path, metrics.horizontalAdvance(path), metrics) == path
+
+
+def test_the_batch_windows_paths_read_at_both_ends(qtbot, themed):
+    """The batch window's preset file and its loops' folder, the same way."""
+    from ui.app.batch_runner import BatchRunner
+    from ui.app.batch_window import BatchWindow
+
+    batch = BatchWindow(BatchRunner(), lambda: Path(LONG), lambda: "")
+    qtbot.addWidget(batch)
+    batch.set_presets(Path(LONG) / "pack.toml")
+    batch.show()
+    qtbot.waitExposed(batch)
+    batch.resize(420, batch.height())
+    QApplication.processEvents()
+    assert not batch.presets.hasFocus() and not batch.out.hasFocus()
+    assert batch.presets.shown_text().endswith("…/pack.toml") and batch.presets.toolTip().endswith("/pack.toml")
+    assert batch.out.shown_text().startswith("/home/") and batch.out.text() == str(Path(LONG).parent / "pack")

@@ -265,6 +265,17 @@ def test_the_strip_gives_the_library_room_for_four_rows(qtbot, window, tmp_path,
     assert (window.width(), window.height()) == (560, 900)
 
 
+def test_the_strips_library_keeps_four_rows_as_the_filters_and_the_tempo_notice_open(qtbot, window, tmp_path):
+    """Opened after the strip was laid out (the splitter's sizes already set), the same."""
+    fill_library(window, tmp_path)
+    lay_out(qtbot, window, 560, 900)
+    window.library_pane.filters_toggle.setChecked(True)
+    window.generate_panel.prompt.setText(LONG_PROMPT)
+    lay_out(qtbot, window, 560, 900)
+    assert window.library_pane.filters.isVisible() and window.generate_panel.tempo_choice.isVisible()
+    assert rows_shown(window) >= 4
+
+
 @pytest.mark.parametrize("crowded", [False, True])
 @pytest.mark.parametrize(("width", "height"), SIZES)
 def test_a_running_job_shows_its_progress_and_cancel(qtbot, window, tmp_path, width, height, crowded):
@@ -338,3 +349,31 @@ def test_squeezed_to_its_least_height_the_spectrogram_still_labels_without_overl
     all_labels = [(QRectF(0, plot.bottom() - fraction * plot.height() - 8, 38, 16), label)
                   for fraction, label in frequency_ticks(PARAMS)]
     assert overlapping(all_labels)  # so leaving some out is needed at this height
+
+
+def test_the_dialogs_cut_no_words_either(qtbot, monkeypatch, tmp_path):
+    """Export…, Settings and the batch window at the size they open with, in the app's theme: no button's or
+    label's words cut."""
+    from pathlib import Path
+
+    from ui.app.batch_runner import BatchRunner
+    from ui.app.batch_window import BatchWindow
+    from ui.app.export_dialog import ExportChoice, ExportDialog
+    from ui.app.settings import AppSettings
+    from ui.app.settings_dialog import SettingsDialog
+    from ui.app.theme import apply_theme
+
+    apply_theme(QApplication.instance(), "dark")
+    try:
+        with engine_home(monkeypatch):
+            dialogs = [ExportDialog(ExportChoice(folder=tmp_path), 3), SettingsDialog(AppSettings()),
+                       BatchWindow(BatchRunner(), lambda: tmp_path, lambda: "")]
+            dialogs[2].set_presets(Path(tmp_path) / "pack.toml")
+            for dialog in dialogs:
+                qtbot.addWidget(dialog)
+                dialog.show()
+                qtbot.waitExposed(dialog)
+                QApplication.processEvents()
+                assert cut_buttons(dialog) == [] and cut_labels(dialog) == [], type(dialog).__name__
+    finally:
+        QApplication.instance().setStyleSheet("")

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui.app.batch_runner import BatchProgress, BatchRun, BatchRunner, default_out_folder
+from ui.app.folder_field import FolderField
 
 RESUMABLE = "Render again to carry on where it stopped: finished loops are kept, none is rendered twice."
 
@@ -39,11 +40,12 @@ class BatchWindow(QDialog):
         self.runner = runner
         self.export_folder = export_folder  # the settings' export folder, read when a preset file is chosen
         self.bundle = bundle  # the app's model, for presets that name none
-        self.presets = QLineEdit(objectName="batch_presets", placeholderText="a preset file (.toml)")
+        self.presets = FolderField(objectName="batch_presets")  # a file's path, shown as a folder's is
+        self.presets.setPlaceholderText("a preset file (.toml)")
         choose_presets = QPushButton("Choose…")
         choose_presets.clicked.connect(self.choose_presets)
-        self.out = QLineEdit(objectName="batch_out", placeholderText="the folder the loops go to")
-        self.out.setToolTip("Each preset's loops in a folder of their own here, with summary.csv")
+        self.out = FolderField(objectName="batch_out")
+        self.out.setPlaceholderText("the folder the loops go to")
         choose_out = QPushButton("Choose…")
         choose_out.clicked.connect(self._choose_out)
         self.render_button = QPushButton("Render", objectName="batch_render")
@@ -79,7 +81,9 @@ class BatchWindow(QDialog):
 
         form = QFormLayout()
         form.addRow("Preset file", row(self.presets, choose_presets))
-        form.addRow("Loops go to", row(self.out, choose_out))
+        out_label = QLabel("Loops go to")
+        out_label.setToolTip("Each preset's loops in a folder of their own here, with summary.csv")
+        form.addRow(out_label, row(self.out, choose_out))
         buttons = QHBoxLayout()
         buttons.addWidget(self.render_button)
         buttons.addWidget(self.stop_button)
@@ -93,6 +97,7 @@ class BatchWindow(QDialog):
         layout.addWidget(self.message)
         layout.addWidget(self.log, 1)
         self.resize(560, 360)
+        self.render_button.setFocus()  # not in a path's field, which shows its path whole only when not edited
 
         runner.started.connect(self._on_started)
         runner.refused.connect(self.show_message)

@@ -121,8 +121,7 @@ class QueuePanel(QWidget):
 
     def _keep_a_row(self) -> None:
         """The list's least height: one whole row while there are rows, none without."""
-        rows = [row for row in self.rows.values() if row.parent() is not None]
-        height = max((row.sizeHint().height() for row in rows), default=0)
+        height = max((row.sizeHint().height() for row in self.rows.values()), default=0)
         margins = self._list.contentsMargins()
         self._scroll.setMinimumHeight(height + margins.top() + margins.bottom() if height else 0)
 

@@ -181,6 +181,7 @@ class SpectrogramView(QWidget):
             painter.drawLine(int(x), int(plot.top()), int(x), int(plot.bottom()))
 
     def label_font(self) -> QFont:
+        """The axes' labels' font: a point and a half under the window's."""
         small = QFont(self.font())
         small.setPointSizeF(max(small.pointSizeF() - 1.5, 7))
         return small

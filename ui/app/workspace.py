@@ -3,10 +3,10 @@
 Why one splitter that turns: the panes keep their widgets and state (a job's preview, the list's selection)
 while the window is resized. Above `NARROW_WIDTH` the splitter lays them left to right. Below it the splitter
 stands up with two parts: the prompt over the result in a column of their own that scrolls, and under it the
-library, always on screen with room for `LIBRARY_ROWS` rows or more. The library is a sample browser: a list of
-one row in a scroll inside the window's scroll (the first strip) could neither be browsed nor seen while the
-prompt grew (the tempo notice, Advanced). The threshold sits above the side-by-side minimum, so turning never
-makes the window grow."""
+library, always on screen with room for four rows or more (library_pane.LIST_ROWS). The library is a sample
+browser: a list of one row in a scroll inside the window's scroll (the first strip) could neither be browsed
+nor seen while the prompt grew (the tempo notice, Advanced). The threshold sits above the side-by-side minimum,
+so turning never makes the window grow."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ class Workspace(QSplitter):
             self.insertWidget(index, pane)  # out of the column, if it was there
             self.setStretchFactor(index, (0, 1, 0)[index])
         self.column.hide()
-        self.column.setParent(None)
+        self.column.setParent(None)  # out of the splitter (kept, empty, for the next turn)
         self.setOrientation(Qt.Orientation.Horizontal)
 
     def _stacked(self) -> None:
@@ -76,7 +76,10 @@ class Workspace(QSplitter):
         one_column = event.size().width() < NARROW_WIDTH
         if one_column != self.one_column:
             self.one_column = one_column
-            self._stacked() if one_column else self._side_by_side()
+            if one_column:
+                self._stacked()
+            else:
+                self._side_by_side()
             self._fitted_width = 0
             self.turned.emit(one_column)
         super().resizeEvent(event)
