@@ -377,3 +377,21 @@ def test_the_dialogs_cut_no_words_either(qtbot, monkeypatch, tmp_path):
                 assert cut_buttons(dialog) == [] and cut_labels(dialog) == [], type(dialog).__name__
     finally:
         QApplication.instance().setStyleSheet("")
+
+
+def test_in_the_strip_a_finished_loop_scrolls_into_view(qtbot, window, tmp_path):
+    """Beside the DAW the result sits below the prompt in a scrolling column: when the loop asked for is done,
+    its title and spectrogram are brought on screen (with the tempo notice and Advanced open they were below)."""
+    from library_loops import finish
+
+    from ui.app.controller import JobRequest
+
+    window.generate_panel.prompt.setText(LONG_PROMPT)
+    window.generate_panel.advanced_toggle.setChecked(True)
+    lay_out(qtbot, window, 560, 900)
+    request = JobRequest(settings={"prompt": "funky slap bass"}, bundle="b")
+    finish(window, request, tmp_path)
+    lay_out(qtbot, window, 560, 900)
+    pane = window.result_pane
+    assert shown_height(pane.result_title) == pane.result_title.height() > 0
+    assert shown_height(pane.spectrogram) >= min(pane.spectrogram.height(), 100)

@@ -173,9 +173,11 @@ class GeneratePanel(QWidget):
         seed_row.addWidget(self.seed_lock)
         grid.addLayout(seed_row, 2, 1)
         grid.addWidget(QLabel("Quality"), 3, 0)
-        grid.addWidget(self.quality, 3, 1)
-        grid.addWidget(QLabel("Key"), 4, 0)
-        grid.addWidget(self.key, 4, 1)
+        quality_row = QHBoxLayout()  # quality and key share a row: the strip beside a DAW has no height to spare
+        quality_row.addWidget(self.quality, 1)
+        quality_row.addWidget(QLabel("Key"))
+        quality_row.addWidget(self.key, 1)
+        grid.addLayout(quality_row, 3, 1)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -681,6 +681,7 @@ class MainWindow(QMainWindow):
         if job == self.active_job or self.current is None:
             self._show_loop(loop)
             self._select_in_library(job)
+            self.workspace.bring_result_into_view()
         message = finished.export_error or (f"{READY_TO_DRAG}{Path(loop.drag_file).name}" if loop.drag_file
                                             else "Not exported yet: the loop plays here; export it to drag it")
         self.statusBar().showMessage(message)

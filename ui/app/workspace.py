@@ -87,6 +87,13 @@ class Workspace(QSplitter):
             self._fitted_width = event.size().width()
             self.fit(event.size().width(), event.size().height())
 
+    def bring_result_into_view(self) -> None:
+        """In one column, scroll the column so the result pane's top (title and spectrogram) is on screen: a
+        finished loop in the strip otherwise lands below the prompt, out of sight. Side by side it always is."""
+        if self.one_column:
+            result = self.panes[1]
+            self.column.ensureVisible(0, result.y(), 0, min(result.height(), self.column.viewport().height()))
+
     def fit(self, width: int, height: int) -> None:
         """Sizes for a fresh layout: the side panes at their widths and the result the rest (side by side);
         stacked, the library `LIBRARY_SHARE` of the height (or its minimum, if more) and the column the rest."""
