@@ -146,5 +146,5 @@ def test_deleting_a_cli_loop_in_the_app_removes_it_from_the_library_and_leaves_i
         monkeypatch.setattr(window, "confirm", lambda words: asked.append(words) or True)
         window.delete_selection()
         assert window.library.get(job) is None and window.library_pane.loops == []
-        assert "stay on disk" in asked[0]
+        assert asked[0].startswith("Remove 1 loop made by the CLI") and "stays on disk" in asked[0]
     assert sorted(p.name for p in loop_file.parent.iterdir()) == ["bass.json", "bass.wav"]

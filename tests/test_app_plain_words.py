@@ -99,3 +99,15 @@ def test_the_model_status_line_is_short_and_the_whole_sentence_is_its_tooltip(qt
     assert window.statusBar().currentMessage() == "Model ready · runs on the CPU (int8)"
     assert window.statusBar().toolTip() == ENGINE_LINE
     assert window.model_label.toolTip() == ENGINE_LINE
+
+
+def test_the_delete_question_says_what_goes_and_what_stays():
+    """Loops the CLI or a batch wrote only leave the library: the question no longer offers to delete files it
+    then says it keeps ("Delete 1 loop(s) and their files? (1 made by the CLI or a batch stay on disk…)")."""
+    from ui.app.window import delete_words
+
+    assert delete_words(1, 0) == "Delete 1 loop and its files?"
+    assert delete_words(3, 0) == "Delete 3 loops and their files?"
+    assert delete_words(1, 1) == "Remove 1 loop made by the CLI or a batch from the library (its file stays on disk)?"
+    assert delete_words(3, 1) == ("Delete 2 loops and their files, and remove 1 loop made by the CLI or a batch from "
+                                  "the library (its file stays on disk)?")

@@ -69,6 +69,24 @@ def library_path() -> Path:
     return Path(user_data_dir("riffstudio", appauthor=False)) / "library.sqlite3"
 
 
+def delete_words(count: int, made_elsewhere: int) -> str:
+    """The question before deleting: the app's own loops lose their files; loops the CLI or a batch wrote where
+    the producer asked only leave the library (their files stay: we never delete a file we did not make)."""
+    own = count - made_elsewhere
+    parts = []
+    if own:
+        parts.append(f"Delete {_loops(own)} and {'its' if own == 1 else 'their'} files")
+    if made_elsewhere:
+        verb = "remove" if own else "Remove"
+        parts.append(f"{verb} {_loops(made_elsewhere)} made by the CLI or a batch from the library "
+                     f"({'its file stays' if made_elsewhere == 1 else 'their files stay'} on disk)")
+    return ", and ".join(parts) + "?"
+
+
+def _loops(count: int) -> str:
+    return f"{count} loop" + ("s" if count != 1 else "")
+
+
 class MainWindow(QMainWindow):
     """Composes the panes (generate, queue, result, library, the empty state) and holds what they share: the
     loop shown (`current`), the settings, the library, the player and the controller.
@@ -797,9 +815,7 @@ class MainWindow(QMainWindow):
 
     def delete_selection(self) -> None:
         loops = self.selected_loops()
-        kept = sum(loop.made_elsewhere for loop in loops)
-        words = f"Delete {len(loops)} loop(s) and their files?" + (
-            f" ({kept} made by the CLI or a batch stay on disk: only removed from the library)" if kept else "")
+        words = delete_words(len(loops), sum(loop.made_elsewhere for loop in loops))
         if not loops or not self.confirm(words):
             return
         for loop in loops:
