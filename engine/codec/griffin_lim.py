@@ -148,17 +148,32 @@ def griffin_lim(start: np.ndarray, mel: np.ndarray, bank: GridFilterbank, frames
     progress(done) is called after each iteration; should_cancel() before each one.
     """
     floor = np.float32(max(float(mel.max()), 1e-30) * 1e-9)
+    return fast_griffin_lim(start, lambda size: bank.match(size, mel, floor), frames, frames.reflect_edges,
+                            iterations=iterations, momentum=momentum, floor=floor, progress=progress,
+                            should_cancel=should_cancel)
+
+
+def fast_griffin_lim(start: np.ndarray, magnitudes: Callable[[np.ndarray], np.ndarray], frames: SynthesisFrames,
+                     context: Callable[[np.ndarray], np.ndarray], *, iterations: int, momentum: float,
+                     floor: np.float32, progress: Callable[[int], None] | None = None,
+                     should_cancel: ShouldCancel | None = None) -> np.ndarray:
+    """Fast Griffin-Lim (Perraudin et al. 2013) on `frames`: the one loop behind the decoder (magnitudes fitted
+    to the image's mel amplitudes) and the pitch shift (fixed, moved magnitudes).
+
+    magnitudes(size): the target magnitudes for a rebuilt spectrum's `size` (read before `size` is reused);
+    context(z): z with the samples outside the signal re-made from it (mirrored, or wrapped for a loop), in
+    place. Returns the last projection's signal with its context."""
     previous = accepted = start
     for done in range(iterations):
         if should_cancel is not None and should_cancel():
             raise CancelledError("decoding cancelled")
-        rebuilt = frames.analyze(frames.reflect_edges(frames.synthesize(accepted)))
+        rebuilt = frames.analyze(context(frames.synthesize(accepted)))
         size = np.abs(rebuilt)
-        target = bank.match(size, mel, floor)
+        target = magnitudes(size)
         # Keep the rebuilt phase, take the fitted magnitude: the projection onto the magnitude set.
         np.maximum(size, floor, out=size)
-        np.divide(target, size, out=target)
-        rebuilt *= target
+        np.divide(target, size, out=size)
+        rebuilt *= size
         projected = rebuilt
         if done:  # fast Griffin-Lim: accepted = projected + momentum * (projected - previous)
             np.subtract(projected, previous, out=previous)
@@ -170,4 +185,4 @@ def griffin_lim(start: np.ndarray, mel: np.ndarray, bank: GridFilterbank, frames
         previous = projected
         if progress is not None:
             progress(done + 1)
-    return frames.reflect_edges(frames.synthesize(previous))
+    return context(frames.synthesize(previous))

@@ -33,7 +33,7 @@ from dataclasses import replace
 import numpy as np
 
 from engine.codec import fft, pghi
-from engine.codec.griffin_lim import SynthesisFrames, polar
+from engine.codec.griffin_lim import SynthesisFrames, fast_griffin_lim, polar
 from engine.codec.stft import hann
 from engine.errors import InvalidInputError
 
@@ -195,22 +195,8 @@ def _edges(z: np.ndarray, length: int, frames: SynthesisFrames, looped: bool) ->
 
 def _griffin_lim(start: np.ndarray, target: np.ndarray, frames: SynthesisFrames, length: int, looped: bool,
                  iterations: int) -> np.ndarray:
-    """Fast Griffin-Lim towards fixed magnitudes (`griffin_lim.griffin_lim` fits mel amplitudes instead);
-    the signal's context is re-made from the signal each iteration, wrapped or mirrored."""
+    """The codec's fast Griffin-Lim towards fixed magnitudes (the decoder fits mel amplitudes instead); the
+    signal's context is re-made from the signal each iteration, wrapped or mirrored."""
     floor = np.float32(max(float(target.max()), 1e-30) * 1e-9)
-    previous = accepted = start
-    for done in range(iterations):
-        rebuilt = frames.analyze(_edges(frames.synthesize(accepted), length, frames, looped))
-        size = np.abs(rebuilt)
-        np.maximum(size, floor, out=size)
-        np.divide(target, size, out=size)
-        rebuilt *= size  # the rebuilt phase with the moved magnitudes: the projection onto the magnitude set
-        if done:  # fast Griffin-Lim: accepted = projected + momentum * (projected - previous)
-            np.subtract(rebuilt, previous, out=previous)
-            previous *= np.complex64(MOMENTUM)
-            previous += rebuilt
-            accepted = previous
-        else:
-            accepted = rebuilt
-        previous = rebuilt
-    return _edges(frames.synthesize(previous), length, frames, looped)
+    return fast_griffin_lim(start, lambda size: target, frames, lambda z: _edges(z, length, frames, looped),
+                            iterations=iterations, momentum=MOMENTUM, floor=floor)
