@@ -34,3 +34,29 @@ def recording_window(qtbot, monkeypatch, tmp_path: Path, **settings) -> Iterator
         monkeypatch.setattr(win.controller, "submit", win.submitted.append)
         monkeypatch.setattr(win.controller, "export", lambda request, job: win.exports.append(request))
         yield win
+
+
+@contextlib.contextmanager
+def event_loop_gaps(interval_ms: int) -> Iterator[list[float]]:
+    """The seconds between the ticks of a timer on the GUI thread while the block runs: the longest is how long
+    the window stopped answering (a redraw, a click) at worst."""
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    gaps: list[float] = []
+    last = [time.monotonic()]
+
+    def tick() -> None:
+        now = time.monotonic()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(interval_ms)
+    timer.timeout.connect(tick)
+    timer.start()
+    try:
+        yield gaps
+    finally:
+        timer.stop()

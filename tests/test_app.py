@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from app_window import event_loop_gaps
 from conftest import DATA
 from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
@@ -216,27 +217,16 @@ def test_dropping_a_wav_on_the_window_queues_a_riff_on_this_job(qtbot, home, fp3
 def test_engine_killed_mid_job_shows_the_banner_and_the_job_completes_without_blocking(qtbot, home, fp32_bundle):
     window = open_window(qtbot, fp32_bundle, home)
     quick_settings(window, steps=30, bars=False)
-    gaps = []
-    last = [time.monotonic()]
-
-    def tick() -> None:
-        now = time.monotonic()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    watchdog = QTimer()
-    watchdog.setInterval(20)
-    watchdog.timeout.connect(tick)
-    watchdog.start()
-    window.generate_panel.prompt.setText("survivor bass")
-    window.generate_now()
-    qtbot.waitUntil(lambda: any(r.progress.value() > 0 for r in window.queue.rows.values()), timeout=TIMEOUT_MS)
-    pid = window.controller.client().pid
-    os.kill(pid, signal.SIGKILL)
-    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=TIMEOUT_MS)
-    assert "restarted" in window.banner_label.text() and "SIGKILL" in window.banner_label.text()
-    wait_for_loops(qtbot, window, 1)
-    watchdog.stop()
+    with event_loop_gaps(20) as gaps:
+        window.generate_panel.prompt.setText("survivor bass")
+        window.generate_now()
+        qtbot.waitUntil(lambda: any(r.progress.value() > 0 for r in window.queue.rows.values()),
+                        timeout=TIMEOUT_MS)
+        pid = window.controller.client().pid
+        os.kill(pid, signal.SIGKILL)
+        qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=TIMEOUT_MS)
+        assert "restarted" in window.banner_label.text() and "SIGKILL" in window.banner_label.text()
+        wait_for_loops(qtbot, window, 1)
     assert window.library_pane.loops[0].prompt == "survivor bass"
     assert window.controller.client().pid != pid
     assert max(gaps) < 0.25, f"the GUI thread stalled for {max(gaps):.3f} s"

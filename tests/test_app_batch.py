@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt, QTimer
+from app_window import event_loop_gaps
+from PySide6.QtCore import Qt
 
 from plugin.batch import SUMMARY
 from plugin.grid_loop import is_complete
@@ -99,22 +99,10 @@ def test_a_batch_renders_in_the_engine_with_n_of_n_progress_and_hands_its_folder
     assert batch.isVisible() and batch.out.text() == str(out)
     runner = window.batch_runner
     progress, finished = record(runner.progress), record(runner.finished)
-    gaps: list[float] = []
-    last = [time.perf_counter()]
-
-    def tick() -> None:
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(tick)
-    timer.start()
-    click(qtbot, batch.render_button)
-    assert runner.state == "rendering" and not batch.render_button.isEnabled() and batch.stop_button.isEnabled()
-    qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT_MS)
-    timer.stop()
+    with event_loop_gaps(10) as gaps:
+        click(qtbot, batch.render_button)
+        assert runner.state == "rendering" and not batch.render_button.isEnabled() and batch.stop_button.isEnabled()
+        qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT_MS)
 
     assert finished == [str(out)]  # the hook the library imports from
     assert batch.progress.value() == batch.progress.maximum() and batch.progress.text() == "3 of 3 loops"
