@@ -240,6 +240,12 @@ def estimate_tempo(envelope: OnsetEnvelope, *, target_bpm: float | None = None) 
     if target_bpm is not None:
         period = _guided_level(autocorr, hop, pulse, target_bpm) * hop
     confidence = _confidence(autocorr, strength, hop, period, pulse)
+    if not MIN_BPM <= 60.0 / period <= MAX_BPM:
+        # No level of the pulse in range has the autocorrelation's support (the pulse itself faster than any
+        # beat, e.g. 450-500 bpm from a pad's shimmer): no beat, and a tempo in range, an octave of the pulse.
+        confidence = 0.0
+        period = period * 2.0 ** math.ceil(max(0.0, math.log2(60.0 / period / MAX_BPM))) \
+            / 2.0 ** math.ceil(max(0.0, math.log2(MIN_BPM * period / 60.0)))
     period, phase = _fit_grid(envelope, period)
     bpm = 60.0 / period
     octave = 2.0 ** round(math.log2(bpm / raw_bpm))

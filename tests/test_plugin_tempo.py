@@ -14,7 +14,7 @@ from conftest import DATA
 from plugin_audio import RATE, beat_deviations, drum_loop, synth_arpeggio, synth_pad
 
 from engine.errors import InvalidInputError
-from plugin.tempo import estimate_tempo, octave_relation, onset_envelope, pitch_flux
+from plugin.tempo import MAX_BPM, MIN_BPM, estimate_tempo, octave_relation, onset_envelope, pitch_flux
 from ui.cli.main import main
 
 SYNTHETIC_BPMS = [80, 87, 93, 100, 110, 117, 120, 128, 135, 140, 150, 160]
@@ -252,3 +252,14 @@ def test_corpus_clips_get_their_tempo_and_land_on_the_grid(seed):
     report, offsets = _fitted_note_offsets(audio, list(notes), session, clip.meter)
     assert report["mode"] == "beat", report["reason"]
     assert np.median(offsets) < 0.012, np.round(offsets * 1000, 1)
+
+
+@needs_fluidsynth
+def test_a_pad_whose_pulse_is_faster_than_any_beat_has_no_beat_and_a_tempo_in_range():
+    """A pad (tests/tempo_corpus.py's clip 259) whose shimmer repeats at ~500 bpm with no slower level the
+    autocorrelation supports: the detector before reported 502 bpm, above the 240 bpm it looks for."""
+    from tempo_corpus import render_clip, tempo_clip
+
+    audio, _ = render_clip(tempo_clip(259))
+    found = estimate_tempo(onset_envelope(audio, RATE), target_bpm=120)
+    assert not found.has_beat and MIN_BPM <= found.bpm <= MAX_BPM, found
