@@ -17,6 +17,11 @@ own tempo, or 6% slower or 7% faster (rounded to a whole bpm; 120 bpm for beatle
   the clip's notes on the straight 16th grid (from its MIDI) mapped through the fit (start, stretch) into
   the loop, and their median distance to the session's 16th grid. "<= 12 ms": the share of loops whose
   median is within 12 ms (target 0.9).
+- heard: the same with each note at the time it is heard, its MIDI time plus its instrument's delay
+  (`tempo_corpus.note_delay`: a lone note of the program through the same soundfont, where it comes within
+  20 dB of its peak; 1 ms for the drum kits, up to 19 ms for a picked bass, 14 ms for a church organ). A
+  detector hears the sound, not the MIDI file: a note whose sample starts 14 ms late is on the grid, heard,
+  when it lands 14 ms after the grid line. Both are reported; the issue's target is the first.
 """
 
 from __future__ import annotations
@@ -54,10 +59,12 @@ SESSION_FACTORS = (1.0, 0.94, 1.07)
 
 @dataclass(frozen=True)
 class Answer:
-    """What one method said about one clip: tempo (None = no beat) and, for fits, the median grid distance."""
+    """What one method said about one clip: tempo (None = no beat) and, for fits, the median grid distance of
+    the notes at their MIDI times and as heard."""
 
     bpm: float | None
     grid_s: float | None = None
+    heard_s: float | None = None
 
 
 def session_bpm(clip: TempoClip) -> float:
@@ -73,18 +80,24 @@ def within(found: float | None, true: float, octaves: bool) -> bool:
     return any(abs(found / (true * f) - 1) <= 0.04 for f in factors)
 
 
-def grid_distance(clip: TempoClip, image: np.ndarray, audio: np.ndarray, session: float) -> float | None:
-    """The median distance (s) of the clip's 16th-grid notes to the session's 16th grid once fitted."""
+def grid_distance(clip: TempoClip, image: np.ndarray, audio: np.ndarray, session: float,
+                  delay: float) -> tuple[float, float] | tuple[None, None]:
+    """The median distance (s) of the clip's 16th-grid notes to the session's 16th grid once fitted: at their
+    MIDI times, and heard `delay` seconds later."""
     grid = Grid.parse(bpm=session, bars=2, meter=clip.meter)
     fitted = fit_to_grid(image, grid, analysis_audio=audio[:, None], analysis_rate=RATE, quality="draft")
     report = fitted.report
     span = fitted.audio.shape[0] / report.repeats / RATE / report.stretch
-    notes = np.array([t for t in clip.onsets_s if report.start_s - 0.001 <= t < report.start_s + span])
-    if notes.size == 0:
-        return None
-    placed = (notes - report.start_s) * report.stretch
     sixteenth = 60.0 / session / 4
-    return float(np.median(np.abs(placed - np.round(placed / sixteenth) * sixteenth)))
+    medians = []
+    for late in (0.0, delay):
+        notes = np.array([t + late for t in clip.onsets_s
+                          if report.start_s - 0.001 <= t + late < report.start_s + span])
+        if notes.size == 0:
+            return None, None
+        placed = (notes - report.start_s) * report.stretch
+        medians.append(float(np.median(np.abs(placed - np.round(placed / sixteenth) * sixteenth))))
+    return medians[0], medians[1]
 
 
 def tempo_module_at(commit: str):
@@ -113,6 +126,7 @@ def summary(rows: list[tuple[TempoClip, Answer]]) -> dict[str, float]:
     beat = [(c, a) for c, a in rows if c.bpm is not None]
     beatless = [(c, a) for c, a in rows if c.bpm is None]
     grids = [a.grid_s for c, a in beat if a.grid_s is not None]
+    heard = [a.heard_s for c, a in beat if a.heard_s is not None]
     nan = float("nan")
     return {"beat": len(beat), "beatless": len(beatless),
             "acc1": float(np.mean([within(a.bpm, c.bpm, False) for c, a in beat])) if beat else nan,
@@ -120,7 +134,9 @@ def summary(rows: list[tuple[TempoClip, Answer]]) -> dict[str, float]:
             "missed": float(np.mean([a.bpm is None for c, a in beat])) if beat else nan,
             "false": float(np.mean([a.bpm is not None for c, a in beatless])) if beatless else nan,
             "grid": float(np.mean(np.asarray(grids) <= 0.012)) if grids else nan,
-            "grid_ms": 1000 * float(np.median(grids)) if grids else nan}
+            "grid_ms": 1000 * float(np.median(grids)) if grids else nan,
+            "heard": float(np.mean(np.asarray(heard) <= 0.012)) if heard else nan,
+            "heard_ms": 1000 * float(np.median(heard)) if heard else nan}
 
 
 def main() -> None:
@@ -139,6 +155,7 @@ def main() -> None:
              if args.part == "all" or (args.part == "held out") == c.held_out]
     cache_path = args.corpus / "librosa.json"
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    delays = tempo_corpus.note_delays(clips, args.corpus)
     before = tempo_module_at(args.before) if args.before else None
     before_name = f"ours before #27 ({args.before})"
     methods = ("ours", "librosa beat_track", "librosa feature.tempo", *((before_name,) if before else ()))
@@ -157,8 +174,9 @@ def main() -> None:
             started = time.perf_counter()
             found = estimate_tempo(onset_envelope(audio, RATE), target_bpm=session)
             times.append(time.perf_counter() - started)
-            grid = grid_distance(clip, image, audio, session) if image is not None else None
-            results["ours"][(part, kind)].append((clip, Answer(found.bpm if found.has_beat else None, grid)))
+            grid, heard = (grid_distance(clip, image, audio, session, delays[tempo_corpus.delay_key(clip)])
+                           if image is not None else (None, None))
+            results["ours"][(part, kind)].append((clip, Answer(found.bpm if found.has_beat else None, grid, heard)))
             confidences[(part, kind)].append((clip, found.confidence))
             key = f"{clip.name}{suffix}@{session:g}"
             if key not in cache:
@@ -170,7 +188,8 @@ def main() -> None:
                 results[before_name][(part, kind)].append((clip, Answer(old.bpm if old.has_beat else None)))
             dump.append({"clip": clip.name, "style": clip.style, "kind": kind, "bpm": clip.bpm, "session": session,
                          "ours": found.bpm, "confidence": found.confidence, "has_beat": found.has_beat,
-                         "grid_ms": None if grid is None else 1000 * grid, "librosa": cache[key]})
+                         "grid_ms": None if grid is None else 1000 * grid,
+                         "heard_ms": None if heard is None else 1000 * heard, "librosa": cache[key]})
     cache_path.write_text(json.dumps(cache))
     if args.dump:
         args.dump.write_text(json.dumps(dump, indent=1))
@@ -190,24 +209,28 @@ def main() -> None:
              "(median).",
              "", "acc1: within 4% of the true tempo; acc2: octave (x1/2, 2, 1/3, 3) errors allowed. missed: beat clips "
              "called beatless; false beat: beatless clips given a beat (target <= 0.10). grid <= 12 ms: the share "
-             "of fitted loops whose notes' median distance to the session's 16th grid is within 12 ms (target 0.90); "
-             "grid median: the median of those medians.", "",
+             "of fitted loops whose notes' median distance to the session's 16th grid is within 12 ms (target 0.90), "
+             "the notes at their MIDI times; grid median: the median of those medians. heard: the same with each "
+             "note where it is heard (its MIDI time plus its instrument's delay in the soundfont, measured on a "
+             "lone note; see the benchmark's docstring).", "",
              "| method | part | audio | beat clips | acc1 | acc2 | missed | beatless clips | false beat "
-             "| grid <= 12 ms | grid median (ms) |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| grid <= 12 ms | grid median (ms) | heard <= 12 ms | heard median (ms) |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name in methods:
         for part, kind in parts:
             found = results[name].get((part, kind))
             if not found:
                 continue
             s = summary(found)
-            grid = f"{s['grid']:.3f} | {s['grid_ms']:.1f}" if name == "ours" and not args.no_fit else "- | -"
+            grid = (f"{s['grid']:.3f} | {s['grid_ms']:.1f} | {s['heard']:.3f} | {s['heard_ms']:.1f}"
+                    if name == "ours" and not args.no_fit else "- | - | - | -")
             lines.append(f"| {name} | {part} | {kind} | {s['beat']} | {s['acc1']:.3f} | {s['acc2']:.3f} | "
                          f"{s['missed']:.3f} | {s['beatless']} | {s['false']:.3f} | {grid} |")
     lines += ["", "## By style: acc1 of ours / librosa beat_track / librosa feature.tempo / ours before #27; ours' "
               "missed, false beats and grid", "",
               "Clips per part in brackets. Beat styles: acc1 ours / beat_track / feature.tempo / before, then ours' "
-              "missed and grid <= 12 ms; beatless styles: the share given a beat by ours (before).", "",
+              "missed and grid <= 12 ms (MIDI times / heard); beatless styles: the share given a beat by ours "
+              "(before).", "",
               "| style | tuning, clean | tuning, codec | held out, clean | held out, codec |", "|---|---|---|---|---|"]
     for style in (*tempo_corpus.BEAT_STYLES, *tempo_corpus.BEATLESS_STYLES):
         cells = []
@@ -219,7 +242,7 @@ def main() -> None:
             s = {name: summary(rows) for name, rows in per.items()}
             old = s.get(before_name)
             if style in tempo_corpus.BEAT_STYLES:
-                grid = f", grid {s['ours']['grid']:.2f}" if not args.no_fit else ""
+                grid = f", grid {s['ours']['grid']:.2f} / {s['ours']['heard']:.2f}" if not args.no_fit else ""
                 cells.append(f"{s['ours']['acc1']:.2f} / {s['librosa beat_track']['acc1']:.2f} / "
                              f"{s['librosa feature.tempo']['acc1']:.2f}" + (f" / {old['acc1']:.2f}" if old else "")
                              + f", missed {s['ours']['missed']:.2f}{grid} ({len(per['ours'])})")
@@ -229,7 +252,7 @@ def main() -> None:
         lines.append(f"| {style} | " + " | ".join(cells) + " |")
     lines += ["", "## Targets (issue #27)", "",
               "| part | audio | acc1 >= 0.97 | styles where ours' acc1 < librosa's best | false beat <= 0.10 "
-              "| grid <= 12 ms >= 0.90 |", "|---|---|---|---|---|---|"]
+              "| grid <= 12 ms >= 0.90 | heard <= 12 ms >= 0.90 |", "|---|---|---|---|---|---|---|"]
     for part, kind in parts:
         found = results["ours"].get((part, kind))
         if not found:
@@ -246,7 +269,8 @@ def main() -> None:
         def verdict(ok: bool, value: float) -> str:
             return f"{'met' if ok else 'NOT met'} ({value:.3f})"
 
-        grid = verdict(s["grid"] >= 0.9, s["grid"]) if not args.no_fit else "-"
+        grid = (f"{verdict(s['grid'] >= 0.9, s['grid'])} | {verdict(s['heard'] >= 0.9, s['heard'])}"
+                if not args.no_fit else "- | -")
         lines.append(f"| {part} | {kind} | {verdict(s['acc1'] >= 0.97, s['acc1'])} | {'; '.join(behind) or 'none'} "
                      f"| {verdict(s['false'] <= 0.1, s['false'])} | {grid} |")
     lines += ["", "## Confidence: beat clips against beatless ones (ours)", "",
