@@ -82,3 +82,23 @@ def test_the_key_filter_finds_the_key_and_fits_finds_the_keys_that_layer_with_it
     assert sorted(listed(window)) == ["free", "mid", "slow"]
     pane.key.setCurrentText("F# major")
     assert listed(window) == ["far"]
+
+
+def test_the_order_the_producer_left_is_kept_for_the_next_start(qtbot, monkeypatch):
+    from engine_fixtures import engine_home
+
+    from ui.app.settings import AppSettings, load_settings
+    from ui.app.window import MainWindow
+
+    with engine_home(monkeypatch):
+        first = MainWindow(AppSettings())
+        qtbot.addWidget(first)
+        first.library_pane.sort.setCurrentIndex(first.library_pane.sort.findData("bpm"))
+        first.close()
+        again = MainWindow(load_settings())
+        qtbot.addWidget(again)
+        try:
+            assert again.library_pane.sort.currentData() == "bpm"
+            assert again.library_pane.loop_query().sort == "bpm"
+        finally:
+            again.shutdown()

@@ -162,6 +162,12 @@ class LibraryPane(QWidget):
                   context=Qt.ShortcutContext.WidgetShortcut)
         self.library_view.installEventFilter(self)
 
+    def set_sort(self, sort: str) -> None:
+        """Order the list by `sort` (a SORTS name); an unknown one (a settings file from elsewhere) is ignored."""
+        index = self.sort.findData(sort)
+        if index >= 0:
+            self.sort.setCurrentIndex(index)
+
     def _current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
         loop = current.data(LOOP_ROLE) if current.isValid() else None
         if loop is not None:

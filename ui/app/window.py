@@ -302,6 +302,8 @@ class MainWindow(QMainWindow):
             signal.connect(self._while_open(slot))
         self.batch_runner.finished.connect(self._while_open(self.batch_rendered))
         library.query_changed.connect(self.refresh_library)
+        library.set_sort(self.settings.library_sort)
+        library.sort.currentIndexChanged.connect(lambda _: self._remember_sort(library.sort.currentData()))
         library.loop_chosen.connect(self._library_loop_chosen)
         library.audition_requested.connect(self.audition)
         library.play_requested.connect(self.toggle_play)
@@ -333,6 +335,12 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.on_top_action)
         if self.settings.always_on_top:
             self.setWindowFlag(Qt.WindowType.WindowStaysOnTopHint, True)
+
+    def _remember_sort(self, sort: str) -> None:
+        """The library's order, kept for the next start (a producer who browses by BPM keeps browsing by BPM)."""
+        if sort != self.settings.library_sort:
+            self.settings = replace(self.settings, library_sort=sort)
+            self.save()
 
     def set_always_on_top(self, on: bool) -> None:
         """Keep the window above others (the DAW) or not; saved for the next start."""
