@@ -395,3 +395,21 @@ def test_in_the_strip_a_finished_loop_scrolls_into_view(qtbot, window, tmp_path)
     pane = window.result_pane
     assert shown_height(pane.result_title) == pane.result_title.height() > 0
     assert shown_height(pane.spectrogram) >= min(pane.spectrogram.height(), 100)
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_the_riff_strength_is_beside_riff_on_a_file_with_advanced_folded(qtbot, monkeypatch, window, tmp_path, width,
+                                                                        height):
+    """A producer sets how far a riff may go before choosing the file (it sat folded under Advanced, and Riff on a
+    file… started at once); a riff takes what it shows."""
+    panel = window.generate_panel
+    lay_out(qtbot, window, width, height)
+    assert not panel.advanced.isVisible() and panel.strength.isVisible() and panel.strength_label.isVisible()
+    assert abs(panel.strength.y() - panel.riff_file_button.y()) < panel.riff_file_button.height()
+    panel.strength.setValue(40)
+    kick = tmp_path / "kick.wav"
+    kick.write_bytes(b"RIFF")
+    submitted = []
+    monkeypatch.setattr(window.controller, "submit", submitted.append)
+    window.riff_on_file(str(kick))
+    assert submitted[-1].settings["strength"] == 0.4 and panel.strength_label.text() == "0.40"

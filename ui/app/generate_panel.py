@@ -90,8 +90,8 @@ class GeneratePanel(QWidget):
         self.draft_button.setEnabled(False)
         self.draft_button.setMinimumHeight(34)
         self.riff_file_button = QPushButton("Riff on a file…", objectName="riff_on_file")
-        self.riff_file_button.setToolTip("A new loop from an audio file of yours, at the Riff strength (or drop a "
-                                         "file on the window)")
+        self.riff_file_button.setToolTip("A new loop from an audio file of yours, at the strength beside this "
+                                         "button (or drop a file on the window)")
 
         self.seed = QSpinBox(objectName="seed")
         self.seed.setRange(0, MAX_SEED)
@@ -135,6 +135,8 @@ class GeneratePanel(QWidget):
         self.scheduler.addItems(list(SCHEDULER_NAMES))
         self.scheduler.setCurrentText(DEFAULT_SCHEDULER)
         self.strength = QSlider(Qt.Orientation.Horizontal, objectName="strength", minimum=5, maximum=100, value=75)
+        self.strength.setToolTip("How far a riff may go from its file (and Riff on this from its loop): low keeps "
+                                 "close to it, high paints more freely")
         self.strength_label = QLabel("0.75")
 
         self.advanced_toggle = QToolButton(objectName="advanced_toggle", checkable=True)
@@ -146,10 +148,6 @@ class GeneratePanel(QWidget):
         form.addRow("Steps", self.steps)
         form.addRow("Guidance", self.guidance)
         form.addRow("Scheduler", self.scheduler)
-        strength_row = QHBoxLayout()
-        strength_row.addWidget(self.strength, 1)
-        strength_row.addWidget(self.strength_label)
-        form.addRow("Riff strength", strength_row)
         self.advanced.setVisible(False)
 
         grid = QGridLayout()
@@ -193,7 +191,12 @@ class GeneratePanel(QWidget):
         buttons.addWidget(self.draft_button, 1)
         buttons.addWidget(self.generate_button, 2)
         layout.addLayout(buttons)
-        layout.addWidget(self.riff_file_button)
+        riff_row = QHBoxLayout()  # the strength beside the button it shapes: set before the file is chosen
+        riff_row.addWidget(self.riff_file_button, 2)
+        riff_row.addWidget(QLabel("strength", objectName="dim"))
+        riff_row.addWidget(self.strength, 1)
+        riff_row.addWidget(self.strength_label)
+        layout.addLayout(riff_row)
 
         self.prompt.textChanged.connect(self._prompt_changed)
         self.draft_button.clicked.connect(self._request_draft)
