@@ -102,3 +102,12 @@ def test_a_hovered_row_keeps_its_words_too(qtbot, themed):
         assert words_contrast(painted_row(view, other)) >= 3
     finally:
         combo.hidePopup()
+
+
+def test_a_link_in_a_label_reads_on_the_window(qtbot, themed):
+    """The result header's "refined from …" is a link: drawn in the palette's link colour, which must stand out
+    from the window behind it (Qt's default dark blue on the dark theme's near-black did not)."""
+    from PySide6.QtGui import QPalette
+
+    palette = QApplication.instance().palette()
+    assert contrast(palette.color(QPalette.ColorRole.Link), palette.color(QPalette.ColorRole.Window)) >= 4.5

@@ -13,9 +13,9 @@ from PySide6.QtWidgets import QApplication
 ACCENT = "#ff8a3d"
 
 DARK = {"window": "#16181d", "base": "#0f1115", "alt": "#1d2027", "text": "#e6e8ee", "dim": "#8a90a0",
-        "button": "#22262e", "border": "#2a2f39"}
+        "button": "#22262e", "border": "#2a2f39", "link": "#ffb27a"}
 LIGHT = {"window": "#f1f2f5", "base": "#ffffff", "alt": "#e8eaef", "text": "#1b1e25", "dim": "#6b7180",
-         "button": "#e2e5eb", "border": "#c9cdd6"}
+         "button": "#e2e5eb", "border": "#c9cdd6", "link": "#a04a00"}
 
 
 def apply_theme(app: QApplication, name: str = "dark") -> None:
@@ -35,6 +35,8 @@ def apply_theme(app: QApplication, name: str = "dark") -> None:
     palette.setColor(role.ToolTipBase, QColor(colours["alt"]))
     palette.setColor(role.ToolTipText, QColor(colours["text"]))
     palette.setColor(role.PlaceholderText, QColor(colours["dim"]))
+    palette.setColor(role.Link, QColor(colours["link"]))  # links in labels (a loop's parent): readable on Window
+    palette.setColor(role.LinkVisited, QColor(colours["link"]))
     palette.setColor(QPalette.ColorGroup.Disabled, role.ButtonText, QColor(colours["dim"]))
     palette.setColor(QPalette.ColorGroup.Disabled, role.Text, QColor(colours["dim"]))
     app.setPalette(palette)
