@@ -9,7 +9,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
@@ -67,6 +67,21 @@ def library_path() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("riffstudio", appauthor=False)) / "library.sqlite3"
+
+
+class WindowKeysThrough(QObject):
+    """An event filter that keeps a text box from claiming `keys` (its ShortcutOverride), so the window's
+    shortcuts for them fire while it has the focus."""
+
+    def __init__(self, keys: tuple[QKeySequence, ...], parent: QObject) -> None:
+        super().__init__(parent)
+        self.keys = keys
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride:
+            pressed = QKeySequence(event.keyCombination())
+            return any(pressed.matches(key) == QKeySequence.SequenceMatch.ExactMatch for key in self.keys)
+        return False
 
 
 def delete_words(count: int, made_elsewhere: int) -> str:
@@ -358,6 +373,11 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence("Ctrl+E"), self, activated=self.export_dialog)
         QShortcut(QKeySequence("Ctrl+Shift+C"), self, activated=self.copy_selection)
         QShortcut(QKeySequence("Ctrl+M"), self, activated=self.generate_more_like_this)
+        # A text box takes Ctrl+E for itself where the desktop binds it to "end of line" (GNOME, KDE): the
+        # header promises Export…, so the prompt boxes let the window's keys through.
+        self._window_keys = WindowKeysThrough((QKeySequence("Ctrl+E"),), self)
+        for box in (self.generate_panel.prompt, self.generate_panel.negative):
+            box.installEventFilter(self._window_keys)
 
     def _rate_current(self, stars: int) -> None:
         """0..5 stars for the loop shown (keys 0-5 in the library)."""
