@@ -44,3 +44,29 @@ def test_a_loop_exported_in_the_session_key_is_moved_into_it_and_named_with_it(t
     assert out.name == "dusty-keys_100bpm_1bar_Amin_seed7.wav"
     fit = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))["fit"]
     assert fit["transposed"] == {"detected": "Bmin", "target": "Amin", "semitones": -2}
+
+
+def test_the_status_says_what_the_key_box_did(tmp_path):
+    """The Key box's result is said as the CLI's `wrote` line says it: moved, or no key found (noise)."""
+    import numpy as np
+
+    from ui.app.exports import key_words
+
+    request = engine_result(tmp_path / "b-minor", cadence(11, True))
+    assert key_words(export_loop(replace(request, key="Amin"))) == "transposed -2 semitones from Bmin (Amin asked)"
+    noise = np.random.default_rng(3).standard_normal(5 * 44100).astype(np.float32) * 0.1
+    request = engine_result(tmp_path / "noise", noise)
+    assert key_words(export_loop(replace(request, key="Amin"))) == "no key found: not transposed (Amin asked)"
+    assert key_words(export_loop(request)) == ""  # no key asked: nothing to say
+
+
+def test_a_finished_loop_in_the_session_key_says_so_in_the_status(qtbot, window, tmp_path):
+    from library_loops import finish
+
+    exported = export_loop(replace(engine_result(tmp_path / "b-minor", cadence(11, True)), key="Amin"))
+    window.generate_panel.prompt.setText("warm keys")
+    window.generate_panel.key.setCurrentText("A minor")
+    qtbot.mouseClick(window.generate_panel.generate_button, Qt.MouseButton.LeftButton)
+    finish(window, window.submitted[-1], tmp_path, export=str(exported))
+    assert window.statusBar().currentMessage() == (f"Ready to drag: {exported.name} · transposed -2 semitones "
+                                                   "from Bmin (Amin asked)")

@@ -58,6 +58,20 @@ def export_stem(prompt: str, *, bpm: float | None, bars: float | None, seed: int
     return stem + "_draft" if draft else stem
 
 
+def key_words(export: str | Path) -> str:
+    """What the session key did to an exported loop, from its sidecar, in the CLI's words ("transposed -2
+    semitones from Bmin", "no key found: not transposed"), with the key asked; "" when no key was asked."""
+    import json
+
+    from plugin.transpose import summary
+
+    try:
+        transposed = json.loads(Path(export).with_suffix(".json").read_text(encoding="utf-8"))["fit"]["transposed"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    return f"{summary(transposed)} ({transposed['target']} asked)" if transposed else ""
+
+
 def export_loop(request: ExportRequest) -> Path:
     """Write the DAW file for one result; returns its path (complete and closed when this returns)."""
     from plugin.names import reserved_path

@@ -32,7 +32,7 @@ from ui.app.controller import EngineController, FinishedJob, JobRequest
 from ui.app.drag import AUDIO_SUFFIXES, dropped_audio, file_mime_data, reveal_in_file_manager
 from ui.app.elided_label import ElidedLabel
 from ui.app.export_dialog import ExportChoice, ExportDialog
-from ui.app.exports import ExportRequest
+from ui.app.exports import ExportRequest, key_words
 from ui.app.folder_notice import FolderNotice, refusal_words
 from ui.app.generate_panel import MAX_SEED, GeneratePanel
 from ui.app.get_model_panel import EMPTY_STATE, GetModelPanel, offer_label
@@ -730,6 +730,8 @@ class MainWindow(QMainWindow):
             self.workspace.bring_result_into_view()
         message = finished.export_error or (f"{READY_TO_DRAG}{Path(loop.drag_file).name}" if loop.drag_file
                                             else "Not exported yet: the loop plays here; export it to drag it")
+        if loop.drag_file and (in_key := key_words(loop.drag_file)):
+            message += f" · {in_key}"  # what the Key box did, as the CLI's `wrote` line says it
         self.statusBar().showMessage(message)
 
     def _on_exported(self, job: str, path: str) -> None:
