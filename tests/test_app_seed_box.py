@@ -49,3 +49,13 @@ def test_an_empty_prompt_queues_nothing_keeps_the_seed_and_says_why(qtbot, windo
     window.generate_now()
     assert window.submitted == [] and panel.seed.value() == shown
     assert window.statusBar().currentMessage().startswith("Type a prompt first")
+
+
+def test_more_like_this_takes_a_new_seed_and_the_box_shows_it(qtbot, window, tmp_path):
+    panel = window.generate_panel
+    panel.prompt.setText("warm keys")
+    press(qtbot, panel.generate_button)
+    finish(window, window.submitted[-1], tmp_path, seed=9)
+    press(qtbot, window.result_pane.more_like_this)
+    seed = window.submitted[-1].settings["seed"]
+    assert seed != 9 and panel.seed.value() == seed

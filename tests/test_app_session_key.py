@@ -70,3 +70,22 @@ def test_a_finished_loop_in_the_session_key_says_so_in_the_status(qtbot, window,
     finish(window, window.submitted[-1], tmp_path, export=str(exported))
     assert window.statusBar().currentMessage() == (f"Ready to drag: {exported.name} · transposed -2 semitones "
                                                    "from Bmin (Amin asked)")
+
+
+def test_the_session_key_is_kept_for_the_next_start(qtbot, monkeypatch):
+    from engine_fixtures import engine_home
+
+    from ui.app.settings import AppSettings, load_settings
+    from ui.app.window import MainWindow
+
+    with engine_home(monkeypatch):
+        first = MainWindow(AppSettings())
+        qtbot.addWidget(first)
+        first.generate_panel.key.setCurrentText("F# major")
+        first.close()
+        again = MainWindow(load_settings())
+        qtbot.addWidget(again)
+        try:
+            assert again.generate_panel.session_key() == "F#maj"
+        finally:
+            again.shutdown()

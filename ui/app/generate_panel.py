@@ -284,6 +284,12 @@ class GeneratePanel(QWidget):
         self.prompt_history.setStringList(prompts)
         self.negative_history.setStringList(negatives)
 
+    def set_session_key(self, key: str) -> None:
+        """Choose `key` ("Amin"; "" = as made) in the Key box; one it does not list (an old settings file) is left."""
+        index = self.key.findData(key or None)
+        if index >= 0:
+            self.key.setCurrentIndex(index)
+
     def session_key(self) -> str | None:
         """The key chosen for loops on the grid ("Amin", plugin/musical_key's spelling), or None: as made."""
         return self.key.currentData()

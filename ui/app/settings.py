@@ -42,6 +42,7 @@ class AppSettings:
     unfinished_get: str = ""  # a get paused, failed or cut off by closing the app (GetRequest.to_text()): resumable
     always_on_top: bool = False  # View > Always on top: the window stays above the DAW
     window_geometry: str = ""  # the window's size and place at the last close (ui/app/window_geometry.py)
+    session_key: str = ""  # the Key box's key ("Amin"), "" = as made
     library_sort: str = "new"  # the library's order (ui/app/library.py's SORTS), as the producer left it
 
     def export_folder(self) -> Path:

@@ -318,6 +318,8 @@ class MainWindow(QMainWindow):
         self.batch_runner.finished.connect(self._while_open(self.batch_rendered))
         library.query_changed.connect(self.refresh_library)
         library.set_sort(self.settings.library_sort)
+        self.generate_panel.set_session_key(self.settings.session_key)
+        self.generate_panel.key.currentIndexChanged.connect(lambda _: self._remember_session_key())
         library.sort.currentIndexChanged.connect(lambda _: self._remember_sort(library.sort.currentData()))
         library.loop_chosen.connect(self._library_loop_chosen)
         library.audition_requested.connect(self.audition)
@@ -350,6 +352,13 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.on_top_action)
         if self.settings.always_on_top:
             self.setWindowFlag(Qt.WindowType.WindowStaysOnTopHint, True)
+
+    def _remember_session_key(self) -> None:
+        """The session's key, kept for the next start (a session stays in its key)."""
+        key = self.generate_panel.session_key() or ""
+        if key != self.settings.session_key:
+            self.settings = replace(self.settings, session_key=key)
+            self.save()
 
     def _remember_sort(self, sort: str) -> None:
         """The library's order, kept for the next start (a producer who browses by BPM keeps browsing by BPM)."""
@@ -649,9 +658,12 @@ class MainWindow(QMainWindow):
     def generate_more_like_this(self) -> None:
         """Same settings, a new seed."""
         if self.current is not None:
-            seed = random.randint(0, MAX_SEED)
-            while seed == self.current.seed:
+            panel = self.generate_panel
+            seed = panel.values().seed  # the box's (rolled unless locked): the seed box shows the seed used
+            while seed == self.current.seed:  # a variation needs another seed than its loop's
                 seed = random.randint(0, MAX_SEED)
+                if not panel.seed_lock.isChecked():
+                    panel.seed.setValue(seed)
             self.submit(more_like_this_request(self.settings, self.current, seed))
 
     def generate_riff_on_this(self) -> None:
