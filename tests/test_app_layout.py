@@ -413,3 +413,22 @@ def test_the_riff_strength_is_beside_riff_on_a_file_with_advanced_folded(qtbot, 
     monkeypatch.setattr(window.controller, "submit", submitted.append)
     window.riff_on_file(str(kick))
     assert submitted[-1].settings["strength"] == 0.4 and panel.strength_label.text() == "0.40"
+
+
+def test_a_queue_with_a_scrollbar_keeps_every_rows_cancel_inside(qtbot, window):
+    """Five jobs at 1280x720 give the queue a scrollbar: each row must shrink to the room left, its ✕ inside the
+    view (a status line's words set the rows' least width, and the scrollbar covered every ✕)."""
+    from ui.app.controller import JobRequest
+
+    for index in range(5):
+        job = f"j{index}"
+        window.controller.job_queued.emit(job, JobRequest(settings={"prompt": "funky slap bass"}, bundle="b"))
+        window.queue.finish(job, "done", f"done in 11.{index} s · seed 5466175{index}")
+    lay_out(qtbot, window, 1280, 720)
+    from PySide6.QtWidgets import QScrollArea
+
+    scroll = window.queue.findChild(QScrollArea)
+    assert scroll.verticalScrollBar().isVisible()
+    right = scroll.viewport().mapToGlobal(scroll.viewport().rect().topRight()).x()
+    for row in window.queue.rows.values():
+        assert row.cancel.mapToGlobal(row.cancel.rect().topRight()).x() <= right, row.job

@@ -44,7 +44,9 @@ class JobRow(QFrame):
         self.preview.setFixedSize(64, 40)
         self.preview.setScaledContents(True)
         self.title = ElidedLabel(label, objectName="job_title")  # "…" where it does not fit, all of it as a tooltip
-        self.status = QLabel("queued", objectName="job_state")
+        # Elided too: a plain label's words set the row's least width, and a queue that grew a scrollbar then cut
+        # each row's right edge, its ✕ with it (found trying the app at 1280x720 with five jobs).
+        self.status = ElidedLabel("queued", objectName="job_state")
         self.progress = QProgressBar(objectName="job_progress")
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
