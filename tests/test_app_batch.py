@@ -107,7 +107,7 @@ def test_a_batch_renders_in_the_engine_with_n_of_n_progress_and_hands_its_folder
     assert finished == [str(out)]  # the hook the library imports from
     assert batch.progress.value() == batch.progress.maximum() and batch.progress.text() == "3 of 3 loops"
     assert batch.status.text() == f"Rendered 3 loops into {out}"
-    assert window.statusBar().currentMessage() == f"Batch rendered into {out}: 3 loop(s) in the library"
+    assert window.statusBar().currentMessage() == f"Batch rendered into {out}: 3 loops in the library"
     listed = [loop for loop in window.library_pane.loops if loop.origin == "batch"]
     assert sorted(Path(loop.drag_file).name for loop in listed) == sorted(
         Path(entry["audio"]).name for entry in summary_of(out)["items"])  # the loops as written, on their grid

@@ -66,7 +66,7 @@ def test_a_burst_of_registered_loops_appears_at_once_and_leaves_the_loop_shown(q
     qtbot.waitUntil(lambda: listed(window) == ["bass.wav", "keys.wav", "loop.wav", "pad.wav"], timeout=SETTLED_MS)
     assert len(window.imports) == 1 and len(window.imports[0]) == 3  # one import for the burst
     assert_undisturbed(window)
-    assert "3 new loop(s)" in window.statusBar().currentMessage()
+    assert "3 loops from the CLI or a batch added" in window.statusBar().currentMessage()
 
 
 def test_a_registry_replaced_by_an_atomic_writer_is_still_followed(qtbot, window, tmp_path):

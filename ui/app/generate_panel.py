@@ -119,7 +119,7 @@ class GeneratePanel(QWidget):
         self.seconds.setSuffix(" s")
         self.key = QComboBox(objectName="session_key")
         self.key.addItem(AS_MADE, None)
-        for key in ALL_KEYS:
+        for key in sorted(ALL_KEYS, key=lambda k: (k.tonic, k.minor)):  # as the library's key filter lists them
             self.key.addItem(key.words, key.name)
         self.key.setToolTip("The session's key: each loop on the bar grid is moved into it (or its relative, keeping "
                             "its mode; at most 6 semitones, tempo kept), as `--key` does. A loop with no key found "
@@ -173,7 +173,9 @@ class GeneratePanel(QWidget):
         grid.addWidget(QLabel("Quality"), 3, 0)
         quality_row = QHBoxLayout()  # quality and key share a row: the strip beside a DAW has no height to spare
         quality_row.addWidget(self.quality, 1)
-        quality_row.addWidget(QLabel("Key"))
+        key_label = QLabel("Key")
+        key_label.setContentsMargins(6, 0, 0, 0)  # apart from the Quality box's arrow
+        quality_row.addWidget(key_label)
         quality_row.addWidget(self.key, 1)
         grid.addLayout(quality_row, 3, 1)
 

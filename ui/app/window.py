@@ -711,7 +711,7 @@ class MainWindow(QMainWindow):
         import_batch(self.library, Path(out))
         listed = sum(self.library.get(file_job(audio)) is not None for audio, _ in batch_loops(out))
         self.refresh_library()
-        self.statusBar().showMessage(f"Batch rendered into {out}: {listed} loop(s) in the library")
+        self.statusBar().showMessage(f"Batch rendered into {out}: {_loops(listed)} in the library")
 
     # -- job events ----------------------------------------------------------------------------------
 
@@ -788,7 +788,7 @@ class MainWindow(QMainWindow):
         """Loops the CLI or a batch wrote while the app is open are listed; the loop shown stays shown and
         selected, the rows in view stay in view, and nothing starts playing."""
         self.refresh_library(keep_view=True)
-        self.statusBar().showMessage(f"{len(jobs)} new loop(s) from the CLI or a batch in the library")
+        self.statusBar().showMessage(f"{_loops(len(jobs))} from the CLI or a batch added to the library")
 
     def _follow_pending(self) -> None:
         known = self.library.known_jobs()
