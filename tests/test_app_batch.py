@@ -142,7 +142,7 @@ def test_a_bad_preset_file_shows_the_parsers_line_and_starts_nothing(qtbot, home
     qtbot.waitUntil(lambda: bool(refused), timeout=60_000)  # the child's check, before anything else
     assert batch.message.isVisible()
     line = batch.message.text()
-    assert line.startswith("riffstudio: broken.toml:3: bpm: ") and "\n" not in line, line
+    assert line.startswith("broken.toml:3: bpm: ") and "\n" not in line, line  # the app says it, not the CLI
     assert window.batch_runner.state == "idle" and not window.batch_runner.child.running
     assert not Path(batch.out.text()).exists()  # nothing written
     assert live_engine() is None  # no engine asked for
@@ -240,3 +240,29 @@ def test_a_child_that_ends_without_its_done_line_is_a_failure_with_its_last_line
     qtbot.waitUntil(lambda: bool(failed), timeout=30_000)
     assert planned[0].finished == 1 and planned[0].describe() == "1 of 2 loops"
     assert failed == ["riffstudio: the last line"] and not finished and runner.state == "idle"
+
+
+def test_a_run_of_a_complete_batch_says_nothing_was_left_to_render(tmp_path):
+    from ui.app.batch_runner import BatchOutcome
+
+    out = tmp_path / "pack"
+    assert BatchOutcome(done=0, skipped=2, failed=0, remaining=0).describe(out) == (
+        f"Nothing to render: all 2 loops were already in {out}")
+    assert BatchOutcome(done=1, skipped=2, failed=0, remaining=0).describe(out) == (
+        f"Rendered 3 loops into {out} (2 were already there)")
+
+
+def test_a_typed_preset_path_moves_the_default_folder_but_not_a_chosen_one(qtbot, home, tmp_path):
+    window = open_window(qtbot, home)
+    try:
+        batch = window.open_batch(preset_file(tmp_path / "a", name="first"))
+        assert batch.out.text() == str(home / "Music" / "first")
+        batch.presets.setText(str(preset_file(tmp_path / "b", name="second")))
+        batch.presets.editingFinished.emit()
+        assert batch.out.text() == str(home / "Music" / "second")
+        batch.out.setText(str(tmp_path / "mine"))  # the producer's own folder stays
+        batch.presets.setText(str(preset_file(tmp_path / "c", name="third")))
+        batch.presets.editingFinished.emit()
+        assert batch.out.text() == str(tmp_path / "mine")
+    finally:
+        window.shutdown()

@@ -76,8 +76,10 @@ class BatchOutcome:
     remaining: int
 
     def describe(self, out: Path) -> str:
-        kept = f" ({self.skipped} were already there)" if self.skipped else ""
         failed = f"; {self.failed} failed (see summary.csv there)" if self.failed else ""
+        if not self.done and self.skipped and not self.failed:  # a run of a batch already complete
+            return f"Nothing to render: all {self.skipped} loops were already in {out}"
+        kept = f" ({self.skipped} were already there)" if self.skipped else ""
         return f"Rendered {self.done + self.skipped} loops into {out}{kept}{failed}"
 
 

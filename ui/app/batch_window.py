@@ -45,6 +45,7 @@ class BatchWindow(QDialog):
         choose_presets = QPushButton("Choose…")
         choose_presets.clicked.connect(self.choose_presets)
         self.out = FolderField(objectName="batch_out")
+        self._default_out = ""  # the folder set_presets chose (the producer's own choice is kept)
         self.out.setPlaceholderText("the folder the loops go to")
         choose_out = QPushButton("Choose…")
         choose_out.clicked.connect(self._choose_out)
@@ -52,6 +53,7 @@ class BatchWindow(QDialog):
         self.render_button.setToolTip("Render every loop of the preset file in the engine (the app's model for "
                                       "presets that name none)")
         self.render_button.clicked.connect(self.render_batch)
+        self.presets.editingFinished.connect(self._presets_typed)
         self.stop_button = QPushButton("Stop", objectName="batch_stop")
         self.stop_button.setToolTip(f"Stop now. {RESUMABLE}")
         self.stop_button.clicked.connect(self.runner.cancel)
@@ -120,8 +122,15 @@ class BatchWindow(QDialog):
     def set_presets(self, path: Path) -> None:
         """A preset file chosen: its loops go beside the export folder, in a folder named after it."""
         self.presets.setText(str(path))
-        self.out.setText(str(default_out_folder(path, self.export_folder())))
+        self._default_out = str(default_out_folder(path, self.export_folder()))
+        self.out.setText(self._default_out)
         self.message.hide()
+
+    def _presets_typed(self) -> None:
+        """A preset path typed in: its loops' folder follows it, unless the producer chose one of their own."""
+        typed = self.presets.text().strip()
+        if typed and self.out.text() in ("", self._default_out):
+            self.set_presets(Path(typed))
 
     def _choose_out(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Loops go to", self.out.text() or str(Path.home()))
@@ -142,7 +151,8 @@ class BatchWindow(QDialog):
     # -- what the runner says ------------------------------------------------------------------------
 
     def show_message(self, text: str) -> None:
-        self.message.setText(text)
+        """The runner's one line, in the app's words: without the CLI's "riffstudio: " in front."""
+        self.message.setText(text.removeprefix("riffstudio: "))
         self.message.setVisible(bool(text))
         if self.runner.state == "idle":  # a refused batch: not "Checking…" any more
             self.status.setText("")
