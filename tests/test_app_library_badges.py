@@ -147,3 +147,19 @@ def test_a_riff_on_a_file_or_on_a_deleted_loop_names_it_without_a_link(qtbot, wi
     assert header.words == "more like a loop no longer in the library"
     press(qtbot, header)
     assert window.current.job == variation
+
+
+def test_a_rows_details_keep_whole_words_when_the_row_is_narrow(qtbot):
+    """A row drops its last details whole where they do not fit (the age was cut to "1 …" or "j…" at 1280 px)."""
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    from ui.app.library_model import SEPARATOR, fitted_details
+
+    metrics = QFontMetrics(QFont())
+    parts = ["4.8 s", "100 bpm", "2 bars", "Emaj", "seed 1000", "just now"]
+    whole = SEPARATOR.join(parts)
+    assert fitted_details(parts, metrics, metrics.horizontalAdvance(whole)) == whole
+    cut = fitted_details(parts, metrics, metrics.horizontalAdvance(whole) - 5)
+    assert cut == SEPARATOR.join(parts[:5]) and "…" not in cut
+    first = fitted_details(["100.5 bpm"], metrics, metrics.horizontalAdvance("100.5 bpm") - 2)
+    assert first.endswith("…")  # even the first alone does not fit: elided

@@ -18,6 +18,8 @@ from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 from ui.app.drag import file_mime_data
 from ui.app.library import GONE_PARENT, LibraryLoop
 
+SEPARATOR = "  ·  "  # between a row's details
+
 LOOP_ROLE = Qt.ItemDataRole.UserRole + 1
 BADGES_ROLE = Qt.ItemDataRole.UserRole + 2  # the row's badges, as badges() words them
 THUMB = QSize(84, 44)
@@ -153,7 +155,7 @@ class LoopDelegate(QStyledItemDelegate):
         dim = QColor(color)
         dim.setAlpha(150)
         painter.setPen(dim)
-        details = painter.fontMetrics().elidedText(describe(loop), Qt.TextElideMode.ElideRight, text_rect.width())
+        details = fitted_details(detail_parts(loop), painter.fontMetrics(), text_rect.width())
         painter.drawText(text_rect.adjusted(0, 0, 0, -2), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
                          details)
         painter.restore()
@@ -212,6 +214,21 @@ def _badge_rects(words: list[str], metrics: QFontMetrics, right: int, top: int) 
 
 def describe(loop: LibraryLoop, *, age: bool = True) -> str:
     """A row's details; the seconds are the DAW file's (the grid's span), not the painted image's."""
+    return SEPARATOR.join(detail_parts(loop, age=age))
+
+
+def fitted_details(parts: list[str], metrics: QFontMetrics, width: int) -> str:
+    """As many whole details as fit `width`, from the first (length, tempo, bars, key come before the seed and the
+    age): a detail cut to "1 …" or "j…" says nothing; only a first detail too long alone is elided."""
+    for count in range(len(parts), 0, -1):
+        line = SEPARATOR.join(parts[:count])
+        if metrics.horizontalAdvance(line) <= width:
+            return line
+    return metrics.elidedText(parts[0] if parts else "", Qt.TextElideMode.ElideRight, width)
+
+
+def detail_parts(loop: LibraryLoop, *, age: bool = True) -> list[str]:
+    """A row's details, most telling first."""
     from ui.app.loop_length import loop_length
 
     parts = [f"{loop_length(loop).seconds:.1f} s"]
@@ -226,7 +243,7 @@ def describe(loop: LibraryLoop, *, age: bool = True) -> str:
     parts.append(f"seed {loop.seed}")
     if age:
         parts.append(_age(loop.created))
-    return "  ·  ".join(parts)
+    return parts
 
 
 def _age(created: float) -> str:
