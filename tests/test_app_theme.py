@@ -111,3 +111,26 @@ def test_a_link_in_a_label_reads_on_the_window(qtbot, themed):
 
     palette = QApplication.instance().palette()
     assert contrast(palette.color(QPalette.ColorRole.Link), palette.color(QPalette.ColorRole.Window)) >= 4.5
+
+
+def test_a_toggle_reads_as_a_button_and_shows_when_it_is_on(qtbot, themed):
+    """"fits" looked like plain text when off (found trying the app): the library's toggles have an edge, and
+    turned on they are painted in the accent."""
+    from ui.app.library_pane import LibraryPane
+
+    pane = LibraryPane()
+    qtbot.addWidget(pane)
+    pane.filters_toggle.setChecked(True)
+    pane.show()
+    qtbot.waitExposed(pane)
+    fits = pane.fits
+    from ui.app.theme import DARK, LIGHT
+
+    off = fits.grab().toImage()
+    border = (DARK if themed == "dark" else LIGHT)["border"]
+    assert QColor.fromRgb(off.pixel(0, off.height() // 2)).name() == QColor(border).name()
+    fits.setChecked(True)
+    on = fits.grab().toImage()
+    from ui.app.theme import ACCENT
+
+    assert QColor.fromRgb(on.pixel(on.width() // 2, 3)).name() == QColor(ACCENT).name()

@@ -63,6 +63,10 @@ def apply_theme(app: QApplication, name: str = "dark") -> None:
         QListView {{ border: 1px solid {colours['border']}; border-radius: 4px; }}
         QToolButton {{ padding: 3px 6px; border-radius: 4px; }}
         QToolButton:hover {{ background: {colours['alt']}; }}
+        QToolButton#fits, QToolButton#favourites_only, QToolButton#filters_toggle, QToolButton#link {{
+            border: 1px solid {colours['border']}; }}
+        QToolButton#fits:checked, QToolButton#favourites_only:checked, QToolButton#filters_toggle:checked,
+            QToolButton#link:checked {{ background: {ACCENT}; color: #111111; border-color: {ACCENT}; }}
         QSplitter::handle {{ background: {colours['border']}; }}
         QStatusBar {{ color: {colours['dim']}; }}
     """)
