@@ -102,3 +102,24 @@ def test_the_order_the_producer_left_is_kept_for_the_next_start(qtbot, monkeypat
             assert again.library_pane.loop_query().sort == "bpm"
         finally:
             again.shutdown()
+
+
+def test_an_emptied_bpm_box_means_any_tempo(qtbot):
+    """Select all and Backspace in a BPM box clears the filter ('any'), as a producer expects; a spin box alone
+    put the last number back (found trying the app)."""
+    from PySide6.QtCore import Qt
+
+    from ui.app.library_pane import LibraryPane
+
+    pane = LibraryPane()
+    qtbot.addWidget(pane)
+    pane.filters_toggle.setChecked(True)
+    pane.show()
+    qtbot.waitExposed(pane)
+    pane.bpm_min.setValue(130)
+    assert pane.loop_query().bpm_min == 130
+    pane.bpm_min.setFocus()
+    pane.bpm_min.selectAll()
+    qtbot.keyClick(pane.bpm_min.lineEdit(), Qt.Key.Key_Backspace)
+    pane.bpm_min.clearFocus()
+    assert pane.bpm_min.text() == "any" and pane.loop_query().bpm_min is None

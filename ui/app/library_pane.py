@@ -153,6 +153,9 @@ class LibraryPane(QWidget):
         self.filters_toggle.toggled.connect(self._show_filters)
         for box in (self.bpm_min, self.bpm_max):
             box.valueChanged.connect(lambda _: self.query_changed.emit())
+            # Emptied (select all, Backspace) means "any", not the last number, which a spin box would restore.
+            box.lineEdit().textEdited.connect(lambda text, box=box: box.setValue(box.minimum()) if not text.strip()
+                                              else None)
         for combo in (self.sort, self.bars, self.key):
             combo.currentIndexChanged.connect(lambda _: self.query_changed.emit())
         self.fits.toggled.connect(lambda _: self.query_changed.emit())
