@@ -212,3 +212,12 @@ def test_a_job_over_the_memory_ceiling_is_refused_and_the_engine_stops_when_idle
         assert "memory ceiling is 1 MB" in failed.message and len(failed.message.splitlines()) == 1
         assert small.status().memory_limit_mb == 1
     wait_for(lambda: live_engine() is None, 10, "the idle engine to exit")
+
+
+def test_the_warm_model_serves_auto_and_cpu_asks_alike_where_both_run_on_the_cpu(client, fp32_bundle):
+    """The app asks `auto` with the NPU's performance mode, the CLI `cpu` with none: on a machine whose sessions
+    run on the CPU either way, the second ask finds the model warm (it was opened again for each)."""
+    client.load_model(fp32_bundle, provider="auto", session_options={"htp_performance_mode": "burst"})
+    stages: list[str] = []
+    client.load_model(fp32_bundle, provider="cpu", progress=lambda stage, fraction: stages.append(stage))
+    assert "loading the model" not in stages, stages

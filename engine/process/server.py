@@ -590,12 +590,17 @@ class Engine:
         """The warm generator when the job asks for the same bundle, provider and options; else a new one.
         Checks the memory ceiling first, counting what is loaded already."""
         from engine.bundle import open_bundle
-        from engine.generation.providers import open_generator
+        from engine.generation.providers import choose_provider, open_generator
         from engine.sessions import SessionSettings
 
         path = str(Path(bundle_path).resolve())
         bundle = open_bundle(path)
-        key = (path, bundle.identity, provider, json.dumps(session_options, sort_keys=True))
+        # Keyed by what would run: `auto` and `cpu` on a machine without an NPU open the same CPU sessions, where
+        # the NPU's options (the performance mode the app sends, the CLI does not) change nothing. Keyed by the
+        # request, the app's jobs, a CLI job and a batch in between reopened the model each time.
+        runs_on = choose_provider(provider, bundle)[0].provider
+        options = session_options if runs_on == "qnn" else {}
+        key = (path, bundle.identity, runs_on, json.dumps(options, sort_keys=True))
         warm = self._generator_key == key
         loaded = model_bytes(self._generator.bundle) if warm else 0
         if width is not None:
