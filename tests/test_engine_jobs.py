@@ -134,16 +134,28 @@ import time; time.sleep(60)
     assert [job.key for job in client.jobs(100)].count("orphan-key") == 1
 
 
-def test_load_model_reports_progress_and_status_shows_the_warm_bundle(client, fp32_bundle):
+def test_load_model_reports_progress_and_status_shows_the_warm_bundle(client, fp32_bundle, tmp_path):
+    import shutil
+
+    bundle = shutil.copytree(fp32_bundle, tmp_path / "bundle")  # one this engine has not opened: a cold load
     stages = []
-    loaded = client.load_model(fp32_bundle, provider="cpu", progress=lambda stage, f: stages.append((stage, f)))
+    loaded = client.load_model(bundle, provider="cpu", progress=lambda stage, f: stages.append((stage, f)))
     assert isinstance(loaded, p.ModelLoaded) and loaded.provider == "cpu"
     fractions = [fraction for _, fraction in stages]
     assert stages and all(stage for stage, _ in stages), stages  # each report says what is loading
     assert fractions == sorted(fractions) and fractions[0] >= 0.0 and fractions[-1] == 1.0, stages
     status = client.status()
-    assert status.bundle == str(fp32_bundle.resolve()) and status.provider == "cpu"
+    assert status.bundle == str(bundle.resolve()) and status.provider == "cpu"
     assert status.protocol == p.PROTOCOL_VERSION and status.running is None and status.queue == []
+
+
+def test_the_warm_model_serves_auto_and_cpu_asks_alike_where_both_run_on_the_cpu(client, fp32_bundle):
+    """The app asks `auto` with the NPU's performance mode, the CLI `cpu` with none: on a machine whose sessions
+    run on the CPU either way, the second ask finds the model warm (it was opened again for each)."""
+    client.load_model(fp32_bundle, provider="auto", session_options={"htp_performance_mode": "burst"})
+    stages: list[str] = []
+    client.load_model(fp32_bundle, provider="cpu", progress=lambda stage, fraction: stages.append(stage))
+    assert "loading the model" not in stages, stages
 
 
 def test_bad_settings_and_a_missing_bundle_are_refused_at_submit(client, fp32_bundle, tmp_path):
@@ -213,11 +225,3 @@ def test_a_job_over_the_memory_ceiling_is_refused_and_the_engine_stops_when_idle
         assert small.status().memory_limit_mb == 1
     wait_for(lambda: live_engine() is None, 10, "the idle engine to exit")
 
-
-def test_the_warm_model_serves_auto_and_cpu_asks_alike_where_both_run_on_the_cpu(client, fp32_bundle):
-    """The app asks `auto` with the NPU's performance mode, the CLI `cpu` with none: on a machine whose sessions
-    run on the CPU either way, the second ask finds the model warm (it was opened again for each)."""
-    client.load_model(fp32_bundle, provider="auto", session_options={"htp_performance_mode": "burst"})
-    stages: list[str] = []
-    client.load_model(fp32_bundle, provider="cpu", progress=lambda stage, fraction: stages.append(stage))
-    assert "loading the model" not in stages, stages
