@@ -34,7 +34,8 @@ def shown_whole_ends(qtbot, field: QLineEdit, path: str) -> None:
     assert field.toolTip() == path
 
 
-def test_the_export_folder_reads_at_both_ends(qtbot, themed, tmp_path):
+def export_dialog_with_a_long_folder(qtbot, tmp_path):
+    """Export… shown, its folder field holding LONG."""
     from ui.app.export_dialog import ExportChoice, ExportDialog
 
     dialog = ExportDialog(ExportChoice(folder=tmp_path), 1)
@@ -42,6 +43,11 @@ def test_the_export_folder_reads_at_both_ends(qtbot, themed, tmp_path):
     dialog.folder.setText(LONG)
     dialog.show()
     qtbot.waitExposed(dialog)
+    return dialog
+
+
+def test_the_export_folder_reads_at_both_ends(qtbot, themed, tmp_path):
+    dialog = export_dialog_with_a_long_folder(qtbot, tmp_path)
     dialog.resize(420, dialog.height())
     QApplication.processEvents()
     shown_whole_ends(qtbot, dialog.folder, LONG)
@@ -66,13 +72,7 @@ def test_the_settings_folders_read_at_both_ends(qtbot, monkeypatch, themed):
 
 def test_the_whole_path_is_edited_when_focused(qtbot, themed, tmp_path):
     """Typing works on the whole path: focused, the field shows it as a line edit does."""
-    from ui.app.export_dialog import ExportChoice, ExportDialog
-
-    dialog = ExportDialog(ExportChoice(folder=tmp_path), 1)
-    qtbot.addWidget(dialog)
-    dialog.folder.setText(LONG)
-    dialog.show()
-    qtbot.waitExposed(dialog)
+    dialog = export_dialog_with_a_long_folder(qtbot, tmp_path)
     dialog.activateWindow()
     dialog.folder.setFocus()
     qtbot.waitUntil(dialog.folder.hasFocus)
