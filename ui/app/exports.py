@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.atomic import atomic_path
-from engine.speeds import speed_of
+from ui.app.library_drafts import is_draft
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def export_loop(request: ExportRequest) -> Path:
     settings = request.sidecar.get("settings", {})
     prompt = str(settings.get("prompt", "loop"))
     seed = settings.get("seed")
-    draft = speed_of(settings) == "draft"
+    draft = is_draft(settings)
     suffix = f".{request.audio_format}"
     if request.fitted:  # on its grid already, or never on one: never fitted again
         fitted = _as_fitted(request)
@@ -110,10 +110,16 @@ def _export_fitted(request: ExportRequest, fitted, prompt: str, seed: int | None
     stem = export_stem(prompt, bpm=grid.bpm, bars=float(grid.bars) if whole_bars else None,
                        beats=None if whole_bars else float(grid.beats), seed=seed,
                        key=(fitted.report.key or {}).get("name"))
-    record = {key: value for key, value in request.sidecar.items() if key in ("settings", "bundle", "provider")}
     with reserved_path(request.folder, stem, suffix) as out:
-        write_grid_loop(out, fitted, options, {**record, "source": {"audio": request.audio}}, prompt=prompt, seed=seed)
+        write_grid_loop(out, fitted, options, _converted_record(request), prompt=prompt, seed=seed)
     return out
+
+
+def _converted_record(request: ExportRequest) -> dict[str, Any]:
+    """The sidecar record of a loop exported without a new fit: what made it (settings, bundle, provider, as its
+    own sidecar has them) and the audio it was converted from."""
+    kept = {key: value for key, value in request.sidecar.items() if key in ("settings", "bundle", "provider")}
+    return {**kept, "source": {"audio": request.audio}}
 
 
 def _as_fitted(request: ExportRequest):
@@ -153,9 +159,8 @@ def _write_in_seconds(request: ExportRequest, out: Path) -> None:
     from engine.atomic import write_errors
     from engine.loop_files import write_loop
 
-    record = {key: value for key, value in request.sidecar.items() if key in ("settings", "bundle", "provider")}
     with write_errors(out):
-        write_loop(out, _converted(request), {**record, "source": {"audio": request.audio}})
+        write_loop(out, _converted(request), _converted_record(request))
 
 
 def _converted(request: ExportRequest):

@@ -331,11 +331,11 @@ class Library:
 
 def kind_of(settings: dict[str, Any]) -> str:
     """What a loop's settings alone say it is: a riff (audio-to-audio), a draft (the draft speed), or ''."""
-    from engine.speeds import speed_of
+    from ui.app.library_drafts import is_draft
 
     if settings.get("init_audio"):
         return "riff"
-    return "draft" if speed_of(settings) == "draft" else ""
+    return "draft" if is_draft(settings) else ""
 
 
 def key_of(sidecar: dict[str, Any]) -> str:

@@ -164,10 +164,10 @@ class LoopDelegate(QStyledItemDelegate):
 def badges(loop: LibraryLoop) -> list[str]:
     """The words on a row's badges: its kind (and "draft" for a loop at the draft speed of another kind), then
     where it was made when not in the app (CLI, or its batch collection)."""
-    from engine.speeds import speed_of
+    from ui.app.library_drafts import is_draft
 
     words = [loop.kind] if loop.kind else []
-    if loop.kind != "draft" and speed_of(loop.settings) == "draft":
+    if loop.kind != "draft" and is_draft(loop.settings):
         words.append("draft")
     if loop.origin == "cli":
         words.append("CLI")

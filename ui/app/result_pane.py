@@ -23,11 +23,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.speeds import speed_of
 from ui.app.drag import drag_files
 from ui.app.elided_label import ElidedLabel
 from ui.app.flow_layout import FlowBox
 from ui.app.library import LibraryLoop
+from ui.app.library_drafts import is_draft
 from ui.app.loop_length import loop_length
 from ui.app.parent_link import ParentLink
 from ui.app.spectrogram_view import EMPTY_MESSAGE, NO_PAINTING_MESSAGE, SpectrogramView
@@ -145,7 +145,7 @@ class ResultPane(QWidget):
             self.result_meta.setText("")
             self.spectrogram.clear(EMPTY_MESSAGE)
             return
-        draft = speed_of(loop.settings) == "draft"
+        draft = is_draft(loop.settings)
         self.refine.setEnabled(draft)
         self.result_title.setText(loop.prompt)
         self.result_meta.setText(loop_length(loop).words() + f"  ·  seed {loop.seed}  ·  "

@@ -48,6 +48,7 @@ from ui.app.job_requests import (
 from ui.app.library import Intent, Library, LibraryLoop
 from ui.app.library_drafts import daw_folder, drafts_folder
 from ui.app.library_imports import batch_loops, file_job, import_batch, import_made_elsewhere, import_results
+from ui.app.library_pane import count_words
 from ui.app.loop_length import loop_region
 from ui.app.made_loops_watch import MadeLoopsWatch
 from ui.app.model_get_runner import GetPlan, GetRequest, ModelGetRunner
@@ -90,16 +91,12 @@ def delete_words(count: int, made_elsewhere: int) -> str:
     own = count - made_elsewhere
     parts = []
     if own:
-        parts.append(f"Delete {_loops(own)} and {'its' if own == 1 else 'their'} files")
+        parts.append(f"Delete {count_words(own)} and {'its' if own == 1 else 'their'} files")
     if made_elsewhere:
         verb = "remove" if own else "Remove"
-        parts.append(f"{verb} {_loops(made_elsewhere)} made by the CLI or a batch from the library "
+        parts.append(f"{verb} {count_words(made_elsewhere)} made by the CLI or a batch from the library "
                      f"({'its file stays' if made_elsewhere == 1 else 'their files stay'} on disk)")
     return ", and ".join(parts) + "?"
-
-
-def _loops(count: int) -> str:
-    return f"{count} loop" + ("s" if count != 1 else "")
 
 
 class MainWindow(QMainWindow):
@@ -319,8 +316,9 @@ class MainWindow(QMainWindow):
         library.query_changed.connect(self.refresh_library)
         library.set_sort(self.settings.library_sort)
         self.generate_panel.set_session_key(self.settings.session_key)
-        self.generate_panel.key.currentIndexChanged.connect(lambda _: self._remember_session_key())
-        library.sort.currentIndexChanged.connect(lambda _: self._remember_sort(library.sort.currentData()))
+        self.generate_panel.key.currentIndexChanged.connect(
+            lambda _: self._keep(session_key=self.generate_panel.session_key() or ""))
+        library.sort.currentIndexChanged.connect(lambda _: self._keep(library_sort=library.sort.currentData()))
         library.loop_chosen.connect(self._library_loop_chosen)
         library.audition_requested.connect(self.audition)
         library.play_requested.connect(self.toggle_play)
@@ -353,17 +351,11 @@ class MainWindow(QMainWindow):
         if self.settings.always_on_top:
             self.setWindowFlag(Qt.WindowType.WindowStaysOnTopHint, True)
 
-    def _remember_session_key(self) -> None:
-        """The session's key, kept for the next start (a session stays in its key)."""
-        key = self.generate_panel.session_key() or ""
-        if key != self.settings.session_key:
-            self.settings = replace(self.settings, session_key=key)
-            self.save()
-
-    def _remember_sort(self, sort: str) -> None:
-        """The library's order, kept for the next start (a producer who browses by BPM keeps browsing by BPM)."""
-        if sort != self.settings.library_sort:
-            self.settings = replace(self.settings, library_sort=sort)
+    def _keep(self, **changes) -> None:
+        """Choices the producer makes in passing (the session's key, the library's order), kept for the next start;
+        saved only when one changed (the panes set them from the settings at start, too)."""
+        if any(getattr(self.settings, name) != value for name, value in changes.items()):
+            self.settings = replace(self.settings, **changes)
             self.save()
 
     def set_always_on_top(self, on: bool) -> None:
@@ -711,7 +703,7 @@ class MainWindow(QMainWindow):
         import_batch(self.library, Path(out))
         listed = sum(self.library.get(file_job(audio)) is not None for audio, _ in batch_loops(out))
         self.refresh_library()
-        self.statusBar().showMessage(f"Batch rendered into {out}: {_loops(listed)} in the library")
+        self.statusBar().showMessage(f"Batch rendered into {out}: {count_words(listed)} in the library")
 
     # -- job events ----------------------------------------------------------------------------------
 
@@ -788,7 +780,7 @@ class MainWindow(QMainWindow):
         """Loops the CLI or a batch wrote while the app is open are listed; the loop shown stays shown and
         selected, the rows in view stay in view, and nothing starts playing."""
         self.refresh_library(keep_view=True)
-        self.statusBar().showMessage(f"{_loops(len(jobs))} from the CLI or a batch added to the library")
+        self.statusBar().showMessage(f"{count_words(len(jobs))} from the CLI or a batch added to the library")
 
     def _follow_pending(self) -> None:
         known = self.library.known_jobs()
