@@ -287,8 +287,13 @@ def run_batch(presets_path: Path, out: Path, renderer: Renderer, *, default_bund
     finals += [out / e[name] for e in summary["items"] for name in ("audio", "sidecar")]
     check_writable_folder(out)
     # The longest path this run will write, tried before the first loop renders: a preset's folder and loop
-    # name past the system's limit (Windows' 260 characters) fails here in one line, not hours into a run.
-    check_writable(max(finals, key=lambda path: len(str(path))))
+    # name past the system's limit (Windows' 260 characters) fails here in one line, not hours into a run. A loop
+    # on the grid may take its key into its name once found (`keyed_path`): tried with the longest key's.
+    entries = {entry["key"]: entry for entry in summary["items"]}
+    planned = {item.key: out / entries[item.key]["audio"] for item in items}
+    keyed = [planned[item.key].with_name(item_stem(item, LONGEST_KEY) + planned[item.key].suffix)
+             for item in items if item.options is not None]
+    check_writable(max([*finals, *keyed], key=lambda path: len(str(path))))
     out.mkdir(parents=True, exist_ok=True)
     note = remember_batch(out)  # the app's library lists the loops of every batch run
     if note:
@@ -296,7 +301,6 @@ def run_batch(presets_path: Path, out: Path, renderer: Renderer, *, default_bund
     removed = remove_leftovers(finals)
     if removed:
         say(f"removed {removed} unfinished temporary file(s) from an interrupted run")
-    entries = {entry["key"]: entry for entry in summary["items"]}
     skipped = 0
     for item in items:
         entry = entries[item.key]
@@ -368,6 +372,9 @@ def _one_by_one(renderer: Renderer, items: list[BatchItem], interrupt: Interrupt
             yield Outcome(item, None, error)
         else:
             yield Outcome(item, rendered, seconds=time.perf_counter() - started)
+
+
+LONGEST_KEY = "C#min"  # a key name as long as any ("F#maj", "D#min"...): what a keyed loop name may add
 
 
 def item_stem(item: BatchItem, key: str | None = None) -> str:

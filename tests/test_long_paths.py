@@ -113,3 +113,31 @@ def test_batch_whose_longest_loop_path_is_past_max_path_stops_before_the_first_l
     with pytest.raises(PathTooLongError, match="too long a path"):
         run_batch(presets, out, InProcessRenderer())
     assert not out.exists()  # refused before the output folder was made: no loop rendered, nothing written
+
+
+def test_batch_tries_the_name_a_loop_takes_with_its_key(monkeypatch, tmp_path, fp32_bundle):
+    """A loop on the grid takes its key into its name once found ("..._Amin_seed1.wav"): a planned name just short
+    of the limit, with room for no key, stops the run before the first loop too."""
+    import tempfile
+
+    from engine.atomic import MARKER
+    from plugin.batch import InProcessRenderer, plan, run_batch
+
+    presets = tmp_path / "pack.toml"
+    presets.write_text(f'[defaults]\nmodel = "{fp32_bundle}"\n{FAST}\n[[preset]]\nprompt = "dusty keys"\n'
+                       'seeds = [1]\n')
+    out = tmp_path / "packs"
+    planned = out / plan(presets, out)[1]["items"][0]["audio"]
+    longest_temporary = os.path.join(str(planned.parent), f".{planned.name}.12345678{MARKER}{planned.suffix}")
+    limit = len(longest_temporary) + 3  # the planned name fits; with "_C#min" it would not
+    real_mkstemp = tempfile.mkstemp
+
+    def windows_mkstemp(suffix=None, prefix=None, dir=None, text=False):
+        if len(os.path.join(str(dir), (prefix or "") + "12345678" + (suffix or ""))) > limit:
+            raise windows_error(206, os.path.join(str(dir), prefix or ""))
+        return real_mkstemp(suffix, prefix, dir, text)
+
+    monkeypatch.setattr(tempfile, "mkstemp", windows_mkstemp)
+    with pytest.raises(PathTooLongError, match="too long a path"):
+        run_batch(presets, out, InProcessRenderer())
+    assert not out.exists()
