@@ -222,7 +222,7 @@ def test_the_library_pane_asks_to_play_rate_and_delete_from_the_keyboard(qtbot):
         qtbot.keyClick(pane.library_view, Qt.Key.Key_Delete)
     with qtbot.waitSignal(pane.query_changed, timeout=1000):
         pane.search.setText("ba")
-    assert pane.query() == ("ba", False)
+    assert (pane.loop_query().text, pane.loop_query().favourites_only) == ("ba", False)
 
 
 def test_the_window_holds_no_copies_of_its_panes_widgets(window):

@@ -212,11 +212,6 @@ def _badge_rects(words: list[str], metrics: QFontMetrics, right: int, top: int) 
     return rects[::-1]
 
 
-def describe(loop: LibraryLoop, *, age: bool = True) -> str:
-    """A row's details; the seconds are the DAW file's (the grid's span), not the painted image's."""
-    return SEPARATOR.join(detail_parts(loop, age=age))
-
-
 def fitted_details(parts: list[str], metrics: QFontMetrics, width: int) -> str:
     """As many whole details as fit `width`, from the first (length, tempo, bars, key come before the seed and the
     age): a detail cut to "1 …" or "j…" says nothing; only a first detail too long alone is elided."""
@@ -227,7 +222,7 @@ def fitted_details(parts: list[str], metrics: QFontMetrics, width: int) -> str:
     return metrics.elidedText(parts[0] if parts else "", Qt.TextElideMode.ElideRight, width)
 
 
-def detail_parts(loop: LibraryLoop, *, age: bool = True) -> list[str]:
+def detail_parts(loop: LibraryLoop) -> list[str]:
     """A row's details, most telling first."""
     from ui.app.loop_length import loop_length
 
@@ -241,8 +236,7 @@ def detail_parts(loop: LibraryLoop, *, age: bool = True) -> list[str]:
     if loop.rating:
         parts.append("★" * loop.rating + "☆" * (5 - loop.rating))
     parts.append(f"seed {loop.seed}")
-    if age:
-        parts.append(_age(loop.created))
+    parts.append(_age(loop.created))
     return parts
 
 

@@ -189,10 +189,6 @@ class LibraryPane(QWidget):
 
     # -- state from the window ------------------------------------------------------------------------
 
-    def query(self) -> tuple[str, bool]:
-        """What to search for: the search text and whether favourites only."""
-        return self.search.text(), self.favourites_only.isChecked()
-
     def loop_query(self) -> LoopQuery:
         """Everything the controls ask for: words, favourites, order and (while shown) the filters."""
         shown = not self.filters.isHidden()
@@ -224,14 +220,14 @@ class LibraryPane(QWidget):
 
     def empty_words(self) -> str:
         """Why the list is empty: nothing matches the search (or the favourites filter), or no loops yet."""
-        text, favourites_only = self.query()
-        if text.strip():
-            return f"No loops match “{text.strip()}”" + (" among your favourites" if favourites_only else "") + \
-                ": try fewer words."
         query = self.loop_query()
+        text = query.text.strip()
+        if text:
+            return f"No loops match “{text}”" + (" among your favourites" if query.favourites_only else "") + \
+                ": try fewer words."
         if query.bpm_min or query.bpm_max or query.bars or query.key:
             return "No loops match these filters: widen them, or turn Filters off."
-        if favourites_only:
+        if query.favourites_only:
             return "No favourites yet: press ♥ on a loop you like."
         return ("No loops yet. Type a prompt and press Ctrl+Enter: each loop lands here, ready to drag into your "
                 "DAW.")
